@@ -1,0 +1,50 @@
+//! `X-Amz-Target` → operation. Adding an operation is one file in `ops/` and one arm here.
+
+use crate::ops;
+use crate::ops::common::Req;
+use crate::state::AppState;
+use meridian_model::ApiError;
+use serde_json::Value;
+
+const OPERATIONS: &[&str] = &[
+    "CreateTable",
+    "DescribeTable",
+    "ListTables",
+    "DeleteTable",
+    "PutItem",
+    "GetItem",
+    "DeleteItem",
+    "UpdateItem",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "Query",
+    "Scan",
+];
+
+/// Whether `op` is an operation this server implements (for metric labels).
+pub fn is_known(op: &str) -> bool {
+    OPERATIONS.contains(&op)
+}
+
+/// Parses the body and runs the operation.
+pub async fn dispatch(state: &AppState, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    if !is_known(op) {
+        return Err(ApiError::UnknownOperation);
+    }
+    let req = Req::parse(body)?;
+    match op {
+        "CreateTable" => ops::create_table::handle(state, req).await,
+        "DescribeTable" => ops::describe_table::handle(state, req).await,
+        "ListTables" => ops::list_tables::handle(state, req).await,
+        "DeleteTable" => ops::delete_table::handle(state, req).await,
+        "PutItem" => ops::put_item::handle(state, req).await,
+        "GetItem" => ops::get_item::handle(state, req).await,
+        "DeleteItem" => ops::delete_item::handle(state, req).await,
+        "UpdateItem" => ops::update_item::handle(state, req).await,
+        "BatchGetItem" => ops::batch_get_item::handle(state, req).await,
+        "BatchWriteItem" => ops::batch_write_item::handle(state, req).await,
+        "Query" => ops::query::handle(state, req).await,
+        "Scan" => ops::scan::handle(state, req).await,
+        _ => Err(ApiError::UnknownOperation),
+    }
+}

@@ -1,0 +1,214 @@
+//! `CreateTable`.
+
+use super::common::{Req, missing, store_err};
+use super::describe::describe;
+use crate::state::AppState;
+use meridian_model::ApiError;
+use meridian_model::key::{KeyAttr, KeySchema, KeyType};
+use meridian_model::table::{Billing, TableMeta, TableStatus, check_table_name};
+use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn invalid(msg: &str) -> ApiError {
+    ApiError::validation(format!("One or more parameter values were invalid: {msg}"))
+}
+
+/// Parses `AttributeDefinitions`.
+fn attribute_definitions(req: &Req) -> Result<Vec<(String, KeyType)>, ApiError> {
+    let defs = req
+        .list("AttributeDefinitions")?
+        .ok_or_else(|| missing("attributeDefinitions"))?;
+    let mut out = Vec::with_capacity(defs.len());
+    for (i, d) in defs.iter().enumerate() {
+        let d = Req::nested(d, "AttributeDefinitions")?;
+        let name = d.req_str(
+            "AttributeName",
+            &format!("attributeDefinitions.{}.member.attributeName", i + 1),
+        )?;
+        let ty = d.req_str(
+            "AttributeType",
+            &format!("attributeDefinitions.{}.member.attributeType", i + 1),
+        )?;
+        let ty = KeyType::parse(ty).ok_or_else(|| {
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{ty}' at 'attributeDefinitions.{}.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]",
+                i + 1
+            ))
+        })?;
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(invalid("Duplicate AttributeName in AttributeDefinitions"));
+        }
+        out.push((name.to_owned(), ty));
+    }
+    Ok(out)
+}
+
+/// Parses `KeySchema` against the attribute definitions.
+pub(crate) fn key_schema(
+    list: Option<&Vec<Value>>,
+    defs: &[(String, KeyType)],
+    field: &str,
+) -> Result<KeySchema, ApiError> {
+    let list = list.ok_or_else(|| missing(field))?;
+    if list.is_empty() || list.len() > 2 {
+        let bound = if list.is_empty() {
+            "Member must have length greater than or equal to 1"
+        } else {
+            "Member must have length less than or equal to 2"
+        };
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{}' at '{field}' failed to satisfy constraint: {bound}",
+            Value::Array(list.clone())
+        )));
+    }
+    let mut elems = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let e = Req::nested(e, "KeySchema")?;
+        let name = e.req_str(
+            "AttributeName",
+            &format!("{field}.{}.member.attributeName", i + 1),
+        )?;
+        let kt = e.req_str("KeyType", &format!("{field}.{}.member.keyType", i + 1))?;
+        if kt != "HASH" && kt != "RANGE" {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{kt}' at '{field}.{}.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
+                i + 1
+            )));
+        }
+        elems.push((name.to_owned(), kt.to_owned()));
+    }
+    let attr = |name: &str| -> Result<KeyAttr, ApiError> {
+        let ty = defs.iter().find(|(n, _)| n == name).map(|(_, t)| *t).ok_or_else(|| {
+            let keys: Vec<&str> = elems.iter().map(|(n, _)| n.as_str()).collect();
+            let defined: Vec<&str> = defs.iter().map(|(n, _)| n.as_str()).collect();
+            invalid(&format!(
+                "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+                keys.join(", "),
+                defined.join(", ")
+            ))
+        })?;
+        Ok(KeyAttr {
+            name: name.to_owned(),
+            ty,
+        })
+    };
+    let (hash_name, hash_type) = &elems[0];
+    if hash_type != "HASH" {
+        return Err(ApiError::validation(
+            "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
+        ));
+    }
+    let hash = attr(hash_name)?;
+    let range = match elems.get(1) {
+        None => None,
+        Some((name, kt)) => {
+            if kt != "RANGE" {
+                return Err(ApiError::validation(
+                    "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+                ));
+            }
+            if name == hash_name {
+                return Err(ApiError::validation(
+                    "Invalid KeySchema: Both the Hash Key and the Range Key element in the KeySchema have the same name",
+                ));
+            }
+            Some(attr(name)?)
+        }
+    };
+    Ok(KeySchema { hash, range })
+}
+
+fn billing(req: &Req) -> Result<Billing, ApiError> {
+    let mode = req.str("BillingMode")?.unwrap_or("PROVISIONED");
+    let pt = req.map("ProvisionedThroughput")?;
+    match mode {
+        "PROVISIONED" => {
+            let pt = pt.ok_or_else(|| {
+                invalid("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
+            })?;
+            let units = |k: &str, wire: &str| -> Result<u64, ApiError> {
+                let v = pt
+                    .get(k)
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing(&format!("provisionedThroughput.{wire}")))?;
+                if v < 1 {
+                    return Err(ApiError::validation(format!(
+                        "1 validation error detected: Value '{v}' at 'provisionedThroughput.{wire}' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                    )));
+                }
+                Ok(v as u64)
+            };
+            Ok(Billing {
+                mode: mode.into(),
+                read_units: units("ReadCapacityUnits", "readCapacityUnits")?,
+                write_units: units("WriteCapacityUnits", "writeCapacityUnits")?,
+            })
+        }
+        "PAY_PER_REQUEST" => {
+            if pt.is_some() {
+                return Err(invalid(
+                    "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+                ));
+            }
+            Ok(Billing {
+                mode: mode.into(),
+                read_units: 0,
+                write_units: 0,
+            })
+        }
+        other => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'billingMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]"
+        ))),
+    }
+}
+
+fn uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Creates a table. Returns it `ACTIVE` at once (creation is synchronous here).
+pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+    let name = req.req_str("TableName", "tableName")?;
+    check_table_name(name, "tableName")?;
+    let defs = attribute_definitions(&req)?;
+    let schema = key_schema(req.list("KeySchema")?, &defs, "keySchema")?;
+    for idx in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+        if req.get(idx).is_some() {
+            return Err(ApiError::validation(format!(
+                "{idx} are not supported yet by Meridian"
+            )));
+        }
+    }
+    if defs.len() != schema.attrs().count() {
+        return Err(invalid(
+            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+        ));
+    }
+    let billing = billing(&req)?;
+    let created_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| (d.as_millis() as f64) / 1000.0)
+        .unwrap_or(0.0);
+    let meta = TableMeta {
+        name: name.to_owned(),
+        id: 0,
+        key_schema: schema,
+        attribute_definitions: defs,
+        created_at,
+        status: TableStatus::Active,
+        billing,
+        table_uuid: uuid(),
+        extra: Default::default(),
+    };
+    let t = state.store().create_table(meta).await.map_err(store_err)?;
+    Ok(json!({"TableDescription": describe(state, &t, None)}))
+}

@@ -1,0 +1,21 @@
+//! `DeleteTable`.
+
+use super::common::Req;
+use super::describe::describe;
+use crate::state::AppState;
+use meridian_model::ApiError;
+use meridian_model::error::table_not_found;
+use meridian_model::table::check_table_name;
+use meridian_storage::StoreError;
+use serde_json::{Value, json};
+
+/// Deletes a table; its items are purged in the background.
+pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+    let name = req.req_str("TableName", "tableName")?;
+    check_table_name(name, "tableName")?;
+    match state.store().delete_table(name).await {
+        Ok(t) => Ok(json!({"TableDescription": describe(state, &t, Some("DELETING"))})),
+        Err(StoreError::NoSuchTable(_)) => Err(table_not_found(name)),
+        Err(e) => Err(super::common::store_err(e)),
+    }
+}

@@ -1,0 +1,57 @@
+//! `PutItem`.
+
+use super::common::{
+    Placeholders, Req, condition, condition_failed, missing, refuse_reserved_attrs,
+    return_old_on_failure, return_values, store_err, table,
+};
+use crate::state::AppState;
+use meridian_expr::ExprKind;
+use meridian_model::size::check_item_size;
+use meridian_model::value::item_to_json;
+use meridian_model::{ApiError, Item};
+use meridian_storage::{Change, ChangeKind};
+use serde_json::{Value, json};
+
+/// Writes a whole item, optionally under a condition.
+pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+    let t = table(state, req.req_str("TableName", "tableName")?)?;
+    req.refuse_legacy(&["Expected", "ConditionalOperator"])?;
+    let item = req.item("Item")?.ok_or_else(|| missing("item"))?;
+    refuse_reserved_attrs(&item)?;
+    t.key_schema.key_of_item(&item)?;
+    check_item_size(&item)?;
+    let rv = return_values(&req, &["NONE", "ALL_OLD"])?;
+    let return_old = rv == "ALL_OLD";
+    let old_on_failure = return_old_on_failure(&req)?;
+    let ph = Placeholders::from_req(&req)?;
+    let attrs = ph.attrs()?;
+    let cond = condition(&req, "ConditionExpression", ExprKind::Condition, &attrs)?;
+    attrs.check_all_used()?;
+    let key = t.key_schema.encode(&item)?;
+
+    let table = t.clone();
+    let old: Option<Item> = state
+        .store()
+        .write(vec![(t, key.clone())], move |cur| {
+            let old = cur.first().and_then(|c| c.as_ref()).map(|s| &s.item);
+            if let Some(c) = &cond {
+                match c.eval(old) {
+                    Ok(true) => {}
+                    Ok(false) => return (vec![], Err(condition_failed(old, old_on_failure))),
+                    Err(e) => return (vec![], Err(e)),
+                }
+            }
+            let change = Change {
+                table,
+                key,
+                kind: ChangeKind::Put(item),
+            };
+            (vec![change], Ok(old.cloned()))
+        })
+        .await
+        .map_err(store_err)??;
+    Ok(match old {
+        Some(old) if return_old => json!({"Attributes": item_to_json(&old)}),
+        _ => json!({}),
+    })
+}

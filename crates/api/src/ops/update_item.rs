@@ -1,0 +1,97 @@
+//! `UpdateItem`.
+
+use super::common::{
+    Placeholders, Req, condition, condition_failed, missing, return_old_on_failure, return_values,
+    store_err, table,
+};
+use crate::state::AppState;
+use meridian_expr::{ExprKind, parse_update};
+use meridian_model::size::check_item_size;
+use meridian_model::value::item_to_json;
+use meridian_model::{ApiError, Item};
+use meridian_storage::{Change, ChangeKind};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+fn only(item: &Item, names: &BTreeSet<String>) -> Item {
+    item.iter()
+        .filter(|(k, _)| names.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Updates (or creates) one item with an `UpdateExpression`, optionally under a condition.
+pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+    let t = table(state, req.req_str("TableName", "tableName")?)?;
+    req.refuse_legacy(&["AttributeUpdates", "Expected", "ConditionalOperator"])?;
+    let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
+    t.key_schema.check_key(&key)?;
+    let rv = return_values(
+        &req,
+        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+    )?
+    .to_owned();
+    let old_on_failure = return_old_on_failure(&req)?;
+    let ph = Placeholders::from_req(&req)?;
+    let attrs = ph.attrs()?;
+    let update = req
+        .str("UpdateExpression")?
+        .map(|s| parse_update(s, &attrs))
+        .transpose()?;
+    if let Some(u) = &update {
+        u.refuse_key_updates(&t.key_schema)?;
+    }
+    let cond = condition(&req, "ConditionExpression", ExprKind::Condition, &attrs)?;
+    attrs.check_all_used()?;
+    let enc = t.key_schema.encode(&key)?;
+    let touched = update
+        .as_ref()
+        .map(|u| u.top_level_attrs())
+        .unwrap_or_default();
+
+    let table = t.clone();
+    let (old, new) = state
+        .store()
+        .write(vec![(t, enc.clone())], move |cur| {
+            let old = cur.first().and_then(|c| c.as_ref()).map(|s| &s.item);
+            if let Some(c) = &cond {
+                match c.eval(old) {
+                    Ok(true) => {}
+                    Ok(false) => return (vec![], Err(condition_failed(old, old_on_failure))),
+                    Err(e) => return (vec![], Err(e)),
+                }
+            }
+            let base = old.cloned().unwrap_or(key);
+            let new = match &update {
+                Some(u) => match u.apply(Some(&base)) {
+                    Ok(n) => n,
+                    Err(e) => return (vec![], Err(e)),
+                },
+                None => base,
+            };
+            if let Err(e) = check_item_size(&new) {
+                return (vec![], Err(e));
+            }
+            let change = Change {
+                table,
+                key: enc,
+                kind: ChangeKind::Put(new.clone()),
+            };
+            (vec![change], Ok((old.cloned(), new)))
+        })
+        .await
+        .map_err(store_err)??;
+    let attributes = match rv.as_str() {
+        "ALL_OLD" => old,
+        "UPDATED_OLD" => old.map(|o| only(&o, &touched)),
+        "ALL_NEW" => Some(new),
+        "UPDATED_NEW" => Some(only(&new, &touched)),
+        _ => None,
+    };
+    Ok(match attributes {
+        Some(a) if !(a.is_empty() && rv.starts_with("UPDATED")) => {
+            json!({"Attributes": item_to_json(&a)})
+        }
+        _ => json!({}),
+    })
+}

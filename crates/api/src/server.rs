@@ -1,0 +1,194 @@
+//! HTTP serving: the `POST /` DynamoDB endpoint and the one place errors become responses.
+
+use crate::admin;
+use crate::dispatch;
+use crate::metrics::{OpLabel, OpOutcome};
+use crate::state::AppState;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use meridian_model::ApiError;
+use meridian_sigv4::{RequestParts, SigV4Error};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+/// The region server's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(dynamodb).get(root))
+        .route("/health", get(admin::health))
+        .route("/metrics", get(admin::metrics))
+        .route("/admin/changelog", get(admin::changelog))
+        .route("/admin/drain", post(admin::drain))
+        .route("/admin/undrain", post(admin::undrain))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
+/// returns. The caller then shuts the store down (final sync).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn root(State(state): State<AppState>) -> impl IntoResponse {
+    format!("healthy: meridian {}", state.region())
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(0);
+
+fn request_id() -> String {
+    let n = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{t:016X}{n:020X}")
+}
+
+/// A DynamoDB JSON response with `x-amz-crc32` over the exact body bytes.
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let crc = crc32fast::hash(&body);
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(&crc.to_string()) {
+        h.insert("x-amz-crc32", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// The one place an [`ApiError`] becomes an HTTP response.
+pub fn error_response(err: &ApiError) -> Response {
+    if let ApiError::InternalServerError(detail) = err {
+        tracing::error!(error = %detail, "internal error");
+    }
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, err.to_body())
+}
+
+fn sigv4_error(e: SigV4Error) -> ApiError {
+    let msg = e.to_string();
+    match e.code() {
+        "MissingAuthenticationTokenException" => ApiError::MissingAuthenticationToken(msg),
+        "UnrecognizedClientException" => ApiError::UnrecognizedClient(msg),
+        "IncompleteSignatureException" => ApiError::IncompleteSignature(msg),
+        _ => ApiError::InvalidSignature(msg),
+    }
+}
+
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let hs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let parts = RequestParts {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &hs,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    meridian_sigv4::verify(&parts, body, &state.inner.config.keys, now)
+        .map(|_| ())
+        .map_err(sigv4_error)
+}
+
+async fn dynamodb(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
+    let metrics = &state.inner.metrics;
+
+    // Load shedding: refuse at once rather than queue without bound.
+    let Ok(_permit) = state.inner.in_flight.clone().try_acquire_owned() else {
+        metrics.throttled.inc();
+        return error_response(&ApiError::Throttling(
+            "Too many requests in flight; retry with backoff".into(),
+        ));
+    };
+    metrics.in_flight.inc();
+    let result = handle(&state, &method, &uri, &headers, body, &operation).await;
+    metrics.in_flight.dec();
+
+    let label = if dispatch::is_known(&operation) {
+        operation.clone()
+    } else {
+        "unknown".to_owned()
+    };
+    let outcome = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.code().to_owned(),
+    };
+    metrics
+        .requests
+        .get_or_create(&OpOutcome {
+            operation: label.clone(),
+            outcome,
+        })
+        .inc();
+    metrics
+        .latency
+        .get_or_create(&OpLabel { operation: label })
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    operation: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let limit = state.inner.config.max_body_bytes;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::validation(format!("Request size exceeded {limit} bytes")))?;
+    authenticate(state, method, uri, headers, &body)?;
+    if state.store().is_poisoned() {
+        return Err(ApiError::InternalServerError(
+            "store is stopped after a storage failure".into(),
+        ));
+    }
+    let value = dispatch::dispatch(state, operation, &body).await?;
+    serde_json::to_vec(&value).map_err(|e| ApiError::InternalServerError(e.to_string()))
+}

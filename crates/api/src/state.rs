@@ -1,0 +1,89 @@
+//! Shared state of one region server.
+
+use crate::metrics::ApiMetrics;
+use meridian_sigv4::KeyStore;
+use meridian_storage::Store;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Semaphore;
+
+/// Settings of the HTTP front end.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Most requests served at once; beyond it requests get `ThrottlingException` at once.
+    pub max_in_flight: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Access keys; empty = accept any well-formed signed request (like DynamoDB Local).
+    pub keys: KeyStore,
+    /// The region name, reported in ARNs.
+    pub region: String,
+}
+
+impl ApiConfig {
+    /// Defaults for a region.
+    pub fn new(region: impl Into<String>) -> Self {
+        Self {
+            max_in_flight: 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            keys: KeyStore::new(),
+            region: region.into(),
+        }
+    }
+}
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) config: ApiConfig,
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) draining: AtomicBool,
+    pub(crate) metrics: ApiMetrics,
+    pub(crate) registry: Registry,
+}
+
+impl AppState {
+    /// Builds the state and its metrics registry.
+    pub fn new(store: Store, config: ApiConfig) -> Self {
+        let mut registry = Registry::default();
+        let metrics = ApiMetrics::default();
+        metrics.register(&mut registry);
+        store.register_metrics(&mut registry);
+        Self {
+            inner: Arc::new(Inner {
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+                store,
+                config,
+                draining: AtomicBool::new(false),
+                metrics,
+                registry,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The region's name.
+    pub fn region(&self) -> &str {
+        &self.inner.config.region
+    }
+
+    /// Marks the region as draining (`/health` answers 503) or serving.
+    pub fn set_draining(&self, draining: bool) {
+        self.inner.draining.store(draining, Ordering::Release);
+    }
+
+    /// Whether the region is draining.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,161 @@
+//! `meridian region`: one region server.
+
+use anyhow::Context;
+use clap::Args;
+use meridian_api::{ApiConfig, AppState};
+use meridian_core::SystemClock;
+use meridian_storage::{Store, StoreOptions};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `meridian region`. Every flag may also come from `--config`; flags win.
+#[derive(Args, Debug)]
+pub struct RegionArgs {
+    /// Region name (e.g. `us-east`).
+    #[arg(long)]
+    region: Option<String>,
+    /// Address of the DynamoDB API, health and metrics.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory of the region's store.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A TOML file with the same settings (see `examples/region.toml`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// An access key as `ACCESS_KEY_ID:SECRET` (repeatable). With none, any well-formed signed
+    /// request is accepted.
+    #[arg(long = "access-key")]
+    access_keys: Vec<String>,
+    /// Most requests served at once before `ThrottlingException`.
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Log filter (`RUST_LOG` syntax).
+    #[arg(long, env = "MERIDIAN_LOG", default_value = "info")]
+    log: String,
+}
+
+/// `region.toml`: the region server's settings.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name.
+    pub region: Option<String>,
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Most requests in flight.
+    pub max_in_flight: Option<usize>,
+    /// Access keys.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKey>,
+}
+
+/// One access key.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret: String,
+}
+
+/// Reads and strictly parses a region config file.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<RegionConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+pub fn run(args: RegionArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let file = match &args.config {
+        Some(p) => load_config(p)?,
+        None => RegionConfig::default(),
+    };
+    let region = args
+        .region
+        .or(file.region)
+        .context("--region is required")?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(format!("./meridian-data/{region}")));
+    let mut config = ApiConfig::new(region.clone());
+    if let Some(n) = args.max_in_flight.or(file.max_in_flight) {
+        config.max_in_flight = n.max(1);
+    }
+    for k in &file.access_keys {
+        config.keys.insert(k.id.clone(), k.secret.clone());
+    }
+    for k in &args.access_keys {
+        let (id, secret) = k
+            .split_once(':')
+            .context("--access-key takes ACCESS_KEY_ID:SECRET")?;
+        config.keys.insert(id, secret);
+    }
+    if config.keys.is_empty() {
+        tracing::warn!(
+            "no access keys configured: accepting any well-formed signed request (like DynamoDB Local)"
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("meridian-rt")
+        .build()?;
+    runtime.block_on(async move {
+        let store = Store::open(StoreOptions::new(
+            &data_dir,
+            region.clone(),
+            SystemClock::new(),
+        ))
+        .with_context(|| format!("opening store in {}", data_dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%region, %addr, data_dir = %data_dir.display(), "region server listening");
+        println!("meridian region {region} listening on http://{addr}");
+        let state = AppState::new(store.clone(), config);
+        meridian_api::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("draining done; syncing store");
+        tokio::task::spawn_blocking(move || store.shutdown()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,24 @@
+use thiserror::Error;
+
+/// Errors of the storage layer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The engine failed; the store is poisoned and refuses all further work.
+    #[error("storage engine failure: {0}")]
+    Engine(#[from] fjall::Error),
+    /// An earlier failure poisoned the store.
+    #[error("store failed earlier and is stopped (fail-stop)")]
+    Poisoned,
+    /// A stored record could not be decoded: the store is corrupt.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The writer thread is gone (shutdown).
+    #[error("store is shut down")]
+    Closed,
+    /// A table with that name exists already.
+    #[error("table exists: {0}")]
+    TableExists(String),
+    /// No such table.
+    #[error("no such table: {0}")]
+    NoSuchTable(String),
+}

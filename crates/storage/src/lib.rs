@@ -1,0 +1,26 @@
+//! A region's durable store.
+//!
+//! Four fjall keyspaces hold the region's state (byte layouts in `docs/design/storage.md`):
+//! `meta` (tables, stats, counters), `items` (live items), `tombstones` (versions of deleted
+//! items, for last-writer-wins), and `changelog` (every change, by local sequence).
+//!
+//! **Write path.** All writes go through one writer thread ([`writer`]). A request hands the
+//! writer the keys it reads and a pure `decide` closure; the writer reads the current state
+//! (including changes earlier in the same group), calls `decide`, stamps each resulting change
+//! with an HLC version and the next change-log sequence, and adds item, tombstone, change-log
+//! entry and counters to one batch. Once the queue is drained (or the group is full) the batch
+//! is committed and fsynced once (group commit), and only then is every request in the group
+//! acknowledged. A failed commit or fsync poisons the store: nothing is acknowledged and every
+//! later call fails (fail-stop).
+//!
+//! **Reads** go straight to fjall and see every committed write.
+
+mod error;
+pub mod record;
+mod store;
+mod writer;
+
+pub use error::StoreError;
+pub use record::{ChangeEntry, ChangeOp, StoredItem};
+pub use store::{ChangeLogSummary, Store, StoreOptions, TableStats};
+pub use writer::{Change, ChangeKind, Decision};

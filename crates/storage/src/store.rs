@@ -1,0 +1,430 @@
+//! Opening and recovering the store, and the read side.
+
+use crate::error::StoreError;
+use crate::record::{self, ChangeEntry, StoredItem};
+use crate::writer::{self, Job, WriterMetrics};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use meridian_core::{Clock, Hlc, Timestamp};
+use meridian_model::table::TableMeta;
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::oneshot;
+
+pub(crate) const META_TABLE: &[u8] = b"t/";
+pub(crate) const META_STATS: &[u8] = b"s/";
+pub(crate) const META_DROPPED: &[u8] = b"d/";
+pub(crate) const META_HLC: &[u8] = b"hlc";
+pub(crate) const META_NEXT_TABLE_ID: &[u8] = b"next_table_id";
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Data directory.
+    pub path: PathBuf,
+    /// This region's name (stamped into every version and GTID).
+    pub region: String,
+    /// The physical clock under the HLC.
+    pub clock: Arc<dyn Clock>,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+    /// Most requests committed by one group commit.
+    pub max_group: usize,
+}
+
+impl StoreOptions {
+    /// Defaults for a data directory and region.
+    pub fn new(path: impl Into<PathBuf>, region: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            path: path.into(),
+            region: region.into(),
+            clock,
+            cache_bytes: 64 * 1024 * 1024,
+            max_group: 1024,
+        }
+    }
+}
+
+/// Approximate size of one table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Number of live items.
+    pub item_count: i64,
+    /// Sum of item sizes (DynamoDB's count), in bytes.
+    pub size_bytes: i64,
+}
+
+/// First and last sequence of the change log, and how many entries it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChangeLogSummary {
+    /// Lowest sequence present (0 if empty).
+    pub first: u64,
+    /// Highest sequence present (0 if empty).
+    pub last: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) region: String,
+    pub(crate) db: Database,
+    pub(crate) meta: Keyspace,
+    pub(crate) items: Keyspace,
+    pub(crate) tombstones: Keyspace,
+    pub(crate) log: Keyspace,
+    pub(crate) tables: RwLock<BTreeMap<String, Arc<TableMeta>>>,
+    pub(crate) stats: Mutex<HashMap<u64, TableStats>>,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) head: AtomicU64,
+    /// Jobs sent to the writer, and jobs it has taken: their difference is the queue depth.
+    pub(crate) submitted: AtomicU64,
+    pub(crate) taken: AtomicU64,
+    pub(crate) metrics: WriterMetrics,
+}
+
+impl Inner {
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(StoreError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn poison(&self, why: &dyn std::fmt::Display) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(error = %why, "store failed: refusing all further work (fail-stop)");
+        }
+    }
+}
+
+/// A region's store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+    tx: std::sync::mpsc::Sender<Job>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("region", &self.inner.region)
+            .finish()
+    }
+}
+
+fn open_ks(db: &Database, name: &str) -> Result<Keyspace, StoreError> {
+    Ok(db.keyspace(name, KeyspaceCreateOptions::default)?)
+}
+
+impl Store {
+    /// Opens (or creates) the store and starts its writer thread. Blocking.
+    pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&opts.path).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let db = Database::builder(&opts.path)
+            .cache_size(opts.cache_bytes)
+            .worker_threads(2)
+            .max_journaling_size(256 * 1024 * 1024)
+            .open()?;
+        let meta = open_ks(&db, "meta")?;
+        let items = open_ks(&db, "items")?;
+        let tombstones = open_ks(&db, "tombstones")?;
+        let log = open_ks(&db, "changelog")?;
+
+        let mut tables = BTreeMap::new();
+        for kv in meta.prefix(META_TABLE) {
+            let (_, v) = kv.into_inner()?;
+            let json = record::decode_json(&v)?;
+            let t: TableMeta = serde_json::from_value(json)
+                .map_err(|e| StoreError::Corrupt(format!("table meta: {e}")))?;
+            tables.insert(t.name.clone(), Arc::new(t));
+        }
+        let mut stats = HashMap::new();
+        for kv in meta.prefix(META_STATS) {
+            let (k, v) = kv.into_inner()?;
+            let id = u64_suffix(&k, META_STATS.len())?;
+            let (item_count, size_bytes) = record::decode_stats(&v)?;
+            stats.insert(
+                id,
+                TableStats {
+                    item_count,
+                    size_bytes,
+                },
+            );
+        }
+        let head = match log.last_key_value() {
+            Some(kv) => u64_suffix(&kv.key()?, 0)?,
+            None => 0,
+        };
+        let hlc_last = match meta.get(META_HLC)? {
+            Some(v) => Timestamp(record::decode_u64(&v)?),
+            None => Timestamp::ZERO,
+        };
+        let dropped: Vec<u64> = meta
+            .prefix(META_DROPPED)
+            .map(|kv| {
+                let k = kv.key()?;
+                u64_suffix(&k, META_DROPPED.len())
+            })
+            .collect::<Result<_, _>>()?;
+
+        tracing::info!(
+            path = %opts.path.display(),
+            tables = tables.len(),
+            changelog_head = head,
+            "store opened"
+        );
+        let inner = Arc::new(Inner {
+            region: opts.region.clone(),
+            db,
+            meta,
+            items,
+            tombstones,
+            log,
+            tables: RwLock::new(tables),
+            stats: Mutex::new(stats),
+            poisoned: AtomicBool::new(false),
+            head: AtomicU64::new(head),
+            submitted: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            metrics: WriterMetrics::default(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
+        let w_inner = inner.clone();
+        let max_group = opts.max_group.max(1);
+        let handle = std::thread::Builder::new()
+            .name("meridian-writer".into())
+            .spawn(move || writer::run(w_inner, rx, hlc, max_group))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start writer: {e}")))?;
+        for id in dropped {
+            writer::spawn_purge(inner.clone(), id);
+        }
+        Ok(Store {
+            inner,
+            tx,
+            writer: Arc::new(Mutex::new(Some(handle))),
+        })
+    }
+
+    /// This region's name.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// Whether the store has failed (fail-stop).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Registers the store's metrics.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.inner.metrics.register(registry);
+    }
+
+    pub(crate) fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.inner.check()?;
+        self.inner.submitted.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Write requests queued and not yet taken by the writer.
+    pub fn queue_depth(&self) -> usize {
+        let s = self.inner.submitted.load(Ordering::Acquire);
+        let t = self.inner.taken.load(Ordering::Acquire);
+        s.saturating_sub(t) as usize
+    }
+
+    /// Read-modify-write of items, serialized with every other write of the region and
+    /// durably committed before this returns.
+    ///
+    /// `decide` receives the current state of each `(table, key)` in `reads` (in order, seeing
+    /// every earlier write) and returns the changes to make and a value handed back to the
+    /// caller once the changes are durable. Returning no changes writes nothing.
+    pub async fn write<T, F>(
+        &self,
+        reads: Vec<(Arc<TableMeta>, Vec<u8>)>,
+        decide: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&[Option<StoredItem>]) -> (Vec<crate::writer::Change>, T) + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Write {
+            reads,
+            decide: Box::new(move |current: Vec<Option<StoredItem>>| {
+                let (changes, out) = decide(&current);
+                crate::writer::Decision {
+                    changes,
+                    complete: Box::new(move |res| {
+                        let _ = tx.send(res.map(|()| out));
+                    }),
+                }
+            }),
+        };
+        self.send(job)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Creates a table (its `id` is assigned here). Durable when this returns.
+    pub async fn create_table(&self, meta: TableMeta) -> Result<Arc<TableMeta>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::CreateTable { meta, reply: tx })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes a table; its items are purged in the background. Durable when this returns.
+    pub async fn delete_table(&self, name: &str) -> Result<Arc<TableMeta>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::DeleteTable {
+            name: name.to_owned(),
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Replaces a table's metadata (same id). Durable when this returns.
+    pub async fn update_table(
+        &self,
+        name: &str,
+        update: Box<dyn FnOnce(&mut TableMeta) + Send>,
+    ) -> Result<Arc<TableMeta>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::UpdateTable {
+            name: name.to_owned(),
+            update,
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<Arc<TableMeta>> {
+        self.inner
+            .tables
+            .read()
+            .ok()
+            .and_then(|t| t.get(name).cloned())
+    }
+
+    /// All table names, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.inner
+            .tables
+            .read()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Item count and size of a table.
+    pub fn stats(&self, table_id: u64) -> TableStats {
+        self.inner
+            .stats
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&table_id).copied())
+            .unwrap_or_default()
+    }
+
+    /// Reads one item. Blocking.
+    pub fn get(&self, table: &TableMeta, key: &[u8]) -> Result<Option<StoredItem>, StoreError> {
+        self.inner.check()?;
+        match self.inner.items.get(record::item_key(table.id, key))? {
+            Some(v) => Ok(Some(record::decode_item_record(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Iterates a table's items with storage keys in `(lower, upper)`, ascending or descending.
+    /// Keys are returned without the table prefix. Blocking.
+    pub fn range(
+        &self,
+        table: &TableMeta,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, StoredItem), StoreError>> + use<>, StoreError>
+    {
+        self.inner.check()?;
+        let id = table.id;
+        let prefix = id.to_be_bytes().to_vec();
+        let lo = match lower {
+            Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
+            Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
+            Bound::Unbounded => Bound::Included(prefix.clone()),
+        };
+        let hi = match upper {
+            Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
+            Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
+            Bound::Unbounded => match id.checked_add(1) {
+                Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+                None => Bound::Unbounded,
+            },
+        };
+        let iter = self.inner.items.range::<Vec<u8>, _>((lo, hi));
+        let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        Ok(iter.map(move |g| {
+            let (k, v) = g.into_inner()?;
+            let key = k.get(8..).unwrap_or_default().to_vec();
+            Ok((key, record::decode_item_record(&v)?))
+        }))
+    }
+
+    /// The highest change-log sequence.
+    pub fn head(&self) -> u64 {
+        self.inner.head.load(Ordering::Acquire)
+    }
+
+    /// Change-log entries from `from_seq` (inclusive), at most `limit`. Blocking.
+    pub fn changes(&self, from_seq: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
+        self.inner.check()?;
+        let mut out = Vec::new();
+        for kv in self.inner.log.range(from_seq.to_be_bytes()..).take(limit) {
+            let (k, v) = kv.into_inner()?;
+            let seq = u64_suffix(&k, 0)?;
+            out.push(record::decode_change(seq, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// First and last sequence in the change log. Blocking.
+    pub fn changelog_summary(&self) -> Result<ChangeLogSummary, StoreError> {
+        self.inner.check()?;
+        let first = match self.inner.log.first_key_value() {
+            Some(kv) => u64_suffix(&kv.key()?, 0)?,
+            None => 0,
+        };
+        Ok(ChangeLogSummary {
+            first,
+            last: self.head(),
+        })
+    }
+
+    /// Stops the writer after it has committed everything queued, and syncs. Blocking.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Job::Shutdown);
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(h) = w.take()
+        {
+            let _ = h.join();
+        }
+        if let Err(e) = self.inner.db.persist(PersistMode::SyncAll) {
+            tracing::error!(error = %e, "final sync failed");
+        }
+    }
+}
+
+pub(crate) fn u64_suffix(k: &[u8], at: usize) -> Result<u64, StoreError> {
+    let b: [u8; 8] = k
+        .get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt("short key".into()))?;
+    Ok(u64::from_be_bytes(b))
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs Meridian's whole test suite on a fresh machine: installs what the tests need, then the
+# Rust tests (unit, property, contract) and the black-box tests that drive the real binary with
+# boto3 over loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> installing test dependencies (pip: tests/python/requirements.txt)"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+echo "==> building the meridian binary"
+cargo build --quiet -p meridian
+
+echo "==> Rust tests"
+cargo test --quiet --workspace
+
+echo "==> black-box tests (real binary, boto3, loopback)"
+python3 -m pytest tests/python -q --timeout 600 -p no:cacheprovider
