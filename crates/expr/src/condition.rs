@@ -137,6 +137,7 @@ fn or(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
     while p.at_keyword("OR") {
         let l = need_cond(p, left)?;
         p.bump();
+        p.count_operator();
         let r = and(p)?;
         let r = need_cond(p, r)?;
         left = Node::new(Expr::Cond(Cond::Or(Box::new(l), Box::new(r))));
@@ -149,6 +150,7 @@ fn and(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
     while p.at_keyword("AND") {
         let l = need_cond(p, left)?;
         p.bump();
+        p.count_operator();
         let r = not(p)?;
         let r = need_cond(p, r)?;
         left = Node::new(Expr::Cond(Cond::And(Box::new(l), Box::new(r))));
@@ -158,6 +160,7 @@ fn and(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
 
 fn not(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
     if p.eat_keyword("NOT") {
+        p.count_operator();
         p.enter()?;
         let inner = not(p)?;
         p.leave();
@@ -191,6 +194,7 @@ fn rel(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
         if op != CmpOp::Eq && op != CmpOp::Ne {
             check_orderable(p, op.as_str(), [&l, &r]);
         }
+        p.count_operator();
         p.seal_condition();
         return Ok(Node::new(Expr::Cond(Cond::Cmp(op, l, r))));
     }
@@ -206,6 +210,7 @@ fn rel(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
         let hi = need_operand(p, hi)?;
         check_orderable(p, "BETWEEN", [&x, &lo, &hi]);
         check_between(p, &lo, &hi);
+        p.count_operator();
         p.seal_condition();
         return Ok(Node::new(Expr::Cond(Cond::Between(x, lo, hi))));
     }
@@ -227,11 +232,12 @@ fn rel(p: &mut Parser<'_, '_, '_>) -> Result<Node, ApiError> {
             p.diag(
                 Diag::OperandCount,
                 format!(
-                    "Too many operands for the IN operator; operator or function: IN, number of operands: {}",
+                    "The IN operator is provided with too many operands; number of operands: {}",
                     list.len()
                 ),
             );
         }
+        p.count_operator();
         p.seal_condition();
         return Ok(Node::new(Expr::Cond(Cond::In(x, list))));
     }
@@ -312,6 +318,7 @@ fn type_error(p: &mut Parser<'_, '_, '_>, f: &str, t: &str) {
 }
 
 fn function(p: &mut Parser<'_, '_, '_>, name: &str, mut args: Vec<Operand>) -> Expr {
+    p.count_operator();
     let (fname, arity): (&'static str, usize) = match name {
         "attribute_exists" => ("attribute_exists", 1),
         "attribute_not_exists" => ("attribute_not_exists", 1),

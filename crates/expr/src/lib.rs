@@ -20,15 +20,20 @@
 //! update.top_level_attrs();               // refuse key attributes before applying
 //! let new_item = update.apply(old_item.as_ref())?;
 //! proj.apply(&item);                      // -> projected Item
-//! key.sort.as_ref().map(|s| s.encoded_range());  // byte bounds over `encode_ordered`
+//! key.storage_range(&schema)?;            // (Bound, Bound) over KeySchema::encode keys
 //! ```
 //!
 //! Every error is an [`ApiError::Validation`] worded as DynamoDB words it, e.g.
-//! `Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "a ="`.
+//! `Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "= "` for `a = `. The API layer
+//! adds DynamoDB's `1 validation error detected: ` envelope where DynamoDB does.
 //!
-//! Modules: [`lexer`] (tokens) → [`parser`] (shared cursor, paths, placeholders, diagnostics)
-//! → one module per expression kind ([`condition`], [`key_condition`], [`projection`],
-//! [`update`]); [`eval`] and [`document`] evaluate; [`reserved`] lists the reserved words.
+//! Layout: `lexer` (tokens) → `parser` (shared cursor, paths, placeholders, the order in which
+//! DynamoDB reports problems) → one module per expression kind ([`condition`],
+//! [`key_condition`], [`projection`], [`update`] + [`update_apply`]); [`eval`] and [`document`]
+//! evaluate; [`reserved`] holds DynamoDB's 573 reserved words.
+//!
+//! Limits enforced: 4096 bytes per expression, 300 operators/functions per expression, 100
+//! operands for `IN`, 64 nested parentheses (ours: keeps the recursion bounded).
 
 pub mod ast;
 pub mod attrs;
@@ -36,8 +41,8 @@ pub mod condition;
 pub mod document;
 pub mod eval;
 pub mod key_condition;
-pub mod lexer;
-pub mod parser;
+mod lexer;
+mod parser;
 pub mod projection;
 pub mod reserved;
 pub mod update;

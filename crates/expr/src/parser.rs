@@ -20,6 +20,9 @@ pub const MAX_EXPRESSION_BYTES: usize = 4096;
 /// recursive descent's stack bounded).
 pub const MAX_NESTING: usize = 64;
 
+/// Most operators and function calls in one expression.
+pub const MAX_OPERATORS: usize = 300;
+
 /// Categories of semantic problems, each reported with its own message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Diag {
@@ -100,6 +103,8 @@ pub struct Parser<'s, 'a, 'b> {
     /// Words that are keywords in this kind of expression and so cannot name an attribute.
     keywords: &'static [&'static str],
     pub depth: usize,
+    /// Operators and function calls seen (DynamoDB allows [`MAX_OPERATORS`]).
+    operators: usize,
 }
 
 impl<'s, 'a, 'b> Parser<'s, 'a, 'b> {
@@ -128,6 +133,7 @@ impl<'s, 'a, 'b> Parser<'s, 'a, 'b> {
             diags: Default::default(),
             keywords,
             depth: 0,
+            operators: 0,
         })
     }
 
@@ -224,6 +230,11 @@ impl<'s, 'a, 'b> Parser<'s, 'a, 'b> {
         }
     }
 
+    /// Counts one operator or function call.
+    pub fn count_operator(&mut self) {
+        self.operators += 1;
+    }
+
     /// Ends one condition: if it is the first with a problem, its problem is the one reported.
     pub fn seal_condition(&mut self) {
         if self.diags[Diag::Condition.index()].is_some() {
@@ -237,6 +248,12 @@ impl<'s, 'a, 'b> Parser<'s, 'a, 'b> {
 
     /// After a successful parse: the most important recorded problem, if any.
     pub fn finish(&self) -> Result<(), ApiError> {
+        if self.operators > MAX_OPERATORS {
+            return Err(self.kind.error(&format!(
+                "The expression contains too many operators; operator count: {}",
+                self.operators
+            )));
+        }
         for d in priority(self.kind) {
             if let Some(msg) = &self.diags[d.index()] {
                 return Err(self.kind.error(msg));

@@ -194,6 +194,7 @@ fn set_value(p: &mut Parser<'_, '_, '_>) -> Result<SetValue, ApiError> {
         _ => return Ok(SetValue::Term(first)),
     };
     p.bump();
+    p.count_operator();
     let second = term(p)?;
     for t in [&first, &second] {
         if let Term::Value(v) = t
@@ -249,6 +250,7 @@ fn term(p: &mut Parser<'_, '_, '_>) -> Result<Term, ApiError> {
 }
 
 fn function(p: &mut Parser<'_, '_, '_>, name: &str, mut args: Vec<Term>) -> Term {
+    p.count_operator();
     let poison = Term::Value(AttributeValue::Null);
     if name != "if_not_exists" && name != "list_append" {
         p.diag(

@@ -71,10 +71,7 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<RegionConfig> {
 }
 
 pub fn run(args: RegionArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
-        .with_writer(std::io::stderr)
-        .init();
+    crate::init_logging(&args.log);
     let file = match &args.config {
         Some(p) => load_config(p)?,
         None => RegionConfig::default(),

@@ -9,7 +9,7 @@
 //!   between regions.
 //! - [`key`]: key schemas, key extraction and the order-preserving key encoding.
 //! - [`size`]: item size as DynamoDB counts it, and the limits.
-//! - [`error`]: [`ApiError`].
+//! - [`error`]: the API error type, [`ApiError`].
 //! - [`table`]: table metadata as stored and as described to clients.
 
 pub mod codec;

@@ -66,7 +66,7 @@ fn as_str<'a>(v: &'a Value, what: &str) -> Result<&'a str, ApiError> {
     v.as_str().ok_or_else(|| ser_err(what))
 }
 
-fn as_array<'a>(v: &'a Value) -> Result<&'a Vec<Value>, ApiError> {
+fn as_array(v: &Value) -> Result<&Vec<Value>, ApiError> {
     v.as_array().ok_or_else(|| ser_err("a list"))
 }
 

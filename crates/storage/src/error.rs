@@ -18,6 +18,9 @@ pub enum StoreError {
     /// A table with that name exists already.
     #[error("table exists: {0}")]
     TableExists(String),
+    /// A failure injected on purpose (tests and drills).
+    #[error("injected fault: {0}")]
+    Injected(&'static str),
     /// No such table.
     #[error("no such table: {0}")]
     NoSuchTable(String),

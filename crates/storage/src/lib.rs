@@ -22,5 +22,5 @@ mod writer;
 
 pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, StoredItem};
-pub use store::{ChangeLogSummary, Store, StoreOptions, TableStats};
+pub use store::{ChangeLogSummary, Store, StoreFaults, StoreOptions, TableStats};
 pub use writer::{Change, ChangeKind, Decision};

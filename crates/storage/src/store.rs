@@ -33,6 +33,15 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// Most requests committed by one group commit.
     pub max_group: usize,
+    /// Fault-injection switches (tests and drills only).
+    pub faults: Arc<StoreFaults>,
+}
+
+/// Switches that make the store fail on purpose, to test fail-stop behaviour.
+#[derive(Debug, Default)]
+pub struct StoreFaults {
+    /// The next group commit's fsync fails.
+    pub fail_next_sync: AtomicBool,
 }
 
 impl StoreOptions {
@@ -44,6 +53,7 @@ impl StoreOptions {
             clock,
             cache_bytes: 64 * 1024 * 1024,
             max_group: 1024,
+            faults: Arc::new(StoreFaults::default()),
         }
     }
 }
@@ -81,6 +91,7 @@ pub(crate) struct Inner {
     pub(crate) submitted: AtomicU64,
     pub(crate) taken: AtomicU64,
     pub(crate) metrics: WriterMetrics,
+    pub(crate) faults: Arc<StoreFaults>,
 }
 
 impl Inner {
@@ -190,6 +201,7 @@ impl Store {
             submitted: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             metrics: WriterMetrics::default(),
+            faults: opts.faults.clone(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
@@ -217,6 +229,11 @@ impl Store {
     /// Whether the store has failed (fail-stop).
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// The fault-injection switches of this store.
+    pub fn faults(&self) -> Arc<StoreFaults> {
+        self.inner.faults.clone()
     }
 
     /// Registers the store's metrics.
@@ -272,7 +289,10 @@ impl Store {
     /// Creates a table (its `id` is assigned here). Durable when this returns.
     pub async fn create_table(&self, meta: TableMeta) -> Result<Arc<TableMeta>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Job::CreateTable { meta, reply: tx })?;
+        self.send(Job::CreateTable {
+            meta: Box::new(meta),
+            reply: tx,
+        })?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

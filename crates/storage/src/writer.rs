@@ -58,7 +58,7 @@ pub(crate) enum Job {
         decide: DecideFn,
     },
     CreateTable {
-        meta: TableMeta,
+        meta: Box<TableMeta>,
         reply: Reply<Arc<TableMeta>>,
     },
     DeleteTable {
@@ -347,10 +347,11 @@ impl<'a> Group<'a> {
 
     fn create_table(
         &mut self,
-        mut meta: TableMeta,
+        meta: Box<TableMeta>,
         reply: Reply<Arc<TableMeta>>,
     ) -> Result<(), StoreError> {
         self.requests += 1;
+        let mut meta = *meta;
         if self.lookup_table(&meta.name).is_some() {
             let _ = reply.send(Err(StoreError::TableExists(meta.name)));
             return Ok(());
@@ -474,6 +475,9 @@ impl<'a> Group<'a> {
 }
 
 fn sync(inner: &Inner) -> Result<(), StoreError> {
+    if inner.faults.fail_next_sync.swap(false, Ordering::AcqRel) {
+        return Err(StoreError::Injected("fsync failure"));
+    }
     inner.db.persist(PersistMode::SyncData).map_err(Into::into)
 }
 
@@ -488,18 +492,21 @@ fn fail_all(done: Vec<Done>, err: impl Fn() -> StoreError) {
     }
 }
 
-fn fail_job(job: Job) {
+/// Refuses a job because the store is poisoned; returns whether it asked the writer to stop.
+fn fail_job(job: Job) -> bool {
     match job {
         Job::Write { reads, decide } => {
             let d = decide(vec![None; reads.len()]);
             (d.complete)(Err(StoreError::Poisoned));
+            false
         }
         Job::CreateTable { reply, .. }
         | Job::DeleteTable { reply, .. }
         | Job::UpdateTable { reply, .. } => {
             let _ = reply.send(Err(StoreError::Poisoned));
+            false
         }
-        Job::Shutdown => {}
+        Job::Shutdown => true,
     }
 }
 
@@ -516,7 +523,8 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         }
         inner.taken.fetch_add(jobs.len() as u64, Ordering::AcqRel);
         if inner.poisoned.load(Ordering::Acquire) {
-            jobs.into_iter().for_each(fail_job);
+            // `|` rather than `any`: every job must be answered.
+            shutdown = jobs.into_iter().map(fail_job).fold(false, |a, b| a | b);
             continue;
         }
         let mut group = Group::new(&inner);
@@ -549,7 +557,7 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         if let Err((e, done)) = result {
             inner.poison(&e);
             fail_all(done, || StoreError::Poisoned);
-            rest.for_each(fail_job);
+            shutdown |= rest.map(fail_job).fold(false, |a, b| a | b);
         }
     }
     tracing::info!("writer stopped");

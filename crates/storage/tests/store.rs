@@ -198,3 +198,55 @@ async fn delete_table_hides_and_purges_items_and_recreate_starts_empty() {
     assert_eq!(last[0].op, ChangeOp::Delete);
     assert!(store.get(&t2, &key).unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_poisons_the_store_and_acknowledges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = store.create_table(meta("f")).await.unwrap();
+    put(&store, &t, item("before", 1)).await;
+    store_faults(&store)
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let key = t.key_schema.encode(&item("during", 1)).unwrap();
+    let t2 = t.clone();
+    let r = store
+        .write(vec![(t.clone(), key.clone())], move |_| {
+            (
+                vec![Change {
+                    table: t2,
+                    key,
+                    kind: ChangeKind::Put(item("during", 1)),
+                }],
+                (),
+            )
+        })
+        .await;
+    assert!(
+        r.is_err(),
+        "a write whose fsync failed must not be acknowledged"
+    );
+    assert!(store.is_poisoned());
+    // everything after is refused, reads included
+    assert!(
+        store
+            .get(&t, &t.key_schema.encode(&item("before", 1)).unwrap())
+            .is_err()
+    );
+    assert!(store.create_table(meta("g")).await.is_err());
+    store.shutdown();
+    drop(store);
+    // after a restart, what was acknowledged is there
+    let store = open(dir.path());
+    let t = store.table("f").unwrap();
+    assert!(
+        store
+            .get(&t, &t.key_schema.encode(&item("before", 1)).unwrap())
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn store_faults(store: &Store) -> std::sync::Arc<meridian_storage::StoreFaults> {
+    store.faults()
+}

@@ -416,7 +416,10 @@ fn in_takes_at_most_100_operands() {
         &req.attrs(),
     )
     .expect_err("101");
-    assert!(msg(err).starts_with("Invalid FilterExpression: "));
+    assert_eq!(
+        msg(err),
+        "Invalid FilterExpression: The IN operator is provided with too many operands; number of operands: 101"
+    );
 }
 
 #[test]
@@ -450,4 +453,17 @@ fn placeholders_substitute_names_with_any_characters() {
     let c = parse_condition("#a.#b = :v", ExprKind::Condition, &req.attrs()).expect("parse");
     let item = item(&json!({"weird name.with[chars]": {"status": 1}}));
     assert!(c.eval(Some(&item)).expect("eval"));
+}
+
+#[test]
+fn at_most_300_operators() {
+    let req = Req::new(&[], &values());
+    // 150 comparisons joined by 149 ANDs: 299 operators.
+    let ok = vec!["a = :v"; 150].join(" AND ");
+    assert!(parse_condition(&ok, ExprKind::Filter, &req.attrs()).is_ok());
+    let over = vec!["a = :v"; 151].join(" AND ");
+    assert_eq!(
+        msg(parse_condition(&over, ExprKind::Filter, &req.attrs()).expect_err("301")),
+        "Invalid FilterExpression: The expression contains too many operators; operator count: 301"
+    );
 }

@@ -1,0 +1,295 @@
+//! The key-value workload: a `PutItem` phase, then a `GetItem` phase, over N connections.
+//!
+//! The two operations run as separate timed phases (like `redis-benchmark -t set,get`) so each
+//! gets its own clean throughput figure. The put phase writes keys `k0, k1, …` in order
+//! (wrapping at `--keys`), so the get phase can read random keys that all exist: every miss it
+//! reports is a lost write (or a put that failed), never an unwritten key. An optional
+//! unmeasured warm-up runs the same two phases first.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::client::{Connection, Endpoint};
+use crate::item::{Bodies, Rng, get_found};
+use crate::report::{KvReport, OpReport, new_histogram};
+use crate::sign::Signer;
+use crate::table::ensure_table;
+
+/// A request slower than this counts as an error and its connection is replaced; it also
+/// bounds how far a phase can overrun its deadline.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between reconnect attempts, so a dead server is not hammered in a hot loop.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// Options of `meridian bench kv`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KvArgs {
+    /// DynamoDB-JSON endpoint, http://host:port.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub endpoint: String,
+    /// Concurrent keep-alive connections, one request in flight on each.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Total measured time, split evenly between the PutItem and GetItem phases.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Size of the key space (k0 … k<K-1>).
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Length of the random string value of each item.
+    #[arg(long, default_value_t = 180)]
+    pub value_bytes: usize,
+    /// Unmeasured time before the measured phases, split like --duration-secs: lets a JIT
+    /// (DynamoDB Local, dynalite) compile its hot paths first.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_secs: u64,
+    /// Table to create (if missing) and use.
+    #[arg(long, default_value = "bench")]
+    pub table: String,
+    /// Print the report as JSON instead of a markdown table.
+    #[arg(long)]
+    pub json: bool,
+    /// Name of the target in the report (defaults to the endpoint).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// SigV4 access key id.
+    #[arg(long, default_value = "meridian")]
+    pub access_key: String,
+    /// SigV4 secret access key.
+    #[arg(long, default_value = "meridian")]
+    pub secret_key: String,
+    /// SigV4 signing region.
+    #[arg(long, default_value = "us-east-1")]
+    pub signing_region: String,
+}
+
+/// The operation a phase drives.
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Writes the next key of a shared counter, wrapping at `keys`.
+    Put { next_key: Arc<AtomicU64>, keys: u64 },
+    /// Reads a random key below `written`.
+    Get { written: u64 },
+}
+
+impl Phase {
+    fn operation(&self) -> &'static str {
+        match self {
+            Phase::Put { .. } => "PutItem",
+            Phase::Get { .. } => "GetItem",
+        }
+    }
+
+    fn body(&self, bodies: &Bodies, rng: &mut Rng) -> Bytes {
+        match self {
+            Phase::Put { next_key, keys } => {
+                let key = next_key.fetch_add(1, Ordering::Relaxed) % keys;
+                bodies.put_item(key, rng)
+            }
+            Phase::Get { written } => bodies.get_item(rng.below(*written)),
+        }
+    }
+}
+
+/// What one connection's task measured in one phase.
+struct WorkerStats {
+    hist: Histogram<u64>,
+    errors: u64,
+    misses: u64,
+    first_error: Option<String>,
+}
+
+/// Everything a connection task needs; shared read-only by all of them.
+struct Shared {
+    endpoint: Endpoint,
+    signer: Arc<Signer>,
+    bodies: Bodies,
+}
+
+/// Creates the table, then runs the put and get phases and reports both.
+pub async fn run_kv(args: &KvArgs) -> anyhow::Result<KvReport> {
+    if args.connections == 0 || args.duration_secs == 0 || args.keys == 0 {
+        bail!("--connections, --duration-secs and --keys must be at least 1");
+    }
+    let shared = Arc::new(Shared {
+        endpoint: Endpoint::parse(&args.endpoint)?,
+        signer: Arc::new(Signer::new(
+            &args.access_key,
+            &args.secret_key,
+            &args.signing_region,
+            "dynamodb",
+        )),
+        bodies: Bodies::new(&args.table, args.value_bytes)?,
+    });
+
+    let mut setup = Connection::open(&shared.endpoint, shared.signer.clone()).await?;
+    ensure_table(&mut setup, &args.table).await?;
+    drop(setup);
+
+    let mut conns = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        conns.push(Some(
+            Connection::open(&shared.endpoint, shared.signer.clone()).await?,
+        ));
+    }
+
+    let next_key = Arc::new(AtomicU64::new(0));
+    if args.warmup_secs > 0 {
+        let half = Duration::from_secs_f64(args.warmup_secs as f64 / 2.0);
+        (conns, _) = put_then_get(&shared, conns, &next_key, args.keys, half, 1).await?;
+    }
+    let half = Duration::from_secs_f64(args.duration_secs as f64 / 2.0);
+    let (_, [put_report, get_report]) =
+        put_then_get(&shared, conns, &next_key, args.keys, half, 3).await?;
+
+    Ok(KvReport {
+        target: args.label.clone().unwrap_or_else(|| args.endpoint.clone()),
+        endpoint: args.endpoint.clone(),
+        connections: args.connections,
+        warmup_secs: args.warmup_secs,
+        duration_secs: args.duration_secs,
+        keys: args.keys,
+        value_bytes: args.value_bytes,
+        ops: vec![put_report, get_report],
+    })
+}
+
+/// A put phase, then a get phase over the keys written so far, `time` each. `seed` and
+/// `seed + 1` seed the phases.
+async fn put_then_get(
+    shared: &Arc<Shared>,
+    conns: Vec<Option<Connection>>,
+    next_key: &Arc<AtomicU64>,
+    keys: u64,
+    time: Duration,
+    seed: u64,
+) -> anyhow::Result<(Vec<Option<Connection>>, [OpReport; 2])> {
+    let put = Phase::Put {
+        next_key: next_key.clone(),
+        keys,
+    };
+    let (conns, put_report) = run_phase(shared, conns, put, time, seed).await?;
+    let written = next_key.load(Ordering::Relaxed).min(keys);
+    if written == 0 {
+        bail!(
+            "no PutItem was sent; first error: {}",
+            put_report.first_error.as_deref().unwrap_or("none")
+        );
+    }
+    let get = Phase::Get { written };
+    let (conns, get_report) = run_phase(shared, conns, get, time, seed + 1).await?;
+    Ok((conns, [put_report, get_report]))
+}
+
+/// Drives `phase` on every connection for `time`, then merges what they measured. Returns the
+/// connections (reopened where they broke) for the next phase.
+async fn run_phase(
+    shared: &Arc<Shared>,
+    conns: Vec<Option<Connection>>,
+    phase: Phase,
+    time: Duration,
+    seed: u64,
+) -> anyhow::Result<(Vec<Option<Connection>>, OpReport)> {
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut tasks = JoinSet::new();
+    for (i, conn) in conns.into_iter().enumerate() {
+        let rng = Rng::new(seed << 32 | i as u64);
+        tasks.spawn(drive(shared.clone(), conn, phase.clone(), deadline, rng));
+    }
+
+    let mut hist = new_histogram()?;
+    let (mut errors, mut misses, mut first_error) = (0, 0, None);
+    let mut conns = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (conn, stats) = joined.context("benchmark task panicked")??;
+        hist.add(&stats.hist)?;
+        errors += stats.errors;
+        misses += stats.misses;
+        first_error = first_error.or(stats.first_error);
+        conns.push(conn);
+    }
+    let report = OpReport::new(
+        phase.operation(),
+        &hist,
+        errors,
+        misses,
+        start.elapsed(),
+        first_error,
+    );
+    if let Some(error) = &report.first_error {
+        eprintln!("{}: {} errors; first: {error}", report.op, report.errors);
+    }
+    Ok((conns, report))
+}
+
+/// One connection's loop: send, time, repeat until `deadline`. A broken connection counts one
+/// error and is reopened.
+async fn drive(
+    shared: Arc<Shared>,
+    mut conn: Option<Connection>,
+    phase: Phase,
+    deadline: Instant,
+    mut rng: Rng,
+) -> anyhow::Result<(Option<Connection>, WorkerStats)> {
+    let mut stats = WorkerStats {
+        hist: new_histogram()?,
+        errors: 0,
+        misses: 0,
+        first_error: None,
+    };
+    let operation = phase.operation();
+    while Instant::now() < deadline {
+        let Some(open) = conn.as_mut() else {
+            match Connection::open(&shared.endpoint, shared.signer.clone()).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    stats.error(format!("reconnect: {e:#}"));
+                    sleep(RECONNECT_PAUSE).await;
+                }
+            }
+            continue;
+        };
+        let body = phase.body(&shared.bodies, &mut rng);
+        let sent = Instant::now();
+        match timeout(REQUEST_TIMEOUT, open.call(operation, body)).await {
+            Ok(Ok(response)) if response.is_ok() => {
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                stats.hist.saturating_record(micros.max(1));
+                if matches!(phase, Phase::Get { .. }) && !get_found(&response.body) {
+                    stats.misses += 1;
+                }
+            }
+            Ok(Ok(response)) => {
+                stats.error(format!(
+                    "HTTP {}: {}",
+                    response.status,
+                    response.body_text()
+                ));
+            }
+            Ok(Err(e)) => {
+                stats.error(format!("{e:#}"));
+                conn = None;
+            }
+            Err(_) => {
+                stats.error(format!("no response within {REQUEST_TIMEOUT:?}"));
+                conn = None;
+            }
+        }
+    }
+    Ok((conn, stats))
+}
+
+impl WorkerStats {
+    fn error(&mut self, message: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(message);
+    }
+}

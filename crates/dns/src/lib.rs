@@ -1,0 +1,32 @@
+//! Meridian's authoritative policy DNS server, on hickory-server 0.26 with its own
+//! `RequestHandler`.
+//!
+//! Each query is answered per client: the client's location comes from its EDNS Client Subnet
+//! (else the source address) through `meridian-routing`'s locator, each target's health comes
+//! from a `meridian-health` snapshot, and the record set's Route 53-style policy picks the
+//! answer. Responses are authoritative, carry low TTLs, echo the ECS option with a scope prefix,
+//! and follow the usual authority rules: names outside our zones get REFUSED, missing names
+//! NXDOMAIN with the SOA, malformed messages FORMERR (hickory decodes; we never panic).
+//!
+//! Layers: [`config`] (strict TOML) → [`zone`] (compiled zones, pure answers) → [`handler`]
+//! (hickory glue, EDNS/ECS) → [`server`] (sockets) → [`args`] (the `meridian dns` role).
+
+pub mod args;
+pub mod config;
+pub mod handler;
+pub mod metrics;
+pub mod server;
+pub mod zone;
+
+pub use args::{DnsArgs, run, run_with};
+pub use config::{DnsConfig, RecordKind, RecordSetConfig, SoaConfig, ZoneConfig};
+pub use server::{DnsServer, serve};
+pub use zone::{Answer, Zones};
+
+/// Errors of the DNS layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// Invalid configuration.
+    #[error("dns config: {0}")]
+    Config(String),
+}

@@ -1,0 +1,109 @@
+//! `meridian gateway`: the CLI entry point the binary wires in.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use meridian_health::{AdminApi, HealthMonitor};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::config::GatewayConfig;
+use crate::proxy::Gateway;
+
+/// Arguments of `meridian gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Path of the gateway role's TOML configuration.
+    #[arg(long, short, env = "MERIDIAN_GATEWAY_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// Runs the gateway role (health checks, proxy, admin API) until Ctrl-C.
+pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.config.display()))?;
+    let config = GatewayConfig::from_toml(&text)?;
+    let running = RunningGateway::start(config).await?;
+    let _ = tokio::signal::ctrl_c().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// A started gateway: proxy, health checks and admin API, each a task.
+pub struct RunningGateway {
+    /// Where the proxy listens.
+    pub addr: SocketAddr,
+    /// Where the admin API listens, if configured.
+    pub admin_addr: Option<SocketAddr>,
+    /// The health monitor (tests and embedding code may override regions directly).
+    pub monitor: HealthMonitor,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn stopped(rx: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+impl RunningGateway {
+    /// Binds the listeners and starts every task.
+    pub async fn start(config: GatewayConfig) -> anyhow::Result<Self> {
+        let monitor = HealthMonitor::new(config.health.clone())?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let admin_listener = match config.admin_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
+        let gateway = Arc::new(Gateway::new(config, monitor.subscribe())?);
+        let mut registry = Registry::default();
+        monitor.register_metrics(&mut registry);
+        gateway.metrics().register(&mut registry);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn({
+            let monitor = monitor.clone();
+            let s = stopped(&stop_rx);
+            async move { monitor.run(s).await }
+        }));
+        tasks.push(tokio::spawn(
+            gateway.clone().serve(listener, stopped(&stop_rx)),
+        ));
+        if let Some(l) = admin_listener {
+            let nearest = gateway.router().nearest().to_vec();
+            let api = AdminApi {
+                monitor: monitor.clone(),
+                registry: Arc::new(registry),
+                status_hook: Some(Arc::new(
+                    move || serde_json::json!({ "regions_nearest_first": nearest }),
+                )),
+            };
+            tasks.push(tokio::spawn(api.serve(l, stopped(&stop_rx))));
+        }
+        tracing::info!(%addr, ?admin_addr, "gateway listening");
+        Ok(RunningGateway {
+            addr,
+            admin_addr,
+            monitor,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The gateway role's configuration: one strict struct, units in names.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use meridian_health::HealthConfig;
+use meridian_routing::{Continent, Country};
+use serde::{Deserialize, Serialize};
+
+use crate::GatewayError;
+
+/// Configuration of `meridian gateway`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address the DynamoDB API proxy listens on.
+    pub listen: SocketAddr,
+    /// Admin API (`/admin/status`, `/metrics`, drain/undrain/weight); off when unset.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// What a write does when its user's home region is unavailable.
+    #[serde(default)]
+    pub write_failover: WriteFailover,
+    /// Time to connect to a region before trying the next one.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time to wait for a region's response headers before giving up on it.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted (DynamoDB's own limit is 16 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Seed for weighted traffic shifts; random when unset.
+    #[serde(default)]
+    pub rng_seed: Option<u64>,
+    /// Health checks of the regions (endpoint names are region names).
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// The regions, each with its DynamoDB endpoint.
+    pub regions: Vec<RegionConfig>,
+    /// Home-region pinning.
+    #[serde(default)]
+    pub pinning: PinningConfig,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    500
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_body_bytes() -> usize {
+    16 * 1024 * 1024
+}
+
+/// Whether writes may leave their home region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteFailover {
+    /// Send the write to the next region in the failover order.
+    Allow,
+    /// Answer `ServiceUnavailableException`: writes stay in one place (no conflicts).
+    #[default]
+    Refuse,
+}
+
+/// One region behind the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name; also the name of its health endpoint.
+    pub name: String,
+    /// Base URL of its DynamoDB API, e.g. `http://10.1.0.10:8000`.
+    pub endpoint: String,
+    /// Round-trip time from this gateway; lower is nearer. Regions without it come last.
+    #[serde(default)]
+    pub latency_ms: Option<u32>,
+    /// Regions to try, in order, when this region is a user's home and is unavailable;
+    /// nearest-first when empty.
+    #[serde(default)]
+    pub failover_order: Vec<String>,
+}
+
+/// How requests are pinned to their user's home region.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinningConfig {
+    /// Header naming the user (checked first), e.g. `x-meridian-user`.
+    #[serde(default)]
+    pub user_header: Option<String>,
+    /// Table name → its partition key attribute, whose value names the user.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TablePinning>,
+    /// User → registration country.
+    #[serde(default)]
+    pub users: BTreeMap<String, Country>,
+    /// Registration country → home region.
+    #[serde(default)]
+    pub country_regions: BTreeMap<Country, String>,
+    /// Continent → home region, for countries not listed.
+    #[serde(default)]
+    pub continent_regions: BTreeMap<Continent, String>,
+}
+
+/// Pinning of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablePinning {
+    /// The partition key attribute holding the user id.
+    pub partition_key: String,
+}
+
+impl GatewayConfig {
+    /// Parses TOML and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, GatewayError> {
+        let config: GatewayConfig =
+            toml::from_str(text).map_err(|e| GatewayError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks cross-references: endpoints parse, regions are unique and have health endpoints,
+    /// failover orders and pinning name known regions.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        let bad = |m: String| Err(GatewayError::Config(m));
+        if self.regions.is_empty() {
+            return bad("at least one region is required".into());
+        }
+        let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
+        let known = |n: &str| names.contains(&n);
+        let health: Vec<&str> = self
+            .health
+            .endpoints
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        self.health
+            .validate()
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        for (i, r) in self.regions.iter().enumerate() {
+            if names[..i].contains(&r.name.as_str()) {
+                return bad(format!("region {:?} is listed twice", r.name));
+            }
+            let uri: hyper::Uri = r
+                .endpoint
+                .parse()
+                .map_err(|e| GatewayError::Config(format!("region {}: endpoint: {e}", r.name)))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return bad(format!(
+                    "region {}: endpoint must be http://host:port",
+                    r.name
+                ));
+            }
+            if !health.contains(&r.name.as_str()) {
+                return bad(format!(
+                    "region {}: no [[health.endpoints]] entry with this name",
+                    r.name
+                ));
+            }
+            if let Some(unknown) = r.failover_order.iter().find(|n| !known(n) || **n == r.name) {
+                return bad(format!(
+                    "region {}: failover_order names {unknown:?}",
+                    r.name
+                ));
+            }
+        }
+        let p = &self.pinning;
+        if let Some(region) = p
+            .country_regions
+            .values()
+            .chain(p.continent_regions.values())
+            .find(|r| !known(r))
+        {
+            return bad(format!("pinning names unknown region {region:?}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,298 @@
+//! The reverse proxy: reads a request, plans its regions, forwards it byte for byte, retries
+//! idempotent reads and applies the write-failover rule.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use meridian_health::HealthSnapshot;
+use meridian_routing::SplitMix64;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{GatewayConfig, WriteFailover};
+use crate::error::GatewayError;
+use crate::metrics::GatewayMetrics;
+use crate::operation::{is_idempotent_read, operation, partition_user};
+use crate::plan::Router;
+
+/// Body of every gateway response: a region's streamed body or a small error body.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Response header naming the region that answered.
+pub const REGION_HEADER: &str = "x-meridian-region";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): about one connection, never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+/// The proxy's shared state.
+pub struct Gateway {
+    config: GatewayConfig,
+    router: Router,
+    endpoints: Vec<(String, Uri)>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    health: watch::Receiver<Arc<HealthSnapshot>>,
+    rng_seed: u64,
+    rng_counter: AtomicU64,
+    metrics: GatewayMetrics,
+}
+
+enum Attempt {
+    Done(Response<Incoming>),
+    /// Failed before the request could have reached the region (safe to retry anything).
+    NotSent(String),
+    /// Failed after sending (only reads may be retried).
+    Failed(String),
+}
+
+impl Gateway {
+    /// Builds the proxy; `health` is the health monitor's snapshot channel.
+    pub fn new(
+        config: GatewayConfig,
+        health: watch::Receiver<Arc<HealthSnapshot>>,
+    ) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let endpoints = config
+            .regions
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.name.clone(),
+                    r.endpoint
+                        .parse::<Uri>()
+                        .map_err(|e| GatewayError::Config(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, GatewayError>>()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        let rng_seed = config.rng_seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            t.as_nanos() as u64
+        });
+        tracing::info!(rng_seed, "gateway: traffic-shift choices seeded");
+        Ok(Gateway {
+            router: Router::new(&config),
+            config,
+            endpoints,
+            client,
+            health,
+            rng_seed,
+            rng_counter: AtomicU64::new(0),
+            metrics: GatewayMetrics::default(),
+        })
+    }
+
+    /// The metrics handle.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
+    }
+
+    /// The router (static routing data).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    fn upstream_uri(&self, region: &str, path_and_query: Option<&str>) -> Option<Uri> {
+        let base = &self.endpoints.iter().find(|(n, _)| n == region)?.1;
+        let mut parts = base.clone().into_parts();
+        parts.path_and_query = Some(path_and_query.unwrap_or("/").parse().ok()?);
+        Uri::from_parts(parts).ok()
+    }
+
+    async fn attempt(
+        &self,
+        region: &str,
+        parts: &hyper::http::request::Parts,
+        body: &Bytes,
+    ) -> Attempt {
+        let Some(uri) = self.upstream_uri(region, parts.uri.path_and_query().map(|p| p.as_str()))
+        else {
+            return Attempt::NotSent(format!("no endpoint for region {region}"));
+        };
+        let mut req = Request::new(Full::new(body.clone()));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        // Every header as the client sent it — Host included — so SigV4 signatures still verify.
+        *req.headers_mut() = parts.headers.clone();
+        strip_hop_by_hop(req.headers_mut());
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Attempt::Done(resp),
+            Ok(Err(e)) if e.is_connect() => Attempt::NotSent(format!("{region}: connect: {e}")),
+            Ok(Err(e)) => Attempt::Failed(format!("{region}: {e}")),
+            Err(_) => Attempt::Failed(format!("{region}: no response within {timeout:?}")),
+        }
+    }
+
+    /// Handles one client request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let (parts, body) = req.into_parts();
+        // Buffered, not streamed: the partition key must be read before choosing a region, and
+        // a read must be replayable on another region. DynamoDB bodies are bounded (16 MiB).
+        let body = match Limited::new(body, self.config.max_body_bytes)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return GatewayError::Body(e.to_string()).to_response(),
+        };
+        let op = operation(
+            parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let read = is_idempotent_read(op);
+        let pinning = &self.config.pinning;
+        let user = pinning
+            .user_header
+            .as_deref()
+            .and_then(|h| parts.headers.get(h))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| partition_user(op?, &body, pinning));
+        let home = user
+            .as_deref()
+            .and_then(|u| self.router.home_region(u))
+            .map(str::to_string);
+        let snapshot = self.health.borrow().clone();
+        let n = self.rng_counter.fetch_add(1, Ordering::Relaxed);
+        let mut rng = SplitMix64::new(self.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let plan = self.router.plan(home.as_deref(), &snapshot, &mut rng);
+
+        let pinned_write = !read && self.config.write_failover == WriteFailover::Refuse;
+        let order: Vec<&String> = match (&home, pinned_write) {
+            (Some(home), true) if !plan.home_available => {
+                self.metrics.refused_write();
+                return GatewayError::HomeUnavailable(home.clone()).to_response();
+            }
+            (Some(home), true) => vec![home],
+            _ => plan.order.iter().collect(),
+        };
+
+        let mut last_error = None;
+        for (i, region) in order.iter().enumerate() {
+            let more = i + 1 < order.len();
+            match self.attempt(region, &parts, &body).await {
+                Attempt::Done(resp) if read && more && resp.status().is_server_error() => {
+                    tracing::debug!(%region, status = %resp.status(), "read failed; retrying on next region");
+                    self.metrics.attempt(region, "5xx_retried");
+                }
+                Attempt::Done(resp) => {
+                    self.metrics
+                        .attempt(region, if i == 0 { "ok" } else { "ok_after_failover" });
+                    return self.respond(region, resp);
+                }
+                Attempt::NotSent(e) if home.as_ref() == Some(*region) && pinned_write => {
+                    tracing::warn!(error = %e, "home region unreachable; write refused");
+                    self.metrics.refused_write();
+                    return GatewayError::HomeUnavailable((*region).clone()).to_response();
+                }
+                Attempt::NotSent(e) => {
+                    self.metrics.attempt(region, "not_sent");
+                    last_error = Some(e);
+                }
+                Attempt::Failed(e) if read => {
+                    self.metrics.attempt(region, "failed_retried");
+                    last_error = Some(e);
+                }
+                Attempt::Failed(e) => {
+                    tracing::warn!(error = %e, "write failed after it was sent");
+                    self.metrics.attempt(region, "write_in_doubt");
+                    return GatewayError::WriteInDoubt.to_response();
+                }
+            }
+        }
+        tracing::warn!(error = ?last_error, "no region could serve the request");
+        GatewayError::NoRegion.to_response()
+    }
+
+    fn respond(&self, region: &str, resp: Response<Incoming>) -> Response<ProxyBody> {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Ok(v) = HeaderValue::from_str(region) {
+            parts
+                .headers
+                .insert(HeaderName::from_static(REGION_HEADER), v);
+        }
+        Response::from_parts(parts, body.boxed())
+    }
+
+    /// Serves the proxy on `listener` until `shutdown`; open connections then get up to one
+    /// second to finish their requests.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let (closing_tx, closing_rx) = watch::channel(false);
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let stream = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "gateway accept failed");
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let gw = self.clone();
+            let mut closing = closing_rx.clone();
+            conns.spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let gw = gw.clone();
+                    async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = &mut conn => {}
+                    _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+            // Reap finished connections so the set does not grow without bound.
+            while conns.try_join_next().is_some() {}
+        }
+        let _ = closing_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        conns.shutdown().await;
+    }
+}

@@ -1,0 +1,133 @@
+//! A small HTTP admin API over a [`HealthMonitor`], shared by the DNS server and the gateway:
+//!
+//! | request | effect |
+//! |---|---|
+//! | `GET /admin/status` | JSON snapshot of every endpoint |
+//! | `GET /metrics` | Prometheus text |
+//! | `POST /admin/regions/{name}/drain` / `undrain` | weight 0 while others can serve / back |
+//! | `POST /admin/regions/{name}/down` / `up` | force unhealthy / follow checks again |
+//! | `POST /admin/regions/{name}/weight/{0-100}` | gradual traffic shift |
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::HealthError;
+use crate::monitor::HealthMonitor;
+use crate::snapshot::AdminState;
+
+/// Extra JSON a caller adds to `/admin/status` (e.g. the DNS server's query counters).
+pub type StatusHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the admin API serves.
+#[derive(Clone)]
+pub struct AdminApi {
+    /// The monitor the API reads and overrides.
+    pub monitor: HealthMonitor,
+    /// Registry rendered on `/metrics`.
+    pub registry: Arc<Registry>,
+    /// Extra status, rendered under `"extra"`.
+    pub status_hook: Option<StatusHook>,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    reply(status, "application/json", value.to_string())
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+impl AdminApi {
+    /// Handles one request (exposed so the gateway can mount it beside its proxy).
+    pub fn handle(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            (&Method::GET, ["admin", "status"]) => {
+                let snapshot = self.monitor.snapshot();
+                let mut body = serde_json::json!({ "health": &*snapshot });
+                if let Some(hook) = &self.status_hook {
+                    body["extra"] = hook();
+                }
+                json(StatusCode::OK, &body)
+            }
+            (&Method::GET, ["metrics"]) => {
+                let mut out = String::new();
+                match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+                    Ok(()) => reply(StatusCode::OK, "text/plain; version=0.0.4", out),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+                }
+            }
+            (&Method::POST, ["admin", "regions", name, action @ ..]) => {
+                let result = match action {
+                    ["drain"] => self.monitor.set_admin(name, AdminState::Drain),
+                    ["undrain"] | ["up"] => self.monitor.set_admin(name, AdminState::Auto),
+                    ["down"] => self.monitor.set_admin(name, AdminState::Down),
+                    ["weight", pct] => match pct.parse::<u8>() {
+                        Ok(pct) => self.monitor.set_weight(name, pct),
+                        Err(_) => Err(HealthError::InvalidWeightText(pct.to_string())),
+                    },
+                    _ => return error(StatusCode::NOT_FOUND, "unknown admin action"),
+                };
+                match result {
+                    Ok(()) => {
+                        let status = self.monitor.snapshot().endpoints.get(*name).cloned();
+                        json(
+                            StatusCode::OK,
+                            &serde_json::json!({ "region": name, "status": status }),
+                        )
+                    }
+                    Err(e @ HealthError::UnknownEndpoint(_)) => error(StatusCode::NOT_FOUND, e),
+                    Err(e) => error(StatusCode::BAD_REQUEST, e),
+                }
+            }
+            _ => error(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = &mut shutdown => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        continue;
+                    }
+                },
+            };
+            let api = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let resp = api.handle(req.method(), req.uri().path());
+                    async move { Ok::<_, Infallible>(resp) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "admin connection ended");
+                }
+            });
+        }
+    }
+}

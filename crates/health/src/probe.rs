@@ -1,0 +1,78 @@
+//! Running one check: the only code here that touches the network.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Check;
+
+/// Largest health body read when matching `expect_body`.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An HTTP client for checks. Connections are not pooled: each check opens a fresh one, so a
+/// region whose listener died is noticed even if an old keep-alive connection still works.
+#[derive(Clone)]
+pub struct Prober {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Default for Prober {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Prober {
+    /// A prober with its own connector.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        Prober { client }
+    }
+
+    /// Runs `check` within `timeout`. `Err` carries a short human-readable reason.
+    pub async fn probe(&self, check: &Check, timeout: Duration) -> Result<(), String> {
+        match tokio::time::timeout(timeout, self.probe_inner(check)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+        }
+    }
+
+    async fn probe_inner(&self, check: &Check) -> Result<(), String> {
+        match check {
+            Check::Tcp { addr } => tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map(drop)
+                .map_err(|e| format!("connect {addr}: {e}")),
+            Check::Http { uri, expect_body } => {
+                let resp = self
+                    .client
+                    .get(uri.clone())
+                    .await
+                    .map_err(|e| format!("GET {uri}: {e}"))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err(format!("GET {uri}: status {status}"));
+                }
+                if let Some(needle) = expect_body {
+                    let body = Limited::new(resp.into_body(), MAX_BODY_BYTES)
+                        .collect()
+                        .await
+                        .map_err(|e| format!("GET {uri}: body: {e}"))?
+                        .to_bytes();
+                    if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
+                        return Err(format!("GET {uri}: body does not contain {needle:?}"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
