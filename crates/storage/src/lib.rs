@@ -23,4 +23,4 @@ mod writer;
 pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, StoredItem};
 pub use store::{ChangeLogSummary, Store, StoreFaults, StoreOptions, TableStats};
-pub use writer::{Change, ChangeKind, Decision};
+pub use writer::{ApplyReport, Change, ChangeKind, Decision};

@@ -94,19 +94,24 @@ pub fn decode_item_record(b: &[u8]) -> Result<StoredItem, StoreError> {
     Ok(StoredItem { version, item })
 }
 
-/// `01 ‖ ts:u64be ‖ len(region) region`
-pub fn encode_tombstone(v: &Version) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
+/// `01 ‖ ts:u64be ‖ len(region) region ‖ seq:u64be` — the delete's version and the local
+/// change-log sequence that recorded it (the tombstone may be purged once every peer has
+/// acknowledged that sequence).
+pub fn encode_tombstone(v: &Version, seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
     out.push(FORMAT_V1);
     put_version(&mut out, v);
+    out.extend_from_slice(&seq.to_be_bytes());
     out
 }
 
-/// Decodes a tombstone record.
-pub fn decode_tombstone(b: &[u8]) -> Result<Version, StoreError> {
+/// Decodes a tombstone record into its version and local sequence.
+pub fn decode_tombstone(b: &[u8]) -> Result<(Version, u64), StoreError> {
     let mut r = Reader::new(b);
     check_format(&mut r, "tombstone")?;
-    read_version(&mut r)
+    let v = read_version(&mut r)?;
+    let seq = r.u64_be().map_err(|_| corrupt("tombstone"))?;
+    Ok((v, seq))
 }
 
 /// `01 ‖ len(origin) origin ‖ varint(origin_seq) ‖ len(table) table ‖ len(key) key ‖ version ‖
@@ -270,7 +275,8 @@ mod tests {
 
     #[test]
     fn unknown_format_is_refused() {
-        let mut b = encode_tombstone(&version());
+        let mut b = encode_tombstone(&version(), 3);
+        assert_eq!(decode_tombstone(&b).expect("decode"), (version(), 3));
         b[0] = 9;
         assert!(matches!(decode_tombstone(&b), Err(StoreError::Corrupt(_))));
         assert!(decode_item_record(&[]).is_err());

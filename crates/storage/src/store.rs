@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub(crate) taken: AtomicU64,
     pub(crate) metrics: WriterMetrics,
     pub(crate) faults: Arc<StoreFaults>,
+    /// The change-log head after each commit, for senders that tail the log.
+    pub(crate) head_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl Inner {
@@ -202,6 +204,7 @@ impl Store {
             taken: AtomicU64::new(0),
             metrics: WriterMetrics::default(),
             faults: opts.faults.clone(),
+            head_tx: tokio::sync::watch::Sender::new(head),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
@@ -395,6 +398,92 @@ impl Store {
             let key = k.get(8..).unwrap_or_default().to_vec();
             Ok((key, record::decode_item_record(&v)?))
         }))
+    }
+
+    /// Applies changes received from other regions (see the crate docs): durable when this
+    /// returns, with each origin's dedup watermark advanced in the same commit.
+    pub async fn apply_remote(
+        &self,
+        entries: Vec<ChangeEntry>,
+    ) -> Result<crate::writer::ApplyReport, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::ApplyRemote { entries, reply: tx })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The highest sequence of `origin` applied here (0 if none).
+    pub fn watermark(&self, origin: &str) -> Result<u64, StoreError> {
+        match self.inner.meta.get(crate::writer::watermark_key(origin))? {
+            Some(v) => record::decode_u64(&v),
+            None => Ok(0),
+        }
+    }
+
+    /// Every origin's watermark.
+    pub fn watermarks(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kv in self.inner.meta.prefix(b"w/") {
+            let (k, v) = kv.into_inner()?;
+            let origin = String::from_utf8_lossy(k.get(2..).unwrap_or_default()).into_owned();
+            out.insert(origin, record::decode_u64(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// The last sequence an outbound link's peer acknowledged (0 if none).
+    pub fn checkpoint(&self, link: &str) -> Result<u64, StoreError> {
+        match self.inner.meta.get(crate::writer::checkpoint_key(link))? {
+            Some(v) => record::decode_u64(&v),
+            None => Ok(0),
+        }
+    }
+
+    /// Persists an outbound link's checkpoint (durable when this returns).
+    pub async fn set_checkpoint(&self, link: &str, seq: u64) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::SetCheckpoint {
+            link: link.to_owned(),
+            seq,
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A receiver of the change-log head, updated after every group commit.
+    pub fn subscribe_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head_tx.subscribe()
+    }
+
+    /// The version of an item's current state, live or tombstone (for anti-entropy). Blocking.
+    pub fn item_version(
+        &self,
+        table: &TableMeta,
+        key: &[u8],
+    ) -> Result<Option<meridian_core::Version>, StoreError> {
+        self.inner.check()?;
+        let full = record::item_key(table.id, key);
+        if let Some(v) = self.inner.items.get(&full)? {
+            return Ok(Some(record::decode_item_record(&v)?.version));
+        }
+        match self.inner.tombstones.get(&full)? {
+            Some(v) => Ok(Some(record::decode_tombstone(&v)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Iterates a table's tombstones: `(storage key, version, local sequence)`. Blocking.
+    pub fn tombstones(
+        &self,
+        table: &TableMeta,
+    ) -> Result<Vec<(Vec<u8>, meridian_core::Version, u64)>, StoreError> {
+        self.inner.check()?;
+        let mut out = Vec::new();
+        for kv in self.inner.tombstones.prefix(table.id.to_be_bytes()) {
+            let (k, v) = kv.into_inner()?;
+            let (version, seq) = record::decode_tombstone(&v)?;
+            out.push((k.get(8..).unwrap_or_default().to_vec(), version, seq));
+        }
+        Ok(out)
     }
 
     /// The highest change-log sequence.

@@ -10,7 +10,9 @@ use meridian_core::{Gtid, Hlc, Version};
 use meridian_model::Item;
 use meridian_model::size::item_size;
 use meridian_model::table::TableMeta;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -49,6 +51,24 @@ pub struct Decision {
     pub(crate) complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
+/// What [`crate::Store::apply_remote`] did with a batch of replicated changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Changes applied (they won last-writer-wins).
+    pub applied: u64,
+    /// Changes at or below their origin's watermark: already applied, skipped.
+    pub duplicates: u64,
+    /// Changes that lost last-writer-wins against a newer local version.
+    pub stale: u64,
+    /// Changes that originated here and came back (loop prevention).
+    pub own: u64,
+    /// Changes for tables this region does not have.
+    pub missing_table: u64,
+    /// Conflicts by table: a write from another region replaced, or lost to, a version from a
+    /// different region.
+    pub conflicts: std::collections::BTreeMap<String, u64>,
+}
+
 type DecideFn = Box<dyn FnOnce(Vec<Option<StoredItem>>) -> Decision + Send>;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -70,6 +90,15 @@ pub(crate) enum Job {
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
         reply: Reply<Arc<TableMeta>>,
     },
+    ApplyRemote {
+        entries: Vec<ChangeEntry>,
+        reply: Reply<ApplyReport>,
+    },
+    SetCheckpoint {
+        link: String,
+        seq: u64,
+        reply: Reply<()>,
+    },
     Shutdown,
 }
 
@@ -81,6 +110,12 @@ pub(crate) struct WriterMetrics {
     commits: Counter,
     changes: Counter,
     head: Gauge,
+    pub(crate) conflicts: Family<TableLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TableLabel {
+    pub(crate) table: String,
 }
 
 impl Default for WriterMetrics {
@@ -95,6 +130,7 @@ impl Default for WriterMetrics {
             commits: Counter::default(),
             changes: Counter::default(),
             head: Gauge::default(),
+            conflicts: Family::default(),
         }
     }
 }
@@ -122,6 +158,11 @@ impl WriterMetrics {
             "Highest change-log sequence",
             self.head.clone(),
         );
+        r.register(
+            "meridian_replication_conflicts",
+            "Replicated writes that replaced, or lost to, a concurrent version from another region",
+            self.conflicts.clone(),
+        );
     }
 }
 
@@ -129,6 +170,8 @@ impl WriterMetrics {
 enum Done {
     Write(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
     Table(Reply<Arc<TableMeta>>, Arc<TableMeta>),
+    Applied(Reply<ApplyReport>, ApplyReport),
+    Unit(Reply<()>),
 }
 
 struct Group<'a> {
@@ -136,6 +179,10 @@ struct Group<'a> {
     batch: fjall::OwnedWriteBatch,
     /// Item state as of the changes so far in this group (full key → state).
     overlay: HashMap<Vec<u8>, Option<StoredItem>>,
+    /// Tombstones written by this group (full key → version).
+    tomb_overlay: HashMap<Vec<u8>, Version>,
+    /// Dedup watermarks read or advanced by this group (origin → sequence).
+    watermarks: HashMap<String, u64>,
     stats: HashMap<u64, TableStats>,
     dropped: HashSet<u64>,
     /// Table metadata changed by this group (name → new meta or None if deleted).
@@ -152,6 +199,8 @@ impl<'a> Group<'a> {
             inner,
             batch: inner.db.batch(),
             overlay: HashMap::new(),
+            tomb_overlay: HashMap::new(),
+            watermarks: HashMap::new(),
             stats: HashMap::new(),
             dropped: HashSet::new(),
             tables: HashMap::new(),
@@ -229,20 +278,59 @@ impl<'a> Group<'a> {
         Ok(())
     }
 
-    /// Applies a change accepted from a local client: new version, next sequence.
+    /// Applies a change accepted from a local client: a new version and the next sequence,
+    /// with this region as the GTID origin.
     fn apply_local(&mut self, change: &Change, hlc: &mut Hlc) -> Result<(), StoreError> {
-        let region = self.inner.region.clone();
         let version = Version {
             ts: hlc.now(),
-            region: region.clone(),
+            region: self.inner.region.clone(),
         };
+        let op = match &change.kind {
+            ChangeKind::Put(item) => ChangeOp::Put(item.clone()),
+            ChangeKind::Delete => ChangeOp::Delete,
+            ChangeKind::TtlDelete => ChangeOp::TtlDelete,
+        };
+        let gtid = Gtid {
+            origin: self.inner.region.clone(),
+            seq: self.head + 1,
+        };
+        self.record_change(&change.table, &change.key, version, gtid, op)
+    }
+
+    /// The version of an item's current state: its live version, or its tombstone's.
+    fn current_version(&mut self, full: &[u8]) -> Result<Option<Version>, StoreError> {
+        if let Some(state) = self.overlay.get(full) {
+            return Ok(match state {
+                Some(s) => Some(s.version.clone()),
+                None => self.tomb_overlay.get(full).cloned(),
+            });
+        }
+        if let Some(v) = self.inner.items.get(full)? {
+            return Ok(Some(record::decode_item_record(&v)?.version));
+        }
+        match self.inner.tombstones.get(full)? {
+            Some(v) => Ok(Some(record::decode_tombstone(&v)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes one change: item or tombstone, stats, and a change-log entry at the next local
+    /// sequence. The caller has decided the change wins.
+    fn record_change(
+        &mut self,
+        table: &TableMeta,
+        key: &[u8],
+        version: Version,
+        gtid: Gtid,
+        op: ChangeOp,
+    ) -> Result<(), StoreError> {
         self.head += 1;
         let seq = self.head;
-        let full = record::item_key(change.table.id, &change.key);
+        let full = record::item_key(table.id, key);
         let old = self.current(&full)?;
         let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
-        let (op, new_state) = match &change.kind {
-            ChangeKind::Put(item) => {
+        let new_state = match &op {
+            ChangeOp::Put(item) => {
                 let stored = StoredItem {
                     version: version.clone(),
                     item: item.clone(),
@@ -252,11 +340,13 @@ impl<'a> Group<'a> {
                     full.clone(),
                     record::encode_item_record(&stored),
                 );
-                if self.inner.tombstones.contains_key(&full)? {
+                if self.tomb_overlay.remove(&full).is_some()
+                    || self.inner.tombstones.contains_key(&full)?
+                {
                     self.batch.remove(&self.inner.tombstones, full.clone());
                 }
                 let new_size = item_size(item) as i64;
-                let st = self.stats_for(change.table.id);
+                let st = self.stats_for(table.id);
                 match old_size {
                     Some(s) => st.size_bytes += new_size - s,
                     None => {
@@ -264,36 +354,29 @@ impl<'a> Group<'a> {
                         st.size_bytes += new_size;
                     }
                 }
-                (ChangeOp::Put(item.clone()), Some(stored))
+                Some(stored)
             }
-            ChangeKind::Delete | ChangeKind::TtlDelete => {
+            ChangeOp::Delete | ChangeOp::TtlDelete => {
                 self.batch.remove(&self.inner.items, full.clone());
                 self.batch.insert(
                     &self.inner.tombstones,
                     full.clone(),
-                    record::encode_tombstone(&version),
+                    record::encode_tombstone(&version, seq),
                 );
+                self.tomb_overlay.insert(full.clone(), version.clone());
                 if let Some(s) = old_size {
-                    let st = self.stats_for(change.table.id);
+                    let st = self.stats_for(table.id);
                     st.item_count -= 1;
                     st.size_bytes -= s;
                 }
-                let op = if change.kind == ChangeKind::Delete {
-                    ChangeOp::Delete
-                } else {
-                    ChangeOp::TtlDelete
-                };
-                (op, None)
+                None
             }
         };
         let entry = ChangeEntry {
             seq,
-            gtid: Gtid {
-                origin: region,
-                seq,
-            },
-            table: change.table.name.clone(),
-            key: change.key.clone(),
+            gtid,
+            table: table.name.clone(),
+            key: key.to_vec(),
             version,
             op,
         };
@@ -304,6 +387,67 @@ impl<'a> Group<'a> {
         );
         self.overlay.insert(full, new_state);
         Ok(())
+    }
+
+    /// The highest sequence of `origin` applied here (dedup watermark).
+    fn watermark(&mut self, origin: &str) -> Result<u64, StoreError> {
+        if let Some(w) = self.watermarks.get(origin) {
+            return Ok(*w);
+        }
+        let w = match self.inner.meta.get(watermark_key(origin))? {
+            Some(v) => record::decode_u64(&v)?,
+            None => 0,
+        };
+        self.watermarks.insert(origin.to_owned(), w);
+        Ok(w)
+    }
+
+    /// Applies changes received from other regions: skips this region's own changes (loop
+    /// prevention) and anything at or below the origin's watermark (dedup), decides each
+    /// remaining change by last-writer-wins against the item's current version (live or
+    /// tombstone), and advances the watermark in the same commit.
+    fn apply_remote(
+        &mut self,
+        entries: Vec<ChangeEntry>,
+        hlc: &mut Hlc,
+    ) -> Result<ApplyReport, StoreError> {
+        self.requests += 1;
+        let mut report = ApplyReport::default();
+        for e in entries {
+            if e.gtid.origin == self.inner.region {
+                report.own += 1;
+                continue;
+            }
+            let wm = self.watermark(&e.gtid.origin)?;
+            if e.gtid.seq <= wm {
+                report.duplicates += 1;
+                continue;
+            }
+            self.watermarks.insert(e.gtid.origin.clone(), e.gtid.seq);
+            self.batch.insert(
+                &self.inner.meta,
+                watermark_key(&e.gtid.origin),
+                record::encode_u64(e.gtid.seq),
+            );
+            hlc.observe(e.version.ts);
+            let Some(table) = self.lookup_table(&e.table) else {
+                report.missing_table += 1;
+                continue;
+            };
+            let full = record::item_key(table.id, &e.key);
+            let current = self.current_version(&full)?;
+            if !meridian_core::lww_wins(&e.version, current.as_ref()) {
+                report.stale += 1;
+                *report.conflicts.entry(table.name.clone()).or_default() += 1;
+                continue;
+            }
+            if current.as_ref().is_some_and(|c| c.region != e.version.region) {
+                *report.conflicts.entry(table.name.clone()).or_default() += 1;
+            }
+            self.record_change(&table, &e.key, e.version, e.gtid, e.op)?;
+            report.applied += 1;
+        }
+        Ok(report)
     }
 
     fn next_table_id(&mut self) -> Result<u64, StoreError> {
@@ -445,6 +589,7 @@ impl<'a> Group<'a> {
         inner.metrics.changes.inc_by(changes);
         inner.metrics.head.set(self.head as i64);
         inner.head.store(self.head, Ordering::Release);
+        inner.head_tx.send_replace(self.head);
         if let Ok(mut s) = inner.stats.lock() {
             for id in &self.dropped {
                 s.remove(id);
@@ -468,6 +613,21 @@ impl<'a> Group<'a> {
                 Done::Table(reply, meta) => {
                     let _ = reply.send(Ok(meta));
                 }
+                Done::Applied(reply, report) => {
+                    for (table, n) in &report.conflicts {
+                        inner
+                            .metrics
+                            .conflicts
+                            .get_or_create(&TableLabel {
+                                table: table.clone(),
+                            })
+                            .inc_by(*n);
+                    }
+                    let _ = reply.send(Ok(report));
+                }
+                Done::Unit(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
             }
         }
         Ok(())
@@ -488,6 +648,12 @@ fn fail_all(done: Vec<Done>, err: impl Fn() -> StoreError) {
             Done::Table(reply, _) => {
                 let _ = reply.send(Err(err()));
             }
+            Done::Applied(reply, _) => {
+                let _ = reply.send(Err(err()));
+            }
+            Done::Unit(reply) => {
+                let _ = reply.send(Err(err()));
+            }
         }
     }
 }
@@ -503,6 +669,14 @@ fn fail_job(job: Job) -> bool {
         Job::CreateTable { reply, .. }
         | Job::DeleteTable { reply, .. }
         | Job::UpdateTable { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Poisoned));
+            false
+        }
+        Job::ApplyRemote { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Poisoned));
+            false
+        }
+        Job::SetCheckpoint { reply, .. } => {
             let _ = reply.send(Err(StoreError::Poisoned));
             false
         }
@@ -540,6 +714,21 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
                     update,
                     reply,
                 } => group.update_table(name, update, reply),
+                Job::ApplyRemote { entries, reply } => {
+                    group.apply_remote(entries, &mut hlc).map(|report| {
+                        group.done.push(Done::Applied(reply, report));
+                    })
+                }
+                Job::SetCheckpoint { link, seq, reply } => {
+                    group.requests += 1;
+                    group.batch.insert(
+                        &group.inner.meta,
+                        checkpoint_key(&link),
+                        record::encode_u64(seq),
+                    );
+                    group.done.push(Done::Unit(reply));
+                    Ok(())
+                }
                 Job::Shutdown => {
                     shutdown = true;
                     Ok(())
@@ -561,6 +750,20 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         }
     }
     tracing::info!("writer stopped");
+}
+
+/// Meta key of the dedup watermark of an origin: `w/<origin>`.
+pub(crate) fn watermark_key(origin: &str) -> Vec<u8> {
+    let mut k = b"w/".to_vec();
+    k.extend_from_slice(origin.as_bytes());
+    k
+}
+
+/// Meta key of an outbound link's checkpoint (last sequence the peer acknowledged): `l/<link>`.
+pub(crate) fn checkpoint_key(link: &str) -> Vec<u8> {
+    let mut k = b"l/".to_vec();
+    k.extend_from_slice(link.as_bytes());
+    k
 }
 
 fn table_meta_key(name: &str) -> Vec<u8> {

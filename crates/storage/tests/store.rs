@@ -250,3 +250,83 @@ async fn failed_fsync_poisons_the_store_and_acknowledges_nothing() {
 fn store_faults(store: &Store) -> std::sync::Arc<meridian_storage::StoreFaults> {
     store.faults()
 }
+
+fn open_as(dir: &std::path::Path, region: &str) -> Store {
+    Store::open(StoreOptions::new(dir, region, SystemClock::new())).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open_as(da.path(), "a");
+    let b = open_as(db.path(), "b");
+    let ta = a.create_table(meta("r")).await.unwrap();
+    let tb = b.create_table(meta("r")).await.unwrap();
+    put(&a, &ta, item("k1", 1)).await;
+    put(&a, &ta, item("k2", 2)).await;
+    let from_a = a.changes(1, 100).unwrap();
+
+    // first delivery applies; a duplicate delivery (resend after a lost ack) is skipped
+    let r1 = b.apply_remote(from_a.clone()).await.unwrap();
+    assert_eq!((r1.applied, r1.duplicates), (2, 0));
+    let r2 = b.apply_remote(from_a.clone()).await.unwrap();
+    assert_eq!((r2.applied, r2.duplicates), (0, 2));
+    assert_eq!(b.watermark("a").unwrap(), 2);
+    assert_eq!(b.stats(tb.id).item_count, 2);
+    // the replicated entries keep their GTIDs in b's log
+    let log_b = b.changes(1, 100).unwrap();
+    assert_eq!(log_b.iter().map(|e| e.gtid.clone()).collect::<Vec<_>>(),
+               from_a.iter().map(|e| e.gtid.clone()).collect::<Vec<_>>());
+
+    // loop prevention: a's own changes coming back from b are ignored by a
+    let back = a.apply_remote(log_b).await.unwrap();
+    assert_eq!((back.own, back.applied), (2, 0));
+
+    // a later write in b (after observing a's) wins in a, even if a's clock were ahead
+    put(&b, &tb, item("k1", 100)).await;
+    let newest_b = b.changes(b.head(), 1).unwrap();
+    let r = a.apply_remote(newest_b).await.unwrap();
+    assert_eq!(r.applied, 1);
+    let k1 = ta.key_schema.encode(&item("k1", 0)).unwrap();
+    assert_eq!(a.get(&ta, &k1).unwrap().unwrap().item["v"], AttributeValue::N(100.into()));
+
+    // an older write arriving late loses and is counted as a conflict
+    let stale = vec![meridian_storage::ChangeEntry {
+        seq: 0,
+        gtid: meridian_core::Gtid { origin: "c".into(), seq: 1 },
+        table: "r".into(),
+        key: k1.clone(),
+        version: meridian_core::Version { ts: meridian_core::Timestamp(1), region: "c".into() },
+        op: ChangeOp::Put(item("k1", -1)),
+    }];
+    let r = a.apply_remote(stale).await.unwrap();
+    assert_eq!((r.applied, r.stale), (0, 1));
+    assert_eq!(r.conflicts.get("r"), Some(&1));
+
+    // a replicated delete leaves a tombstone that beats older puts
+    let t_a = ta.clone();
+    let k2 = ta.key_schema.encode(&item("k2", 0)).unwrap();
+    let k2c = k2.clone();
+    a.write(vec![(ta.clone(), k2.clone())], move |_| {
+        (vec![Change { table: t_a, key: k2c, kind: ChangeKind::Delete }], ())
+    })
+    .await
+    .unwrap();
+    let del = a.changes(a.head(), 1).unwrap();
+    assert_eq!(b.apply_remote(del).await.unwrap().applied, 1);
+    let tk2 = tb.key_schema.encode(&item("k2", 0)).unwrap();
+    assert!(b.get(&tb, &tk2).unwrap().is_none());
+    let old_put = from_a.iter().find(|e| e.key == k2).unwrap().clone();
+    let resurrect = meridian_storage::ChangeEntry { gtid: meridian_core::Gtid { origin: "c".into(), seq: 2 }, ..old_put };
+    assert_eq!(b.apply_remote(vec![resurrect]).await.unwrap().stale, 1);
+    assert!(b.get(&tb, &tk2).unwrap().is_none(), "a tombstone must beat an older put");
+    assert_eq!(b.tombstones(&tb).unwrap().len(), 1);
+
+    // watermarks and checkpoints survive a restart
+    b.set_checkpoint("b->a", 7).await.unwrap();
+    b.shutdown();
+    drop(b);
+    let b = open_as(db.path(), "b");
+    assert_eq!(b.checkpoint("b->a").unwrap(), 7);
+    assert_eq!(b.watermark("a").unwrap(), a.head());
+}
