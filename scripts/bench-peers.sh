@@ -2,11 +2,18 @@
 # Benchmarks Meridian's comparison peers (and Meridian itself) on this machine, loopback only.
 #
 #   scripts/bench-peers.sh install                   install the peers (idempotent)
-#   scripts/bench-peers.sh dynamodb-local            DynamoDB Local, driven by meridian-bench kv
-#   scripts/bench-peers.sh dynalite                  dynalite, driven by meridian-bench kv
+#   scripts/bench-peers.sh dynamodb-local            DynamoDB Local, driven by `meridian bench kv`
+#   scripts/bench-peers.sh dynalite                  dynalite, driven by `meridian bench kv`
 #   scripts/bench-peers.sh redis                     redis-server, driven by redis-benchmark
 #   scripts/bench-peers.sh meridian                  a Meridian region server (target/release/meridian)
-#   scripts/bench-peers.sh all                       install, then every peer (and meridian if built)
+#   scripts/bench-peers.sh machine                   nproc, lscpu, free -h, peer versions
+#   scripts/bench-peers.sh compare                   the side-by-side comparison: ROUNDS rounds of
+#                                                    DynamoDB Local, dynalite, Redis and Meridian at
+#                                                    CONNECTIONS, plus Redis and Meridian at
+#                                                    HIGH_CONNECTIONS, interleaved; then summarize
+#   scripts/bench-peers.sh summarize                 medians, spreads and Meridian/peer ratios of
+#                                                    the runs in OUT_DIR -> OUT_DIR/summary.md
+#   scripts/bench-peers.sh all                       install, machine, compare
 #   scripts/bench-peers.sh run-in-dynamodb-local-ns CMD...
 #                                                    start DynamoDB Local in its own network
 #                                                    namespace and run CMD inside that namespace
@@ -15,13 +22,22 @@
 #
 # Environment knobs (defaults in brackets):
 #   CONNECTIONS [32]  DURATION_SECS [10] (split evenly between PutItem and GetItem)
+#   HIGH_CONNECTIONS [128]  second concurrency for Redis and Meridian in `compare` (empty: skip)
+#   ROUNDS [3]  rounds of `compare` (report the median and the spread)
 #   WARMUP_SECS [4]  unmeasured warm-up (JVM and V8 JITs) before the measured phases
 #   KEYS [100000]  VALUE_BYTES [180]  REDIS_REQUESTS [300000]
 #   OUT_DIR [bench-out/peers]  raw outputs and server logs
-#   BENCH_CMD  the load generator; default: target/release/examples/kv (built if missing).
-#              Once the main binary has it: BENCH_CMD="target/release/meridian bench kv"
+#   BENCH_CMD  the load generator; default: "target/release/meridian bench kv" if that binary
+#              exists, else target/release/examples/kv (built if missing)
 #   MERIDIAN_BIN [target/release/meridian]  MERIDIAN_PORT [8600]
 #   DDB_LOCAL_IN_MEMORY [0]  1: run DynamoDB Local with -inMemory instead of its on-disk default
+#   QUIET_BUSY_PCT [20]  before every run, wait until the machine's CPUs are less busy than this
+#                        (other users; sampled over 3 s from /proc/stat) ...
+#   QUIET_WAIT_SECS [300] ... but at most this long, then run anyway (and say so)
+#
+# Every run leaves OUT_DIR/<slug>.{cmd,json|csv,md,env}; <slug> names the target, the connection
+# count and the round (e.g. meridian-region-c32-r2). The .env file records the machine's load
+# before the run and the CPU seconds the server and the load generator used during it.
 #
 # Every server listens on loopback only. DynamoDB Local has no bind-address option and listens
 # on every interface, so it runs in a private network namespace that has nothing but `lo`, and
@@ -33,6 +49,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS_DIR="$ROOT/.bench-peers"
 OUT_DIR="${OUT_DIR:-$ROOT/bench-out/peers}"
 CONNECTIONS="${CONNECTIONS:-32}"
+HIGH_CONNECTIONS="${HIGH_CONNECTIONS-128}"
+ROUNDS="${ROUNDS:-3}"
+ROUND="${ROUND:-}"
+QUIET_BUSY_PCT="${QUIET_BUSY_PCT:-20}"
+QUIET_WAIT_SECS="${QUIET_WAIT_SECS:-300}"
 DURATION_SECS="${DURATION_SECS:-10}"
 WARMUP_SECS="${WARMUP_SECS:-4}"
 KEYS="${KEYS:-100000}"
@@ -154,6 +175,8 @@ bench_cmd() {
   if [[ -n "${BENCH_CMD:-}" ]]; then
     # shellcheck disable=SC2206 # word-splitting a command line is intended
     BENCH=($BENCH_CMD)
+  elif [[ -x "$MERIDIAN_BIN" ]]; then
+    BENCH=("$MERIDIAN_BIN" bench kv)
   else
     if [[ ! -x "$DEFAULT_BENCH_BIN" ]]; then
       log "building the load generator (cargo build --release -p meridian-bench --example kv)"
@@ -163,10 +186,89 @@ bench_cmd() {
   fi
 }
 
-# kv_bench LABEL ENDPOINT [NS_PID]: runs the load generator, keeping its JSON and markdown.
+# run_slug LABEL: the output name of one run: label, connection count, round.
+run_slug() {
+  local slug
+  slug="$(echo "$1" | tr 'A-Z ' 'a-z-')-c$CONNECTIONS"
+  if [[ -n "$ROUND" ]]; then slug+="-r$ROUND"; fi
+  echo "$slug"
+}
+
+# busy_pct: percentage of all CPUs' time spent busy over the next 3 s (every process on the box).
+busy_pct() {
+  local a b
+  read -r -a a < <(head -n 1 /proc/stat)
+  sleep 3
+  read -r -a b < <(head -n 1 /proc/stat)
+  # cpu user nice system idle iowait irq softirq steal ...
+  local busy=0 total=0 i d
+  for i in 1 2 3 4 5 6 7 8; do
+    d=$((b[i] - a[i]))
+    total=$((total + d))
+    if [[ $i != 4 && $i != 5 ]]; then busy=$((busy + d)); fi
+  done
+  echo $((total > 0 ? 100 * busy / total : 0))
+}
+
+# wait_quiet: until the other users of the machine leave it mostly idle (see QUIET_BUSY_PCT),
+# at most QUIET_WAIT_SECS. Sets QUIET_BUSY (the last sample) and QUIET_WAITED.
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT_SECS)) start=$SECONDS
+  while :; do
+    QUIET_BUSY="$(busy_pct)"
+    if ((QUIET_BUSY < QUIET_BUSY_PCT)); then break; fi
+    if ((SECONDS >= deadline)); then
+      log "machine still ${QUIET_BUSY}% busy after ${QUIET_WAIT_SECS}s: running anyway"
+      break
+    fi
+    log "machine ${QUIET_BUSY}% busy (others building?): waiting"
+    sleep 10
+  done
+  QUIET_WAITED=$((SECONDS - start))
+}
+
+# cpu_secs PID: user + system CPU seconds PID has used so far.
+cpu_secs() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
+  # Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+  stat="${stat##*) }"
+  local f
+  read -r -a f <<<"$stat"
+  awk -v u="${f[11]}" -v s="${f[12]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (u + s) / hz }'
+}
+
+# timed SERVER_PID SLUG CMD...: waits for a quiet machine, runs CMD (stdout kept by the caller),
+# and writes OUT_DIR/SLUG.env: load before the run, server and client CPU seconds during it.
+timed() {
+  local server_pid=$1 slug=$2
+  shift 2
+  wait_quiet
+  local load_before server_before server_after client_cpu rc=0 started=$SECONDS
+  load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+  server_before="$(cpu_secs "$server_pid")"
+  local TIMEFORMAT='%U %S'
+  { time "$@" 2>"$OUT_DIR/$slug.stderr"; } 2>"$OUT_DIR/$slug.time" || rc=$?
+  server_after="$(cpu_secs "$server_pid")"
+  client_cpu="$(awk '{ printf "%.2f", $1 + $2 }' "$OUT_DIR/$slug.time")"
+  {
+    echo "loadavg_before=\"$load_before\""
+    echo "others_busy_pct_before=$QUIET_BUSY"
+    echo "waited_for_quiet_secs=$QUIET_WAITED"
+    echo "wall_secs=$((SECONDS - started))"
+    echo "server_cpu_secs=$(awk -v a="$server_before" -v b="$server_after" 'BEGIN { printf "%.2f", b - a }')"
+    echo "client_cpu_secs=$client_cpu"
+  } >"$OUT_DIR/$slug.env"
+  cat "$OUT_DIR/$slug.stderr" >&2
+  rm -f "$OUT_DIR/$slug.time"
+  return "$rc"
+}
+
+# kv_bench LABEL ENDPOINT SERVER_PID [NS_PID]: runs the load generator, keeping its JSON and
+# markdown.
 kv_bench() {
-  local label=$1 endpoint=$2 ns_pid=${3:-} slug
-  slug="$(echo "$label" | tr 'A-Z ' 'a-z-')"
+  local label=$1 endpoint=$2 server_pid=$3 ns_pid=${4:-} slug
+  slug="$(run_slug "$label")"
   bench_cmd
   local cmd=("${BENCH[@]}" --endpoint "$endpoint" --connections "$CONNECTIONS"
     --warmup-secs "$WARMUP_SECS" --duration-secs "$DURATION_SECS" --keys "$KEYS" --value-bytes "$VALUE_BYTES"
@@ -175,8 +277,8 @@ kv_bench() {
   log "running: $(printf '%q ' "${cmd[@]}")"
   printf '%q ' "${cmd[@]}" >"$OUT_DIR/$slug.cmd"
   echo >>"$OUT_DIR/$slug.cmd"
-  "${cmd[@]}" >"$OUT_DIR/$slug.json"
-  cat "$OUT_DIR/$slug.json"
+  timed "$server_pid" "$slug" "${cmd[@]}" >"$OUT_DIR/$slug.json"
+  cat "$OUT_DIR/$slug.json" "$OUT_DIR/$slug.env"
   # The same numbers as markdown rows (KvReport's Display), for docs/benchmarks.md.
   if command -v jq >/dev/null; then
     jq -r '. as $r | .ops[] | "| \($r.target) | \(.op) | \($r.connections) | \(.ops_per_sec | floor) | \(.p50_us) | \(.p99_us) | \(.p999_us) | \(.max_us) | \(.errors) |"' \
@@ -264,13 +366,13 @@ bench_dynamodb_local() {
   local label="DynamoDB Local"
   if [[ "${DDB_LOCAL_IN_MEMORY:-0}" == 1 ]]; then label="DynamoDB Local in-memory"; fi
   start_dynamodb_local
-  kv_bench "$label" "http://127.0.0.1:$DDB_LOCAL_PORT" "$DDB_PID"
+  kv_bench "$label" "http://127.0.0.1:$DDB_LOCAL_PORT" "$DDB_PID" "$DDB_PID"
   stop_all
 }
 
 bench_dynalite() {
   start_dynalite
-  kv_bench "dynalite" "http://127.0.0.1:$DYNALITE_PORT"
+  kv_bench "dynalite" "http://127.0.0.1:$DYNALITE_PORT" "$DYNALITE_PID"
   stop_all
 }
 
@@ -278,18 +380,125 @@ bench_redis() {
   start_redis
   # -r: random keys over the same key space as the DynamoDB runs (without it every request
   # hits one key). --csv instead of -q: same run, but with p50/p95/p99/max per test.
-  local cmd=(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t "set,get" -c "$CONNECTIONS"
+  local slug cmd=(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t "set,get" -c "$CONNECTIONS"
     -n "$REDIS_REQUESTS" -d 200 -r "$KEYS" --csv)
+  slug="$(run_slug redis)"
   log "running: ${cmd[*]}"
-  printf '%s\n' "${cmd[*]}" >"$OUT_DIR/redis.cmd"
-  "${cmd[@]}" | tee "$OUT_DIR/redis.csv"
+  printf '%s\n' "${cmd[*]}" >"$OUT_DIR/$slug.cmd"
+  timed "$REDIS_PID" "$slug" "${cmd[@]}" >"$OUT_DIR/$slug.csv"
+  cat "$OUT_DIR/$slug.csv" "$OUT_DIR/$slug.env"
   stop_all
 }
 
 bench_meridian() {
   start_meridian
-  kv_bench "Meridian region" "http://127.0.0.1:$MERIDIAN_PORT"
+  kv_bench "Meridian region" "http://127.0.0.1:$MERIDIAN_PORT" "$MERIDIAN_PID"
   stop_all
+}
+
+# compare: ROUNDS interleaved rounds, so every target sees the same share of the machine's noise.
+compare() {
+  [[ -x "$MERIDIAN_BIN" ]] || die "$MERIDIAN_BIN not built (cargo build --release -p meridian)"
+  local r base=$CONNECTIONS
+  for r in $(seq 1 "$ROUNDS"); do
+    log "round $r of $ROUNDS"
+    ROUND=$r CONNECTIONS=$base bench_dynamodb_local
+    ROUND=$r CONNECTIONS=$base bench_dynalite
+    ROUND=$r CONNECTIONS=$base bench_redis
+    ROUND=$r CONNECTIONS=$base bench_meridian
+    if [[ -n "$HIGH_CONNECTIONS" ]]; then
+      ROUND=$r CONNECTIONS=$HIGH_CONNECTIONS bench_redis
+      ROUND=$r CONNECTIONS=$HIGH_CONNECTIONS bench_meridian
+    fi
+  done
+  summarize
+}
+
+# summarize: OUT_DIR/*-r<N>.{json,csv,env} -> OUT_DIR/summary.md (median, min–max per target,
+# operation and concurrency; Meridian/peer ratios of the medians).
+summarize() {
+  python3 - "$OUT_DIR" <<'PY' | tee "$OUT_DIR/summary.md"
+import csv, glob, json, os, re, statistics, sys
+
+out = sys.argv[1]
+runs = {}   # (target, op, conns) -> list of dicts
+cpu = {}    # (target, conns) -> list of (server cores, client cores)
+
+def env(path):
+    d = {}
+    if os.path.exists(path):
+        for line in open(path):
+            k, _, v = line.strip().partition("=")
+            d[k] = v.strip('"')
+    return d
+
+for path in sorted(glob.glob(os.path.join(out, "*-c*-r*.json"))):
+    r = json.load(open(path))
+    for op in r["ops"]:
+        runs.setdefault((r["target"], op["op"], r["connections"]), []).append(
+            dict(ops=op["ops_per_sec"], p50=op["p50_us"], p99=op["p99_us"], errors=op["errors"],
+                 misses=op["misses"]))
+    e = env(path[:-5] + ".env")
+    if e:
+        secs = r["warmup_secs"] + r["duration_secs"]
+        cpu.setdefault((r["target"], r["connections"]), []).append(
+            (float(e["server_cpu_secs"]) / secs, float(e["client_cpu_secs"]) / secs))
+for path in sorted(glob.glob(os.path.join(out, "redis-c*-r*.csv"))):
+    conns = int(re.search(r"-c(\d+)-r", path).group(1))
+    for row in csv.DictReader(open(path)):
+        op = {"SET": "SET", "GET": "GET"}[row["test"]]
+        runs.setdefault(("Redis (AOF everysec)", op, conns), []).append(
+            dict(ops=float(row["rps"]), p50=round(float(row["p50_latency_ms"]) * 1000),
+                 p99=round(float(row["p99_latency_ms"]) * 1000), errors=0, misses=0))
+    e = env(path[:-4] + ".env")
+    if e:
+        # redis-benchmark has no fixed duration: cores = CPU seconds / wall seconds.
+        wall = max(float(e["wall_secs"]), 1.0)
+        cpu.setdefault(("Redis (AOF everysec)", conns), []).append(
+            (float(e["server_cpu_secs"]) / wall, float(e["client_cpu_secs"]) / wall))
+
+def med(xs):
+    return statistics.median(xs)
+
+order = ["DynamoDB Local", "DynamoDB Local in-memory", "dynalite", "Redis (AOF everysec)",
+         "Meridian region"]
+def key(k):
+    t, op, c = k
+    return (order.index(t) if t in order else 99, c, op not in ("PutItem", "SET"))
+
+print("| target | op | conns | runs | ops/s median | ops/s min–max | p50 µs (median) | p99 µs (median) | p99 µs min–max | errors | misses |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+meds = {}
+for k in sorted(runs, key=key):
+    t, op, c = k
+    rs = runs[k]
+    ops = [x["ops"] for x in rs]
+    p99 = [x["p99"] for x in rs]
+    meds[k] = med(ops)
+    print(f"| {t} | {op} | {c} | {len(rs)} | {med(ops):,.0f} | {min(ops):,.0f}–{max(ops):,.0f} | "
+          f"{med([x['p50'] for x in rs]):,.0f} | {med(p99):,.0f} | {min(p99):,}–{max(p99):,} | "
+          f"{sum(x['errors'] for x in rs)} | {sum(x['misses'] for x in rs)} |")
+
+print()
+print("| Meridian / peer (medians) | conns | PutItem (SET) | GetItem (GET) | target |")
+print("|---|---:|---:|---:|---|")
+m = "Meridian region"
+for peer, goal in [("DynamoDB Local", "≥ 10×"), ("dynalite", "≥ 10×"),
+                   ("Redis (AOF everysec)", "≥ 0.5× SET")]:
+    for c in sorted({k[2] for k in runs if k[0] == peer}):
+        po, go = ("SET", "GET") if peer.startswith("Redis") else ("PutItem", "GetItem")
+        if (m, "PutItem", c) not in meds or (peer, po, c) not in meds:
+            continue
+        put = meds[(m, "PutItem", c)] / meds[(peer, po, c)]
+        get = meds[(m, "GetItem", c)] / meds[(peer, go, c)]
+        print(f"| Meridian / {peer} | {c} | {put:.2f}× | {get:.2f}× | {goal} |")
+
+print()
+print("| target | conns | server cores (median) | load-generator cores (median) |")
+print("|---|---:|---:|---:|")
+for (t, c), xs in sorted(cpu.items(), key=lambda kv: key((kv[0][0], "PutItem", kv[0][1]))):
+    print(f"| {t} | {c} | {med([x[0] for x in xs]):.2f} | {med([x[1] for x in xs]):.2f} |")
+PY
 }
 
 machine_info() {
@@ -297,8 +506,11 @@ machine_info() {
   {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "nproc: $(nproc)"
-    lscpu | head
+    lscpu | grep -vi "^vulnerab"
     free -h
+    echo "kernel: $(uname -r)"
+    echo "data dirs on:"
+    df -hT "${TMPDIR:-/tmp}" | sed 's/^/  /'
     java -version 2>&1 | head -n 1 || true
     echo "node $(node --version 2>/dev/null || echo missing)"
     redis-server --version || true
@@ -315,13 +527,12 @@ main() {
     redis) bench_redis ;;
     meridian) bench_meridian ;;
     machine) machine_info ;;
+    compare) compare ;;
+    summarize) summarize ;;
     all)
       install_peers
       machine_info
-      bench_dynamodb_local
-      bench_dynalite
-      bench_redis
-      if [[ -x "$MERIDIAN_BIN" ]]; then bench_meridian; else log "skipping meridian: $MERIDIAN_BIN not built"; fi
+      compare
       ;;
     run-in-dynamodb-local-ns)
       [[ $# -gt 0 ]] || die "usage: $0 run-in-dynamodb-local-ns CMD [ARGS...]"

@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 echo "==> installing test dependencies (pip: tests/python/requirements.txt)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+# The DNS GeoIP test reads Debian's tor-geoipdb (IP ranges → country); the other traffic tests
+# use a CIDR table from their config and need nothing installed.
+if [[ ! -f /usr/share/tor/geoip ]] && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  echo "==> installing tor-geoipdb (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tor-geoipdb >/dev/null \
+    || echo "tor-geoipdb could not be installed; the GeoIP test will be skipped"
+fi
+
 echo "==> building the meridian binary"
 cargo build --quiet -p meridian
 

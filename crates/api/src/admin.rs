@@ -74,6 +74,8 @@ pub(crate) async fn changelog(
                         }
                         ChangeOp::Delete => ("delete", None),
                         ChangeOp::TtlDelete => ("ttl-delete", None),
+                        ChangeOp::TableUpsert(_) => ("table-upsert", None),
+                        ChangeOp::TableDrop => ("table-drop", None),
                     };
                     json!({
                         "seq": e.seq, "origin": e.gtid.origin, "origin_seq": e.gtid.seq,

@@ -19,6 +19,16 @@ const OPERATIONS: &[&str] = &[
     "BatchWriteItem",
     "Query",
     "Scan",
+    "TransactWriteItems",
+    "TransactGetItems",
+    "UpdateTimeToLive",
+    "DescribeTimeToLive",
+    "TagResource",
+    "UntagResource",
+    "ListTagsOfResource",
+    "DescribeEndpoints",
+    "DescribeLimits",
+    "UpdateTable",
 ];
 
 /// Whether `op` is an operation this server implements (for metric labels).
@@ -45,6 +55,16 @@ pub async fn dispatch(state: &AppState, op: &str, body: &[u8]) -> Result<Value, 
         "BatchWriteItem" => ops::batch_write_item::handle(state, req).await,
         "Query" => ops::query::handle(state, req).await,
         "Scan" => ops::scan::handle(state, req).await,
+        "TransactWriteItems" => ops::transact_write_items::handle(state, req).await,
+        "TransactGetItems" => ops::transact_get_items::handle(state, req).await,
+        "UpdateTimeToLive" => ops::update_time_to_live::handle(state, req).await,
+        "DescribeTimeToLive" => ops::describe_time_to_live::handle(state, req).await,
+        "TagResource" => ops::tag_resource::handle(state, req).await,
+        "UntagResource" => ops::untag_resource::handle(state, req).await,
+        "ListTagsOfResource" => ops::list_tags_of_resource::handle(state, req).await,
+        "DescribeEndpoints" => ops::describe_endpoints::handle(state, req).await,
+        "DescribeLimits" => ops::describe_limits::handle(state, req).await,
+        "UpdateTable" => ops::update_table::handle(state, req).await,
         _ => Err(ApiError::UnknownOperation),
     }
 }

@@ -7,15 +7,20 @@
 //! [`meridian_model::ApiError`], turned into DynamoDB's JSON error in one place
 //! ([`server::error_response`]).
 //!
+//! Background work: [`ttl`] deletes expired items through the normal write path.
+//!
 //! Also served: `GET /health`, `GET /metrics` (Prometheus text) and `/admin/*` for operators
 //! and tests.
 
 mod admin;
 pub mod dispatch;
+pub mod ids;
 mod metrics;
 pub mod ops;
 pub mod server;
 mod state;
+pub mod ttl;
 
-pub use server::{router, serve};
+pub use server::{router, serve, serve_with};
 pub use state::{ApiConfig, AppState};
+pub use ttl::spawn_ttl_expirer;

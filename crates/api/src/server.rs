@@ -43,6 +43,19 @@ pub async fn serve(
         .await
 }
 
+/// [`serve`], with `extra` routes (already given their state) merged in — e.g. replication's
+/// `/admin/replication` and link fault hooks.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state).merge(extra))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 async fn root(State(state): State<AppState>) -> impl IntoResponse {
     format!("healthy: meridian {}", state.region())
 }

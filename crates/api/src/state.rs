@@ -1,11 +1,12 @@
 //! Shared state of one region server.
 
 use crate::metrics::ApiMetrics;
+use crate::ops::transact_tokens::TokenCache;
 use meridian_sigv4::KeyStore;
 use meridian_storage::Store;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 /// Settings of the HTTP front end.
@@ -19,6 +20,15 @@ pub struct ApiConfig {
     pub keys: KeyStore,
     /// The region name, reported in ARNs.
     pub region: String,
+    /// How often the TTL expirer looks for expired items.
+    pub ttl_interval_ms: u64,
+    /// The address `DescribeEndpoints` reports (the listen address, set by the binary).
+    pub endpoint_address: Option<String>,
+    /// Reads return `aws:rep:updateregion` / `aws:rep:updatetime` (replication is configured).
+    pub replication_attrs: bool,
+    /// The other regions this region replicates with (empty: not replicated). Tables are
+    /// global: `DescribeTable` reports them as replicas.
+    pub peer_regions: Vec<String>,
 }
 
 impl ApiConfig {
@@ -29,6 +39,10 @@ impl ApiConfig {
             max_body_bytes: 16 * 1024 * 1024,
             keys: KeyStore::new(),
             region: region.into(),
+            ttl_interval_ms: 1000,
+            peer_regions: Vec::new(),
+            endpoint_address: None,
+            replication_attrs: false,
         }
     }
 }
@@ -46,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) draining: AtomicBool,
     pub(crate) metrics: ApiMetrics,
     pub(crate) registry: Registry,
+    /// `ClientRequestToken`s of recent `TransactWriteItems` calls (idempotency window).
+    pub(crate) transact_tokens: Arc<Mutex<TokenCache>>,
 }
 
 impl AppState {
@@ -63,8 +79,15 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 metrics,
                 registry,
+                transact_tokens: Arc::new(Mutex::new(TokenCache::default())),
             }),
         }
+    }
+
+    /// The `/metrics` registry, for other components to add their metrics (e.g. replication).
+    /// Only before the state is first cloned (`None` after): register everything at start-up.
+    pub fn registry_mut(&mut self) -> Option<&mut Registry> {
+        Arc::get_mut(&mut self.inner).map(|i| &mut i.registry)
     }
 
     /// The store.

@@ -51,15 +51,48 @@ impl Bodies {
         let mut body = String::with_capacity(80 + self.table_json.len() + self.value_bytes);
         body.push_str(r#"{"TableName":"#);
         body.push_str(&self.table_json);
-        body.push_str(r#","Item":{"pk":{"S":"k"#);
+        body.push_str(r#","Item":"#);
+        self.push_item(&mut body, key, rng);
+        body.push('}');
+        Bytes::from(body)
+    }
+
+    /// A `BatchWriteItem` body putting keys `k<first>` … `k<last - 1>` (at most 25 for a real
+    /// DynamoDB endpoint), each with a fresh random value.
+    pub fn batch_write_item(&self, keys: std::ops::Range<u64>, rng: &mut Rng) -> Bytes {
+        let n = usize::try_from(keys.end.saturating_sub(keys.start)).unwrap_or(0);
+        let mut body =
+            String::with_capacity(40 + self.table_json.len() + n * (80 + self.value_bytes));
+        body.push_str(r#"{"RequestItems":{"#);
+        body.push_str(&self.table_json);
+        body.push_str(":[");
+        for (i, key) in keys.enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(r#"{"PutRequest":{"Item":"#);
+            self.push_item(&mut body, key, rng);
+            body.push_str("}}");
+        }
+        body.push_str("]}}");
+        Bytes::from(body)
+    }
+
+    /// The size of item `k<key>` as DynamoDB counts it: attribute names plus values.
+    pub fn item_bytes(&self, key: u64) -> usize {
+        "pk".len() + 1 + key.to_string().len() + "v".len() + self.value_bytes
+    }
+
+    /// `{"pk":{"S":"k<key>"},"v":{"S":"<random>"}}`.
+    fn push_item(&self, body: &mut String, key: u64, rng: &mut Rng) {
+        body.push_str(r#"{"pk":{"S":"k"#);
         body.push_str(&key.to_string());
         body.push_str(r#""},"v":{"S":""#);
         for _ in 0..self.value_bytes {
             let i = rng.below(ALPHABET.len() as u64) as usize;
             body.push(char::from(ALPHABET.get(i).copied().unwrap_or(b'x')));
         }
-        body.push_str(r#""}}}"#);
-        Bytes::from(body)
+        body.push_str(r#""}}"#);
     }
 
     /// A `GetItem` body for key `k<key>`.
@@ -91,6 +124,28 @@ mod tests {
         assert_eq!(value["Item"]["v"]["S"].as_str().map(str::len), Some(180));
         // ~200 B of item, as the benchmark promises.
         assert!((200..=240).contains(&body.len()), "{}", body.len());
+        Ok(())
+    }
+
+    #[test]
+    fn batch_write_item_is_valid_json_with_one_put_per_key() -> anyhow::Result<()> {
+        let bodies = Bodies::new("bench", 180)?;
+        let body = bodies.batch_write_item(10..35, &mut Rng::new(7));
+        let value: Value = serde_json::from_slice(&body)?;
+        let puts = value["RequestItems"]["bench"]
+            .as_array()
+            .ok_or_else(|| anyhow::anyhow!("no request list"))?;
+        assert_eq!(puts.len(), 25);
+        assert_eq!(puts[0]["PutRequest"]["Item"]["pk"], json!({ "S": "k10" }));
+        assert_eq!(puts[24]["PutRequest"]["Item"]["pk"], json!({ "S": "k34" }));
+        assert_eq!(
+            puts[3]["PutRequest"]["Item"]["v"]["S"]
+                .as_str()
+                .map(str::len),
+            Some(180)
+        );
+        // ~200 B items, as `meridian bench load` promises.
+        assert_eq!(bodies.item_bytes(999_999), 2 + 7 + 1 + 180);
         Ok(())
     }
 

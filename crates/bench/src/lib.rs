@@ -12,13 +12,17 @@
 //! - [`client`]: one signed HTTP/1.1 connection.
 //! - [`table`]: create the table and wait for `ACTIVE`.
 //! - [`kv`]: the timed put and get phases; [`report`]: what they measured.
+//! - [`load`]: `meridian bench load`, a bulk load with `BatchWriteItem` (fills a table before
+//!   measuring data at rest, e.g. the server's memory after 1M items).
 
 pub mod client;
 pub mod item;
 pub mod kv;
+pub mod load;
 pub mod report;
 pub mod sign;
 pub mod table;
 
 pub use kv::{KvArgs, run_kv};
+pub use load::{LoadArgs, LoadReport, run_load};
 pub use report::{KvReport, OpReport};

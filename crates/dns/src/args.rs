@@ -33,6 +33,16 @@ pub async fn run_with(
     config: DnsConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with_config_hook(config, shutdown, None).await
+}
+
+/// [`run_with`], with `GET /admin/config` on the admin API answered by `config_hook` (the
+/// binary's control-plane agent).
+pub async fn run_with_config_hook(
+    config: DnsConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    config_hook: Option<meridian_health::StatusHook>,
+) -> anyhow::Result<()> {
     let monitor = HealthMonitor::new(config.health.clone())?;
     let admin_listen = config.admin_listen;
     let server = DnsServer::bind(config, monitor.subscribe()).await?;
@@ -60,6 +70,7 @@ pub async fn run_with(
                 monitor: monitor.clone(),
                 registry: Arc::new(registry),
                 status_hook: Some(Arc::new(move || status.clone())),
+                config_hook,
             };
             Some(tokio::spawn(api.serve(listener, stopped())))
         }

@@ -16,6 +16,14 @@ pub struct DnsConfig {
     /// TCP addresses to answer on.
     #[serde(default)]
     pub listen_tcp: Vec<SocketAddr>,
+    /// UDP sockets bound to each `listen_udp` address with `SO_REUSEPORT`, each answered by its
+    /// own task; the number of CPUs when unset.
+    #[serde(default)]
+    pub udp_sockets_per_address: Option<usize>,
+    /// `SO_RCVBUF` of each UDP socket, so bursts queue instead of being dropped (the kernel
+    /// caps it at `net.core.rmem_max`); 0 keeps the system default.
+    #[serde(default = "default_udp_recv_buffer")]
+    pub udp_recv_buffer_bytes: usize,
     /// Idle TCP connections are closed after this long.
     #[serde(default = "default_tcp_idle_ms")]
     pub tcp_idle_timeout_ms: u64,
@@ -43,6 +51,9 @@ pub struct DnsConfig {
 
 fn default_tcp_idle_ms() -> u64 {
     5_000
+}
+fn default_udp_recv_buffer() -> usize {
+    4 * 1024 * 1024
 }
 fn default_udp_payload() -> u16 {
     1232

@@ -1,18 +1,24 @@
-//! The hickory `RequestHandler`: finds who is asking (EDNS Client Subnet, else the source
-//! address), asks [`Zones`] for the answer, and writes it with a response EDNS that echoes the
-//! client subnet and its scope.
+//! From a decoded query to response bytes: finds who is asking (EDNS Client Subnet, else the
+//! source address), asks [`Zones`] for the answer, and encodes it with a response EDNS that
+//! echoes the client subnet and its scope.
+//!
+//! [`Handler::respond`] is synchronous and shared by both transports: the UDP loop
+//! ([`crate::udp`]) calls it directly, and hickory's TCP server reaches it through the
+//! `RequestHandler` impl on [`SharedHandler`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
 use meridian_health::HealthSnapshot;
-use meridian_routing::{Availability, Client, Inputs, LatencyTable, Locator, SplitMix64};
+use meridian_routing::{Availability, Client, Inputs, LatencyTable, Locator, Random, SplitMix64};
 use tokio::sync::watch;
 
 use crate::metrics::DnsMetrics;
@@ -28,6 +34,13 @@ pub struct Handler {
     pub(crate) rng_counter: AtomicU64,
     pub(crate) max_udp_payload: u16,
     pub(crate) metrics: DnsMetrics,
+}
+
+/// A response ready to encode.
+pub(crate) struct Response {
+    metadata: Metadata,
+    edns: Option<Edns>,
+    answer: Answer,
 }
 
 /// The client subnet a query carries, if any (source prefix > 0).
@@ -47,71 +60,53 @@ impl Handler {
         }
     }
 
-    fn decide(&self, request: &Request, client: &Client) -> Answer {
-        let Some(query) = request.queries.queries().first() else {
-            return Answer {
-                rcode: ResponseCode::FormErr,
-                authoritative: false,
-                answers: vec![],
-                authority: vec![],
-                location_dependent: false,
-            };
-        };
-        let snapshot = self.health.borrow().clone();
-        let health = |name: &str| {
-            let (healthy, weight_pct) = snapshot.availability(name);
-            Availability {
-                healthy,
-                weight_pct,
-            }
-        };
-        let inputs = Inputs {
-            client,
-            latency: &self.latency,
-            health: &health,
-        };
-        // One generator per query, seeded from the configured seed and a counter: replayable
-        // for a given seed and query order, with no lock shared between queries.
+    /// A generator for one query on a path without its own (TCP), seeded from the configured
+    /// seed and a shared counter: replayable for a given seed and query order.
+    pub(crate) fn query_rng(&self) -> SplitMix64 {
         let n = self.rng_counter.fetch_add(1, Ordering::Relaxed);
-        let mut rng = SplitMix64::new(self.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let q = query.original();
-        self.zones
-            .answer(q.name(), q.query_type(), q.query_class(), &inputs, &mut rng)
+        SplitMix64::new(self.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
-}
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
+    /// The current health snapshot.
+    pub(crate) fn health(&self) -> Arc<HealthSnapshot> {
+        self.health.borrow().clone()
+    }
+
+    /// Answers one decoded query from `src`. Pure apart from the query counters.
+    pub(crate) fn respond(
         &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
+        request: &MessageRequest,
+        src: IpAddr,
+        protocol: Protocol,
+        health: &HealthSnapshot,
+        rng: &mut dyn Random,
+    ) -> Response {
         let ecs = client_subnet(request.edns.as_ref());
-        let answer = if request.metadata.op_code != OpCode::Query
-            || request.metadata.message_type != MessageType::Query
-        {
-            Answer {
-                rcode: ResponseCode::NotImp,
-                authoritative: false,
-                answers: vec![],
-                authority: vec![],
-                location_dependent: false,
+        let answer = match request.queries.queries() {
+            _ if request.metadata.op_code != OpCode::Query
+                || request.metadata.message_type != MessageType::Query =>
+            {
+                Answer::error(ResponseCode::NotImp)
             }
-        } else if request.queries.queries().len() != 1 {
-            Answer {
-                rcode: ResponseCode::FormErr,
-                authoritative: false,
-                answers: vec![],
-                authority: vec![],
-                location_dependent: false,
+            [query] => {
+                let client = self.client(src, ecs.as_ref());
+                let health = |name: &str| {
+                    let (healthy, weight_pct) = health.availability(name);
+                    Availability {
+                        healthy,
+                        weight_pct,
+                    }
+                };
+                let inputs = Inputs {
+                    client: &client,
+                    latency: &self.latency,
+                    health: &health,
+                };
+                self.zones.answer(query, &inputs, rng)
             }
-        } else {
-            let client = self.client(request.src().ip(), ecs.as_ref());
-            self.decide(request, &client)
+            _ => Answer::error(ResponseCode::FormErr),
         };
-        self.metrics
-            .observe(answer.rcode, request.protocol(), ecs.is_some());
+        self.metrics.observe(answer.rcode, protocol, ecs.is_some());
 
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = answer.authoritative;
@@ -120,7 +115,7 @@ impl RequestHandler for Handler {
         // Always answer EDNS with EDNS (without it UDP answers are capped at 512 bytes), and
         // echo the client subnet with a scope: the source prefix when the answer depends on
         // location, 0 when it does not, so resolvers cache exactly as widely as is correct.
-        let response_edns = request.edns.as_ref().map(|req| {
+        let edns = request.edns.as_ref().map(|req| {
             let mut edns = Edns::new();
             edns.set_max_payload(req.max_payload().clamp(512, self.max_udp_payload.max(512)));
             edns.set_version(0);
@@ -139,24 +134,111 @@ impl RequestHandler for Handler {
             }
             edns
         });
+        Response {
+            metadata,
+            edns,
+            answer,
+        }
+    }
+}
+
+impl Response {
+    /// Encodes the response to `request` into `out` (cleared first). Over UDP the message is
+    /// limited to the payload size the client advertised (512 without EDNS); a response that
+    /// does not fit is sent as a header with TC set, so the client retries over TCP.
+    pub(crate) fn encode(&self, request: &MessageRequest, protocol: Protocol, out: &mut Vec<u8>) {
+        out.clear();
+        let max = match (protocol, &self.edns) {
+            (Protocol::Udp, Some(edns)) => edns.max_payload(),
+            (Protocol::Udp, None) => 512,
+            _ => u16::MAX,
+        };
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(edns) = &response_edns {
+        if let Some(edns) = &self.edns {
             builder.edns(edns);
         }
         let response = builder.build(
-            metadata,
-            answer.answers.iter(),
-            answer.authority.iter(),
+            self.metadata,
+            self.answer.answers.iter(),
+            self.answer.authority.iter(),
             [],
             [],
         );
-        match response_handle.send_response(response).await {
+        let mut encoder = BinEncoder::new(out);
+        encoder.set_max_size(max);
+        if response.destructive_emit(&mut encoder).is_ok() {
+            return;
+        }
+        out.clear();
+        let mut metadata = self.metadata;
+        metadata.truncation = true;
+        let header = Header {
+            metadata,
+            counts: Default::default(),
+        };
+        if let Err(e) = header.emit(&mut BinEncoder::new(out)) {
+            tracing::warn!(error = %e, "encoding a truncated DNS header failed");
+            out.clear();
+        }
+    }
+}
+
+/// A FORMERR response to a message whose header parsed but whose body did not; `None` for
+/// messages that must not be answered (responses, which could be reflected back and forth).
+pub(crate) fn format_error(header: &Header, out: &mut Vec<u8>) -> Option<()> {
+    if header.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    let mut metadata = Metadata::response_from_request(&header.metadata);
+    metadata.response_code = ResponseCode::FormErr;
+    out.clear();
+    Header {
+        metadata,
+        counts: Default::default(),
+    }
+    .emit(&mut BinEncoder::new(out))
+    .ok()
+}
+
+/// The [`Handler`] shared between our UDP loops and hickory's TCP server.
+#[derive(Clone)]
+pub struct SharedHandler(pub(crate) Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let handler = &self.0;
+        let health = handler.health();
+        let mut rng = handler.query_rng();
+        let response = handler.respond(
+            request,
+            request.src().ip(),
+            request.protocol(),
+            &health,
+            &mut rng,
+        );
+        let mut builder = MessageResponseBuilder::new(&request.queries, None);
+        if let Some(edns) = &response.edns {
+            builder.edns(edns);
+        }
+        let message = builder.build(
+            response.metadata,
+            response.answer.answers.iter(),
+            response.answer.authority.iter(),
+            [],
+            [],
+        );
+        match response_handle.send_response(message).await {
             Ok(info) => info,
             Err(e) => {
                 tracing::warn!(error = %e, "sending a DNS response failed");
                 let mut metadata = Metadata::response_from_request(&request.metadata);
                 metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(hickory_proto::op::Header {
+                ResponseInfo::from(Header {
                     metadata,
                     counts: Default::default(),
                 })

@@ -9,16 +9,18 @@
 //! NXDOMAIN with the SOA, malformed messages FORMERR (hickory decodes; we never panic).
 //!
 //! Layers: [`config`] (strict TOML) → [`zone`] (compiled zones, pure answers) → [`handler`]
-//! (hickory glue, EDNS/ECS) → [`server`] (sockets) → [`args`] (the `meridian dns` role).
+//! (hickory glue, EDNS/ECS) → `udp` (one answering loop per `SO_REUSEPORT` socket) and
+//! hickory's TCP server → [`server`] (sockets) → [`args`] (the `meridian dns` role).
 
 pub mod args;
 pub mod config;
 pub mod handler;
 pub mod metrics;
 pub mod server;
+mod udp;
 pub mod zone;
 
-pub use args::{DnsArgs, run, run_with};
+pub use args::{DnsArgs, run, run_with, run_with_config_hook};
 pub use config::{DnsConfig, RecordKind, RecordSetConfig, SoaConfig, ZoneConfig};
 pub use server::{DnsServer, serve};
 pub use zone::{Answer, Zones};

@@ -14,20 +14,63 @@ struct QueryLabels {
     ecs: String,
 }
 
+/// Response codes whose counters are looked up once, not per query.
+const COMMON_RCODES: [ResponseCode; 6] = [
+    ResponseCode::NoError,
+    ResponseCode::FormErr,
+    ResponseCode::ServFail,
+    ResponseCode::NXDomain,
+    ResponseCode::NotImp,
+    ResponseCode::Refused,
+];
+const PROTOCOLS: [Protocol; 2] = [Protocol::Udp, Protocol::Tcp];
+
 /// DNS server metrics (cheap to clone; clones share counters).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DnsMetrics {
     queries: Family<QueryLabels, Counter>,
+    /// `[rcode][protocol][ecs]` handles into `queries` for the common cases: counting a query
+    /// is one atomic add, with no label strings built and no map lookup.
+    common: Vec<Counter>,
+}
+
+impl Default for DnsMetrics {
+    fn default() -> Self {
+        let queries = Family::<QueryLabels, Counter>::default();
+        let mut common = Vec::new();
+        for rcode in COMMON_RCODES {
+            for protocol in PROTOCOLS {
+                for ecs in [false, true] {
+                    common.push(queries.get_or_create(&labels(rcode, protocol, ecs)).clone());
+                }
+            }
+        }
+        DnsMetrics { queries, common }
+    }
+}
+
+fn labels(rcode: ResponseCode, protocol: Protocol, ecs: bool) -> QueryLabels {
+    QueryLabels {
+        rcode: rcode.to_str().to_string(),
+        protocol: protocol.to_string(),
+        ecs: if ecs { "yes" } else { "no" }.to_string(),
+    }
 }
 
 impl DnsMetrics {
     pub(crate) fn observe(&self, rcode: ResponseCode, protocol: Protocol, ecs: bool) {
-        let labels = QueryLabels {
-            rcode: rcode.to_str().to_string(),
-            protocol: protocol.to_string(),
-            ecs: if ecs { "yes" } else { "no" }.to_string(),
+        let r = COMMON_RCODES.iter().position(|c| *c == rcode);
+        let p = PROTOCOLS.iter().position(|c| *c == protocol);
+        let common = r
+            .zip(p)
+            .and_then(|(r, p)| self.common.get((r * 2 + p) * 2 + usize::from(ecs)));
+        match common {
+            Some(counter) => counter.inc(),
+            None => self
+                .queries
+                .get_or_create(&labels(rcode, protocol, ecs))
+                .inc(),
         };
-        self.queries.get_or_create(&labels).inc();
     }
 
     /// Registers the counters under `meridian_dns_`.

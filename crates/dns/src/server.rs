@@ -1,26 +1,31 @@
-//! Binding sockets and running hickory's `Server` with our handler until shutdown.
+//! Binding sockets and running the listeners until shutdown: our UDP loops ([`crate::udp`])
+//! and hickory's `Server` for TCP, both answering through one [`Handler`].
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_server::Server;
 use meridian_health::HealthSnapshot;
 use meridian_routing::Locator;
 use prometheus_client::registry::Registry;
-use tokio::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
+
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::DnsConfig;
-use crate::handler::Handler;
+use crate::handler::{Handler, SharedHandler};
 use crate::metrics::DnsMetrics;
 use crate::zone::Zones;
 
 /// A bound, not yet running, DNS server.
 pub struct DnsServer {
-    server: Server<Handler>,
+    handler: Arc<Handler>,
+    server: Server<SharedHandler>,
+    udp_sockets: Vec<UdpSocket>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     metrics: DnsMetrics,
@@ -55,14 +60,20 @@ impl DnsServer {
             max_udp_payload: config.max_udp_payload_bytes,
             metrics: metrics.clone(),
         };
-        let mut server = Server::new(handler);
+        let handler = Arc::new(handler);
+        let mut server = Server::new(SharedHandler(handler.clone()));
         let mut udp_addrs = Vec::new();
+        let mut udp_sockets = Vec::new();
+        let per_addr = config.udp_sockets_per_address.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         for addr in &config.listen_udp {
-            let socket = UdpSocket::bind(addr)
-                .await
+            let sockets = crate::udp::bind(*addr, per_addr, config.udp_recv_buffer_bytes)
                 .map_err(|e| anyhow::anyhow!("dns: bind udp {addr}: {e}"))?;
-            udp_addrs.push(socket.local_addr()?);
-            server.register_socket(socket);
+            if let Some(first) = sockets.first() {
+                udp_addrs.push(first.local_addr()?);
+            }
+            udp_sockets.extend(sockets);
         }
         let mut tcp_addrs = Vec::new();
         for addr in &config.listen_tcp {
@@ -78,7 +89,9 @@ impl DnsServer {
         }
         tracing::info!(?udp_addrs, ?tcp_addrs, "dns: listening");
         Ok(DnsServer {
+            handler,
             server,
+            udp_sockets,
             udp_addrs,
             tcp_addrs,
             metrics,
@@ -111,19 +124,49 @@ impl DnsServer {
     /// Answers queries until `shutdown` completes, then stops the listeners.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let token = self.server.shutdown_token().clone();
-        tokio::select! {
-            _ = shutdown => {
-                token.cancel();
-            }
-            // Listener tasks only end early on a fatal socket error.
-            result = self.server.block_until_done() => {
-                return result.map_err(|e| anyhow::anyhow!("dns server stopped: {e}"));
-            }
+        let stop = Arc::new(AtomicBool::new(false));
+        // A UDP thread that ends before shutdown reports its error here.
+        let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut udp = Vec::new();
+        for (i, socket) in self.udp_sockets.drain(..).enumerate() {
+            let (handler, stop, failed_tx) =
+                (self.handler.clone(), stop.clone(), failed_tx.clone());
+            udp.push(
+                std::thread::Builder::new()
+                    .name(format!("dns-udp-{i}"))
+                    .spawn(move || {
+                        let result = crate::udp::serve(&socket, i as u64, &handler, &stop);
+                        if let Err(e) = result {
+                            let _ = failed_tx.send(e);
+                        }
+                    })?,
+            );
         }
-        self.server
-            .block_until_done()
-            .await
-            .map_err(|e| anyhow::anyhow!("dns shutdown: {e}"))
+        drop(failed_tx);
+        let has_tcp = !self.tcp_addrs.is_empty();
+        let failed = tokio::select! {
+            _ = shutdown => None,
+            // Listeners only end early on a fatal socket error.
+            result = self.server.block_until_done(), if has_tcp => {
+                Some(anyhow::anyhow!("dns tcp server stopped: {result:?}"))
+            }
+            Some(e) = failed_rx.recv() => Some(anyhow::anyhow!("dns udp listener stopped: {e}")),
+        };
+        token.cancel();
+        stop.store(true, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            for thread in udp {
+                let _ = thread.join();
+            }
+        })
+        .await?;
+        if has_tcp {
+            self.server
+                .block_until_done()
+                .await
+                .map_err(|e| anyhow::anyhow!("dns shutdown: {e}"))?;
+        }
+        failed.map_or(Ok(()), Err)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{LowerQuery, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use meridian_routing::{Inputs, Policy, Random, Target};
@@ -27,7 +27,8 @@ struct Zone {
     ttl: u32,
     soa: SOA,
     ns: Vec<Name>,
-    sets: HashMap<(LowerName, RecordType), RecordSet>,
+    /// Record sets by owner name, then type (a lookup borrows the query's name).
+    sets: HashMap<LowerName, Vec<(RecordType, RecordSet)>>,
     /// Every owner name in the zone, the apex included.
     names: BTreeSet<LowerName>,
 }
@@ -55,14 +56,19 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn refused() -> Self {
+    /// A non-authoritative answer with no records (REFUSED, FORMERR, NOTIMP).
+    pub fn error(rcode: ResponseCode) -> Self {
         Answer {
-            rcode: ResponseCode::Refused,
+            rcode,
             authoritative: false,
             answers: vec![],
             authority: vec![],
             location_dependent: false,
         }
+    }
+
+    fn refused() -> Self {
+        Answer::error(ResponseCode::Refused)
     }
 }
 
@@ -180,18 +186,20 @@ impl Zone {
                     bias,
                 });
             }
-            let key = (LowerName::from(&owner), record_type(rs.kind));
             let set = RecordSet {
                 policy: rs.policy,
                 ttl: rs.ttl_secs.unwrap_or(cfg.ttl_secs),
                 targets,
             };
-            if sets.insert(key, set).is_some() {
+            let by_type: &mut Vec<(RecordType, RecordSet)> =
+                sets.entry(LowerName::from(&owner)).or_default();
+            if by_type.iter().any(|(t, _)| *t == record_type(rs.kind)) {
                 return Err(DnsError::Config(format!(
                     "{owner} {:?} is defined twice",
                     rs.kind
                 )));
             }
+            by_type.push((record_type(rs.kind), set));
             names.insert(LowerName::from(&owner));
         }
         Ok(Zone {
@@ -244,16 +252,11 @@ impl Zones {
     }
 
     /// Answers one question.
-    pub fn answer(
-        &self,
-        qname: &Name,
-        qtype: RecordType,
-        qclass: DNSClass,
-        inputs: &Inputs<'_>,
-        rng: &mut dyn Random,
-    ) -> Answer {
-        let lower = LowerName::from(qname);
-        let Some(zone) = self.zones.iter().find(|z| z.origin.zone_of(&lower)) else {
+    pub fn answer(&self, query: &LowerQuery, inputs: &Inputs<'_>, rng: &mut dyn Random) -> Answer {
+        let lower = query.name();
+        let qname = query.original().name();
+        let (qtype, qclass) = (query.query_type(), query.query_class());
+        let Some(zone) = self.zones.iter().find(|z| z.origin.zone_of(lower)) else {
             return Answer::refused();
         };
         if qclass != DNSClass::IN {
@@ -267,13 +270,13 @@ impl Zones {
             location_dependent: false,
         };
         // An empty non-terminal (a name with only descendants) exists: NODATA, not NXDOMAIN.
-        let exists = zone.names.iter().any(|n| lower.zone_of(n));
+        let exists = zone.names.contains(lower) || zone.names.iter().any(|n| lower.zone_of(n));
         if !exists {
             answer.rcode = ResponseCode::NXDomain;
             answer.authority.push(zone.negative_soa());
             return answer;
         }
-        let apex = lower == zone.origin;
+        let apex = *lower == zone.origin;
         if apex && matches!(qtype, RecordType::SOA | RecordType::ANY) {
             answer.answers.push(zone.soa_record(qname, zone.ttl));
         }
@@ -293,10 +296,8 @@ impl Zones {
             RecordType::TXT => &[RecordType::TXT],
             _ => &[],
         };
-        for t in types {
-            let Some(set) = zone.sets.get(&(lower.clone(), *t)) else {
-                continue;
-            };
+        let sets = zone.sets.get(lower).map_or(&[][..], Vec::as_slice);
+        for (_, set) in sets.iter().filter(|(t, _)| types.contains(t)) {
             answer.location_dependent |= matches!(
                 set.policy,
                 Policy::Latency | Policy::Geolocation | Policy::Geoproximity

@@ -53,6 +53,15 @@ fn stopped(rx: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output = ()> 
 impl RunningGateway {
     /// Binds the listeners and starts every task.
     pub async fn start(config: GatewayConfig) -> anyhow::Result<Self> {
+        Self::start_with_config_hook(config, None).await
+    }
+
+    /// [`RunningGateway::start`], with `GET /admin/config` on the admin API answered by
+    /// `config_hook` (the binary's control-plane agent).
+    pub async fn start_with_config_hook(
+        config: GatewayConfig,
+        config_hook: Option<meridian_health::StatusHook>,
+    ) -> anyhow::Result<Self> {
         let monitor = HealthMonitor::new(config.health.clone())?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -86,6 +95,7 @@ impl RunningGateway {
                 status_hook: Some(Arc::new(
                     move || serde_json::json!({ "regions_nearest_first": nearest }),
                 )),
+                config_hook,
             };
             tasks.push(tokio::spawn(api.serve(l, stopped(&stop_rx))));
         }

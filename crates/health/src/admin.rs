@@ -7,6 +7,7 @@
 //! | `POST /admin/regions/{name}/drain` / `undrain` | weight 0 while others can serve / back |
 //! | `POST /admin/regions/{name}/down` / `up` | force unhealthy / follow checks again |
 //! | `POST /admin/regions/{name}/weight/{0-100}` | gradual traffic shift |
+//! | `GET /admin/config` | the config version the role runs (when a config hook is set) |
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +37,9 @@ pub struct AdminApi {
     pub registry: Arc<Registry>,
     /// Extra status, rendered under `"extra"`.
     pub status_hook: Option<StatusHook>,
+    /// Served as `GET /admin/config`: which config version the role runs and where it came
+    /// from (set by the binary's control-plane agent).
+    pub config_hook: Option<StatusHook>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -68,6 +72,10 @@ impl AdminApi {
                 }
                 json(StatusCode::OK, &body)
             }
+            (&Method::GET, ["admin", "config"]) => match &self.config_hook {
+                Some(hook) => json(StatusCode::OK, &hook()),
+                None => error(StatusCode::NOT_FOUND, "no config agent"),
+            },
             (&Method::GET, ["metrics"]) => {
                 let mut out = String::new();
                 match prometheus_client::encoding::text::encode(&mut out, &self.registry) {

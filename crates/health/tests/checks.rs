@@ -215,6 +215,7 @@ async fn admin_api_drains_and_weights() {
         monitor: m.clone(),
         registry: Arc::new(registry),
         status_hook: None,
+        config_hook: None,
     };
     use hyper::Method;
     assert_eq!(

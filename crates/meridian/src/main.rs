@@ -1,8 +1,18 @@
 //! `meridian`: one binary, one subcommand per role. Each subcommand lives in its own module
 //! and only wires library crates together.
 
+mod agent;
+mod apply;
 mod bench;
+mod cluster;
+mod control;
+mod drain;
+mod fault;
+mod ids;
 mod region;
+mod region_replication;
+mod status;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +27,24 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one region server (DynamoDB API, health, metrics).
-    Region(region::RegionArgs),
+    Region(Box<region::RegionArgs>),
     /// Run the policy DNS server (with its health checker and admin API).
-    Dns(meridian_dns::DnsArgs),
+    Dns(agent::DnsRoleArgs),
     /// Run the home-region HTTP gateway in front of the regions.
-    Gateway(meridian_gateway::GatewayArgs),
+    Gateway(agent::GatewayRoleArgs),
+    /// Run a whole multi-region cluster on this machine (control plane, regions, DNS, gateway).
+    Up(up::UpArgs),
+    /// Run the control plane (versioned cluster specs).
+    Control(control::ControlArgs),
+    /// Validate a cluster spec and store it at the control plane as a new version.
+    Apply(apply::ApplyArgs),
+    /// Show every component of a local cluster: processes, health, config versions, link lag.
+    Status(status::StatusArgs),
+    /// Inject faults into a local cluster (kill, restart, partition, heal, delay, skew).
+    #[command(subcommand)]
+    Fault(fault::FaultCmd),
+    /// Unique, time-ordered 64-bit IDs from a region.
+    Ids(ids::IdsArgs),
     /// Benchmarks.
     Bench(bench::BenchArgs),
 }
@@ -30,9 +53,19 @@ fn main() -> anyhow::Result<()> {
     install_panic_hook();
     let cli = Cli::parse();
     match cli.command {
-        Command::Region(args) => region::run(args),
-        Command::Dns(args) => async_main("info", meridian_dns::run(args)),
-        Command::Gateway(args) => async_main("info", meridian_gateway::run(args)),
+        Command::Region(mut args) => match args.op.take() {
+            Some(op) => drain::run(op),
+            None => region::run(*args),
+        },
+        // hickory logs every TCP query at info: far too much for a server under load.
+        Command::Dns(args) => async_main("info,hickory_server=warn", agent::run_dns(args)),
+        Command::Gateway(args) => async_main("info", agent::run_gateway(args)),
+        Command::Up(args) => up::run(args),
+        Command::Control(args) => control::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Fault(cmd) => fault::run(cmd),
+        Command::Ids(args) => ids::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

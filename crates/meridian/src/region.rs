@@ -34,6 +34,15 @@ pub struct RegionArgs {
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, env = "MERIDIAN_LOG", default_value = "info")]
     log: String,
+    /// Replication (`--replication-listen`, `--peer`, `--topology`, …).
+    #[command(flatten)]
+    replication: crate::region_replication::ReplicationArgs,
+    /// Control plane (`--control`, `--state-dir`, `--region-id`).
+    #[command(flatten)]
+    control: crate::agent::RegionControlArgs,
+    /// Operator commands against a running cluster (`drain`, `undrain`).
+    #[command(subcommand)]
+    pub(crate) op: Option<crate::drain::RegionOp>,
 }
 
 /// `region.toml`: the region server's settings.
@@ -51,6 +60,8 @@ pub struct RegionConfig {
     /// Access keys.
     #[serde(default)]
     pub access_keys: Vec<AccessKey>,
+    /// Replication with peer regions (`examples/region-replicated.toml`).
+    pub replication: Option<meridian_replication::ReplicationSection>,
 }
 
 /// One access key.
@@ -72,6 +83,7 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<RegionConfig> {
 
 pub fn run(args: RegionArgs) -> anyhow::Result<()> {
     crate::init_logging(&args.log);
+    let control_args = args.control.clone();
     let file = match &args.config {
         Some(p) => load_config(p)?,
         None => RegionConfig::default(),
@@ -88,7 +100,13 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(format!("./meridian-data/{region}")));
+    let replication =
+        crate::region_replication::resolve(&region, &args.replication, file.replication.as_ref())?;
     let mut config = ApiConfig::new(region.clone());
+    config.replication_attrs = replication.is_some();
+    if let Some(rc) = &replication {
+        config.peer_regions = rc.peers.iter().map(|p| p.name.clone()).collect();
+    }
     if let Some(n) = args.max_in_flight.or(file.max_in_flight) {
         config.max_in_flight = n.max(1);
     }
@@ -113,20 +131,65 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         .thread_name("meridian-rt")
         .build()?;
     runtime.block_on(async move {
-        let store = Store::open(StoreOptions::new(
-            &data_dir,
-            region.clone(),
-            SystemClock::new(),
-        ))
-        .with_context(|| format!("opening store in {}", data_dir.display()))?;
+        // The binary keeps the clock handle: `POST /admin/clock/skew` moves it (fault drills).
+        let clock = SystemClock::new();
+        let store = Store::open(StoreOptions::new(&data_dir, region.clone(), clock.clone()))
+            .with_context(|| format!("opening store in {}", data_dir.display()))?;
+        store.spawn_index_builder();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let replication = match replication {
+            Some(rc) => Some(
+                meridian_replication::start(rc, store.clone(), stopped())
+                    .await
+                    .context("starting replication")?,
+            ),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         tracing::info!(%region, %addr, data_dir = %data_dir.display(), "region server listening");
         println!("meridian region {region} listening on http://{addr}");
-        let state = AppState::new(store.clone(), config);
-        meridian_api::serve(listener, state, shutdown_signal()).await?;
+        config.endpoint_address = Some(addr.to_string());
+        let mut state = AppState::new(store.clone(), config);
+        let extra = match &replication {
+            Some(r) => {
+                if let Some(registry) = state.registry_mut() {
+                    r.register_metrics(registry);
+                }
+                println!("meridian region {region} replicating on {}", r.local_addr());
+                r.admin_router(Some(clock.clone()))
+            }
+            None => axum::Router::new(),
+        };
+        meridian_api::spawn_ttl_expirer(state.clone());
+        // Control plane: `/admin/config`, `/ids` and the config agent (issue 6).
+        let control = crate::agent::region_routes(
+            &control_args,
+            &region,
+            &data_dir,
+            state.clone(),
+            stopped(),
+        )
+        .await?;
+        let extra = extra
+            .merge(control)
+            .merge(meridian_antientropy::router(store.clone()));
+        meridian_api::serve_with(listener, state, extra, stopped()).await?;
+        if let Some(r) = replication {
+            r.stop().await;
+        }
         tracing::info!("draining done; syncing store");
         tokio::task::spawn_blocking(move || store.shutdown()).await?;
         tracing::info!("stopped");

@@ -218,7 +218,8 @@ fn number(b: &[u8]) -> Result<Number, DecodeError> {
     Number::parse(s).map_err(|_| DecodeError("invalid number"))
 }
 
-fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<AttributeValue, DecodeError> {
+/// Reads one value (see [`encode_value`]).
+pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<AttributeValue, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError("nesting too deep"));
     }

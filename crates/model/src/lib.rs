@@ -13,6 +13,7 @@
 //! - [`table`]: table metadata as stored and as described to clients.
 
 pub mod codec;
+pub mod crdt;
 pub mod error;
 pub mod key;
 pub mod number;

@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use crate::key::{KeySchema, KeyType};
+use crate::value::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a table.
@@ -56,9 +57,136 @@ pub struct TableMeta {
     pub billing: Billing,
     /// A UUID-shaped id reported as `TableId`.
     pub table_uuid: String,
-    /// Secondary indexes, streams, TTL, tags…: later fields, kept as JSON until they exist.
+    /// Secondary indexes (global and local).
+    #[serde(default)]
+    pub indexes: Vec<IndexMeta>,
+    /// Version of the last change to this metadata (create/update), for last-writer-wins
+    /// between regions; `None` until the writer stamps it.
+    #[serde(default)]
+    pub version: Option<meridian_core::Version>,
+    /// Regions holding a replica (`None`: every region of the cluster).
+    #[serde(default)]
+    pub replicas: Option<std::collections::BTreeSet<String>>,
+    /// Streams, TTL, tags…: fields without a typed home yet, kept as JSON.
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Global or local secondary index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexKind {
+    /// A global secondary index (any key).
+    Global,
+    /// A local secondary index (the table's partition key, another sort key).
+    Local,
+}
+
+/// Which attributes an index stores.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexProjection {
+    /// Every attribute.
+    All,
+    /// Table and index key attributes only.
+    KeysOnly,
+    /// Keys plus these attributes.
+    Include(Vec<String>),
+}
+
+/// Lifecycle of an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexStatus {
+    /// Being backfilled from the table.
+    Creating,
+    /// Queryable.
+    Active,
+}
+
+/// One secondary index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexMeta {
+    /// Index name (unique within the table).
+    pub name: String,
+    /// Global or local.
+    pub kind: IndexKind,
+    /// Storage id of the index's entries (from the same counter as table ids).
+    pub id: u64,
+    /// The index's key.
+    pub key_schema: KeySchema,
+    /// Projected attributes.
+    pub projection: IndexProjection,
+    /// Lifecycle.
+    pub status: IndexStatus,
+    /// Provisioned throughput of a global index (reported only).
+    #[serde(default)]
+    pub read_units: u64,
+    /// Provisioned throughput of a global index (reported only).
+    #[serde(default)]
+    pub write_units: u64,
+}
+
+impl IndexMeta {
+    /// The index entry of `item`: `None` when the item lacks an index key attribute (sparse
+    /// index). The entry holds the projected attributes.
+    pub fn entry_of(&self, table_key: &KeySchema, item: &Item) -> Option<Item> {
+        if !self.key_schema.attrs().all(|a| item.contains_key(&a.name)) {
+            return None;
+        }
+        Some(match &self.projection {
+            IndexProjection::All => item.clone(),
+            IndexProjection::KeysOnly | IndexProjection::Include(_) => item
+                .iter()
+                .filter(|(k, _)| {
+                    table_key.is_key_attr(k)
+                        || self.key_schema.is_key_attr(k)
+                        || matches!(&self.projection, IndexProjection::Include(names) if names.contains(k))
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
+impl TableMeta {
+    /// An index by name.
+    pub fn index(&self, name: &str) -> Option<&IndexMeta> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// Refuses an item whose index key attributes have the wrong type or an empty value, as
+    /// DynamoDB does.
+    pub fn check_index_keys(&self, item: &Item) -> Result<(), ApiError> {
+        for idx in &self.indexes {
+            for attr in idx.key_schema.attrs() {
+                let Some(v) = item.get(&attr.name) else {
+                    continue;
+                };
+                let ok = matches!(
+                    (attr.ty, v),
+                    (KeyType::S, AttributeValue::S(_))
+                        | (KeyType::N, AttributeValue::N(_))
+                        | (KeyType::B, AttributeValue::B(_))
+                );
+                if !ok {
+                    return Err(ApiError::validation(format!(
+                        "One or more parameter values were invalid: Type mismatch for Index Key {} Expected: {} Actual: {} IndexName: {}",
+                        attr.name,
+                        attr.ty.as_str(),
+                        v.type_name(),
+                        idx.name
+                    )));
+                }
+                let empty = matches!(v, AttributeValue::S(s) if s.is_empty())
+                    || matches!(v, AttributeValue::B(b) if b.is_empty());
+                if empty {
+                    return Err(ApiError::validation(format!(
+                        "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty string value. IndexName: {}, IndexKey: {}",
+                        idx.name, attr.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks a table name against DynamoDB's rules, with its message.

@@ -375,9 +375,17 @@ pub fn validate<V>(policy: Policy, targets: &[Target<V>]) -> Result<(), RoutingE
         if t.bias.is_some_and(|b| !(-99..=99).contains(&b)) {
             return err(&t.id, "bias must be -99..=99");
         }
-        if let Some(loc) = t.location {
+        if let Some(loc) = t.location
+            && locations.last() != Some(&loc)
+        {
+            // Targets that repeat a location must be adjacent: they form that location's
+            // failover chain (geolocation combined with health-checked failover), tried in
+            // the order listed — [`rank`] sorts stably.
             if locations.contains(&loc) {
-                return err(&t.id, "two targets serve the same location");
+                return err(
+                    &t.id,
+                    "targets serving the same location must be listed together",
+                );
             }
             locations.push(loc);
         }

@@ -223,6 +223,47 @@ fn geolocation_country_beats_continent() {
 }
 
 #[test]
+fn geolocation_repeated_location_is_a_failover_chain() {
+    // Europe: eu-west, then us-east when eu-west is unhealthy (the control plane derives these
+    // chains for geolocation combined with health-checked failover).
+    let eu = GeoLocation::Continent(Continent::EU);
+    let mut t = Vec::new();
+    for region in ["eu-west", "us-east"] {
+        let mut x = Target::new(format!("EU/{region}"), region);
+        x.location = Some(eu);
+        x.health_check = Some(region.to_string());
+        t.push(x);
+    }
+    validate(Policy::Geolocation, &t).expect("valid");
+    let mut split = t.clone();
+    let mut other = Target::new("default", "x");
+    other.location = Some(GeoLocation::Default);
+    split.insert(1, other);
+    assert!(validate(Policy::Geolocation, &split).is_err());
+    let c = client("DE");
+    let lat = LatencyTable::default();
+    for (down, want) in [("nobody", "eu-west"), ("eu-west", "us-east")] {
+        let health = |name: &str| {
+            if name == down {
+                Availability {
+                    healthy: false,
+                    weight_pct: 100,
+                }
+            } else {
+                Availability::UP
+            }
+        };
+        let inputs = Inputs {
+            client: &c,
+            latency: &lat,
+            health: &health,
+        };
+        let d = decide(Policy::Geolocation, &t, &inputs, &mut SplitMix64::new(0));
+        assert_eq!(t[d.chosen[0]].values, want);
+    }
+}
+
+#[test]
 fn geoproximity_bias_grows_a_region() {
     // A client in Poland is nearer eu-west; a large positive bias on us-east wins it over.
     let mut t = targets(Policy::Geoproximity);

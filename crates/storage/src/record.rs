@@ -7,17 +7,34 @@ use meridian_model::Item;
 use meridian_model::codec::{
     Reader, decode_item, encode_item, put_len_bytes, put_varint, read_item,
 };
+use meridian_model::crdt::{Crdt, State, codec as crdt_codec};
+use meridian_model::table::TableMeta;
 
-/// Format byte of every record this version writes.
+/// Format byte of records this version writes (all but item records).
 pub const FORMAT_V1: u8 = 1;
+/// Format byte of item records with counter metadata (format 1 item records are still read).
+pub const FORMAT_V2: u8 = 2;
 
-/// An item as stored: its version and attributes.
+/// An item as stored: its version, attributes and counter metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredItem {
     /// Version of the write that produced this state.
     pub version: Version,
     /// Attributes.
     pub item: Item,
+    /// Counter metadata (`None`: no counters; see `meridian_model::crdt`).
+    pub crdt: Option<Crdt>,
+}
+
+impl StoredItem {
+    /// As a mergeable state.
+    pub fn to_state(&self) -> State {
+        State {
+            version: self.version.clone(),
+            item: self.item.clone(),
+            crdt: self.crdt.clone(),
+        }
+    }
 }
 
 /// What a change did to its item.
@@ -29,6 +46,10 @@ pub enum ChangeOp {
     Delete,
     /// The item was deleted by the TTL expirer.
     TtlDelete,
+    /// The table was created or its metadata changed (replicated DDL; `key` is empty).
+    TableUpsert(Box<TableMeta>),
+    /// The table was deleted (replicated DDL; `key` is empty).
+    TableDrop,
 }
 
 /// One entry of the change log.
@@ -46,6 +67,8 @@ pub struct ChangeEntry {
     pub version: Version,
     /// The change.
     pub op: ChangeOp,
+    /// Counter metadata of a `Put` whose item has counters.
+    pub crdt: Option<Crdt>,
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -76,22 +99,75 @@ fn read_version(r: &mut Reader<'_>) -> Result<Version, StoreError> {
     })
 }
 
-/// `01 ‖ ts:u64be ‖ len(region) region ‖ item`
+/// `02 ‖ ts:u64be ‖ len(region) region ‖ item ‖ (00 | 01 crdt)`
 pub fn encode_item_record(s: &StoredItem) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    out.push(FORMAT_V1);
+    out.push(FORMAT_V2);
     put_version(&mut out, &s.version);
     encode_item(&s.item, &mut out);
+    put_crdt(&mut out, s.crdt.as_ref());
     out
 }
 
-/// Decodes an item record.
+fn put_crdt(out: &mut Vec<u8>, c: Option<&Crdt>) {
+    match c {
+        None => out.push(0),
+        Some(c) => {
+            out.push(1);
+            crdt_codec::encode(c, out);
+        }
+    }
+}
+
+fn read_crdt(r: &mut Reader<'_>) -> Result<Option<Crdt>, StoreError> {
+    match r.u8().map_err(|_| corrupt("crdt"))? {
+        0 => Ok(None),
+        1 => crdt_codec::read(r)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        _ => Err(corrupt("crdt tag")),
+    }
+}
+
+/// Decodes an item record (format 1: no counter metadata; format 2: with it).
 pub fn decode_item_record(b: &[u8]) -> Result<StoredItem, StoreError> {
     let mut r = Reader::new(b);
-    check_format(&mut r, "item")?;
+    let format = r.u8().map_err(|_| corrupt("item"))?;
+    if format != FORMAT_V1 && format != FORMAT_V2 {
+        return Err(StoreError::Corrupt(format!(
+            "item: unknown record format {format}"
+        )));
+    }
     let version = read_version(&mut r)?;
-    let item = decode_item(r.remaining()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(StoredItem { version, item })
+    let item = read_item(&mut r, 0).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let crdt = if format == FORMAT_V2 {
+        read_crdt(&mut r)?
+    } else {
+        None
+    };
+    if !r.remaining().is_empty() {
+        return Err(corrupt("item: trailing bytes"));
+    }
+    Ok(StoredItem {
+        version,
+        item,
+        crdt,
+    })
+}
+
+/// `01 ‖ item_body`: an index entry (the projected attributes).
+pub fn encode_index_entry(item: &Item) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(FORMAT_V1);
+    encode_item(item, &mut out);
+    out
+}
+
+/// Decodes an index entry.
+pub fn decode_index_entry(b: &[u8]) -> Result<Item, StoreError> {
+    let mut r = Reader::new(b);
+    check_format(&mut r, "index entry")?;
+    decode_item(r.remaining()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// `01 ‖ ts:u64be ‖ len(region) region ‖ seq:u64be` — the delete's version and the local
@@ -115,7 +191,9 @@ pub fn decode_tombstone(b: &[u8]) -> Result<(Version, u64), StoreError> {
 }
 
 /// `01 ‖ len(origin) origin ‖ varint(origin_seq) ‖ len(table) table ‖ len(key) key ‖ version ‖
-/// op:u8 (1 put, 2 delete, 3 ttl-delete) ‖ item (put only)`. The local sequence is the key.
+/// op:u8 (1 put, 2 delete, 3 ttl-delete, 4 put with counters, 5 table upsert, 6 table drop)
+/// ‖ item (puts) ‖ crdt (4 only) ‖ varint(len) table-meta-json (5 only)`.
+/// The local sequence is the key.
 pub fn encode_change(e: &ChangeEntry) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
     out.push(FORMAT_V1);
@@ -125,12 +203,25 @@ pub fn encode_change(e: &ChangeEntry) -> Vec<u8> {
     put_len_bytes(&mut out, &e.key);
     put_version(&mut out, &e.version);
     match &e.op {
-        ChangeOp::Put(item) => {
-            out.push(1);
-            encode_item(item, &mut out);
-        }
+        ChangeOp::Put(item) => match &e.crdt {
+            None => {
+                out.push(1);
+                encode_item(item, &mut out);
+            }
+            Some(c) => {
+                out.push(4);
+                encode_item(item, &mut out);
+                crdt_codec::encode(c, &mut out);
+            }
+        },
         ChangeOp::Delete => out.push(2),
         ChangeOp::TtlDelete => out.push(3),
+        ChangeOp::TableUpsert(meta) => {
+            out.push(5);
+            let json = serde_json::to_vec(meta).unwrap_or_default();
+            put_len_bytes(&mut out, &json);
+        }
+        ChangeOp::TableDrop => out.push(6),
     }
     out
 }
@@ -145,10 +236,23 @@ pub fn decode_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
     let table = r.string().map_err(bad)?;
     let key = r.len_bytes().map_err(bad)?.to_vec();
     let version = read_version(&mut r)?;
-    let op = match r.u8().map_err(bad)? {
-        1 => ChangeOp::Put(read_item(&mut r, 0).map_err(|e| StoreError::Corrupt(e.to_string()))?),
-        2 => ChangeOp::Delete,
-        3 => ChangeOp::TtlDelete,
+    let item = |r: &mut Reader<'_>| read_item(r, 0).map_err(|e| StoreError::Corrupt(e.to_string()));
+    let (op, crdt) = match r.u8().map_err(bad)? {
+        1 => (ChangeOp::Put(item(&mut r)?), None),
+        2 => (ChangeOp::Delete, None),
+        3 => (ChangeOp::TtlDelete, None),
+        4 => {
+            let it = item(&mut r)?;
+            let c = crdt_codec::read(&mut r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            (ChangeOp::Put(it), Some(c))
+        }
+        5 => {
+            let json = r.len_bytes().map_err(bad)?;
+            let meta: TableMeta = serde_json::from_slice(json)
+                .map_err(|e| StoreError::Corrupt(format!("table change: {e}")))?;
+            (ChangeOp::TableUpsert(Box::new(meta)), None)
+        }
+        6 => (ChangeOp::TableDrop, None),
         _ => return Err(corrupt("change op")),
     };
     if !r.remaining().is_empty() {
@@ -164,6 +268,7 @@ pub fn decode_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
         key,
         version,
         op,
+        crdt,
     })
 }
 
@@ -243,15 +348,33 @@ mod tests {
         let s = StoredItem {
             version: version(),
             item: item(),
+            crdt: None,
         };
         let b = encode_item_record(&s);
         assert_eq!(decode_item_record(&b).expect("decode"), s);
-        // Fixture of format 1: a change here breaks existing stores.
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        // 01 | ts 018bcfe568000002 | len 07 "us-east" | 2 attrs: "n" N "1", "pk" S "a"
+        // 02 | ts 018bcfe568000002 | len 07 "us-east" | 2 attrs: "n" N "1", "pk" S "a" | 00 no crdt
         assert_eq!(
             hex,
-            "01018bcfe5680000020775732d6561737402016e02013102706b010161"
+            "02018bcfe5680000020775732d6561737402016e02013102706b01016100"
+        );
+        // Format 1 records (written before counters existed) still read, without counters.
+        let v1 = "01018bcfe5680000020775732d6561737402016e02013102706b010161";
+        let v1: Vec<u8> = (0..v1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).expect("hex"))
+            .collect();
+        assert_eq!(decode_item_record(&v1).expect("decode v1"), s);
+        // with counters
+        let mut crdt = meridian_model::crdt::Crdt::default();
+        crdt.stamp(&version());
+        let with = StoredItem {
+            crdt: Some(crdt),
+            ..s
+        };
+        assert_eq!(
+            decode_item_record(&encode_item_record(&with)).expect("decode"),
+            with
         );
     }
 
@@ -268,8 +391,18 @@ mod tests {
                 key: vec![1, 2, 3],
                 version: version(),
                 op,
+                crdt: None,
             };
             assert_eq!(decode_change(7, &encode_change(&e)).expect("decode"), e);
+            if matches!(e.op, ChangeOp::Put(_)) {
+                let mut crdt = meridian_model::crdt::Crdt::default();
+                crdt.stamp(&version());
+                let e = ChangeEntry {
+                    crdt: Some(crdt),
+                    ..e
+                };
+                assert_eq!(decode_change(7, &encode_change(&e)).expect("decode"), e);
+            }
         }
     }
 

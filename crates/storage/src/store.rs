@@ -83,6 +83,7 @@ pub(crate) struct Inner {
     pub(crate) items: Keyspace,
     pub(crate) tombstones: Keyspace,
     pub(crate) log: Keyspace,
+    pub(crate) index: Keyspace,
     pub(crate) tables: RwLock<BTreeMap<String, Arc<TableMeta>>>,
     pub(crate) stats: Mutex<HashMap<u64, TableStats>>,
     pub(crate) poisoned: AtomicBool,
@@ -145,6 +146,7 @@ impl Store {
         let items = open_ks(&db, "items")?;
         let tombstones = open_ks(&db, "tombstones")?;
         let log = open_ks(&db, "changelog")?;
+        let index = open_ks(&db, "index")?;
 
         let mut tables = BTreeMap::new();
         for kv in meta.prefix(META_TABLE) {
@@ -196,6 +198,7 @@ impl Store {
             items,
             tombstones,
             log,
+            index,
             tables: RwLock::new(tables),
             stats: Mutex::new(stats),
             poisoned: AtomicBool::new(false),
@@ -324,6 +327,83 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Builds a new index's entries from the table's items, a chunk per writer turn (writes
+    /// that happen meanwhile maintain the index themselves), then marks it `ACTIVE`.
+    pub async fn backfill_index(&self, table: &str, index_name: &str) -> Result<(), StoreError> {
+        let t = self
+            .table(table)
+            .ok_or_else(|| StoreError::NoSuchTable(table.to_owned()))?;
+        let Some(index_id) = t.index(index_name).map(|i| i.id) else {
+            return Ok(());
+        };
+        let mut after = None;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.send(Job::BackfillChunk {
+                table: table.to_owned(),
+                index_id,
+                after,
+                reply: tx,
+            })?;
+            match rx.await.map_err(|_| StoreError::Closed)?? {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        let name = index_name.to_owned();
+        self.update_table(
+            table,
+            Box::new(move |m: &mut TableMeta| {
+                for i in &mut m.indexes {
+                    if i.name == name && i.id == index_id {
+                        i.status = meridian_model::table::IndexStatus::Active;
+                    }
+                }
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Starts the index builder: a task that backfills every `CREATING` index (added by
+    /// `UpdateTable` here or replicated from another region), then marks it `ACTIVE`. It
+    /// checks after every commit, at most every 200 ms. Call from within a tokio runtime.
+    pub fn spawn_index_builder(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut head = store.subscribe_head();
+            loop {
+                let pending: Vec<(String, String)> = store
+                    .inner
+                    .tables
+                    .read()
+                    .map(|t| {
+                        t.values()
+                            .flat_map(|m| {
+                                m.indexes
+                                    .iter()
+                                    .filter(|i| {
+                                        i.status == meridian_model::table::IndexStatus::Creating
+                                    })
+                                    .map(|i| (m.name.clone(), i.name.clone()))
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (table, index) in pending {
+                    if let Err(e) = store.backfill_index(&table, &index).await {
+                        tracing::warn!(%table, %index, error = %e, "index backfill failed; retrying");
+                    }
+                }
+                if store.is_poisoned() || head.changed().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    }
+
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<Arc<TableMeta>> {
         self.inner
@@ -372,21 +452,7 @@ impl Store {
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, StoredItem), StoreError>> + use<>, StoreError>
     {
         self.inner.check()?;
-        let id = table.id;
-        let prefix = id.to_be_bytes().to_vec();
-        let lo = match lower {
-            Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
-            Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
-            Bound::Unbounded => Bound::Included(prefix.clone()),
-        };
-        let hi = match upper {
-            Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
-            Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
-            Bound::Unbounded => match id.checked_add(1) {
-                Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
-                None => Bound::Unbounded,
-            },
-        };
+        let (lo, hi) = prefixed_bounds(table.id, lower, upper);
         let iter = self.inner.items.range::<Vec<u8>, _>((lo, hi));
         let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
             Box::new(iter.rev())
@@ -407,7 +473,28 @@ impl Store {
         entries: Vec<ChangeEntry>,
     ) -> Result<crate::writer::ApplyReport, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Job::ApplyRemote { entries, reply: tx })?;
+        self.send(Job::ApplyRemote {
+            entries,
+            repair: false,
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Applies item states from anti-entropy repair: each entry's `op` is the item's state at
+    /// the peer (`Put` with counters, or `Delete` = tombstone) at `version`; merged or decided
+    /// by last-writer-wins like replicated changes, with no dedup bookkeeping and no change-log
+    /// entry. Durable when this returns.
+    pub async fn repair(
+        &self,
+        entries: Vec<ChangeEntry>,
+    ) -> Result<crate::writer::ApplyReport, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::ApplyRemote {
+            entries,
+            repair: true,
+            reply: tx,
+        })?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -486,6 +573,33 @@ impl Store {
         Ok(out)
     }
 
+    /// Iterates an index's entries with index storage keys (`index key ‖ base key`) in
+    /// `(lower, upper)`, ascending or descending. Keys are returned without the index id. Blocking.
+    pub fn index_range(
+        &self,
+        index_id: u64,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<
+        impl Iterator<Item = Result<(Vec<u8>, meridian_model::Item), StoreError>> + use<>,
+        StoreError,
+    > {
+        self.inner.check()?;
+        let (lo, hi) = prefixed_bounds(index_id, lower, upper);
+        let iter = self.inner.index.range::<Vec<u8>, _>((lo, hi));
+        let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        Ok(iter.map(move |g| {
+            let (k, v) = g.into_inner()?;
+            let key = k.get(8..).unwrap_or_default().to_vec();
+            Ok((key, record::decode_index_entry(&v)?))
+        }))
+    }
+
     /// The highest change-log sequence.
     pub fn head(&self) -> u64 {
         self.inner.head.load(Ordering::Acquire)
@@ -528,6 +642,28 @@ impl Store {
             tracing::error!(error = %e, "final sync failed");
         }
     }
+}
+
+/// Bounds over `id:u64be ‖ key` for key bounds within one table or index.
+fn prefixed_bounds(
+    id: u64,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lo = match lower {
+        Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
+        Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
+        Bound::Unbounded => Bound::Included(id.to_be_bytes().to_vec()),
+    };
+    let hi = match upper {
+        Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
+        Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
+        Bound::Unbounded => match id.checked_add(1) {
+            Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+            None => Bound::Unbounded,
+        },
+    };
+    (lo, hi)
 }
 
 pub(crate) fn u64_suffix(k: &[u8], at: usize) -> Result<u64, StoreError> {

@@ -8,6 +8,7 @@ use crate::store::{
 use fjall::PersistMode;
 use meridian_core::{Gtid, Hlc, Version};
 use meridian_model::Item;
+use meridian_model::crdt::{Crdt, merge};
 use meridian_model::size::item_size;
 use meridian_model::table::TableMeta;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -26,8 +27,11 @@ use tokio::sync::oneshot;
 /// What a change does to one item.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChangeKind {
-    /// Store these attributes.
+    /// Store these attributes (a whole-item replace: counters reset).
     Put(Item),
+    /// Store these attributes with this counter metadata (an update; `None` epochs are the
+    /// version of this write). See `meridian_model::crdt`.
+    Update(Item, Crdt),
     /// Delete the item (client request).
     Delete,
     /// Delete the item (TTL expiry).
@@ -50,6 +54,9 @@ pub struct Decision {
     pub(crate) changes: Vec<Change>,
     pub(crate) complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
+
+/// Items indexed per backfill step (keeps each step's share of the writer short).
+pub const BACKFILL_CHUNK: usize = 500;
 
 /// What [`crate::Store::apply_remote`] did with a batch of replicated changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,8 +97,15 @@ pub(crate) enum Job {
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
         reply: Reply<Arc<TableMeta>>,
     },
+    BackfillChunk {
+        table: String,
+        index_id: u64,
+        after: Option<Vec<u8>>,
+        reply: Reply<Option<Vec<u8>>>,
+    },
     ApplyRemote {
         entries: Vec<ChangeEntry>,
+        repair: bool,
         reply: Reply<ApplyReport>,
     },
     SetCheckpoint {
@@ -171,6 +185,7 @@ enum Done {
     Write(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
     Table(Reply<Arc<TableMeta>>, Arc<TableMeta>),
     Applied(Reply<ApplyReport>, ApplyReport),
+    Cursor(Reply<Option<Vec<u8>>>, Option<Vec<u8>>),
     Unit(Reply<()>),
 }
 
@@ -185,6 +200,8 @@ struct Group<'a> {
     watermarks: HashMap<String, u64>,
     stats: HashMap<u64, TableStats>,
     dropped: HashSet<u64>,
+    /// Index ids whose entries must be purged after the commit.
+    dropped_indexes: Vec<u64>,
     /// Table metadata changed by this group (name → new meta or None if deleted).
     tables: HashMap<String, Option<Arc<TableMeta>>>,
     next_table_id: Option<u64>,
@@ -203,6 +220,7 @@ impl<'a> Group<'a> {
             watermarks: HashMap::new(),
             stats: HashMap::new(),
             dropped: HashSet::new(),
+            dropped_indexes: Vec::new(),
             tables: HashMap::new(),
             next_table_id: None,
             head: inner.head.load(Ordering::Acquire),
@@ -285,16 +303,30 @@ impl<'a> Group<'a> {
             ts: hlc.now(),
             region: self.inner.region.clone(),
         };
-        let op = match &change.kind {
-            ChangeKind::Put(item) => ChangeOp::Put(item.clone()),
-            ChangeKind::Delete => ChangeOp::Delete,
-            ChangeKind::TtlDelete => ChangeOp::TtlDelete,
+        let (op, crdt) = match &change.kind {
+            ChangeKind::Put(item) => (ChangeOp::Put(item.clone()), None),
+            ChangeKind::Update(item, crdt) => {
+                let mut crdt = crdt.clone();
+                crdt.stamp(&version);
+                (ChangeOp::Put(item.clone()), Some(crdt))
+            }
+            ChangeKind::Delete => (ChangeOp::Delete, None),
+            ChangeKind::TtlDelete => (ChangeOp::TtlDelete, None),
         };
-        let gtid = Gtid {
-            origin: self.inner.region.clone(),
-            seq: self.head + 1,
+        let entry = ChangeEntry {
+            seq: 0,
+            gtid: Gtid {
+                origin: self.inner.region.clone(),
+                seq: self.head + 1,
+            },
+            table: change.table.name.clone(),
+            key: change.key.clone(),
+            version,
+            op,
+            crdt,
         };
-        self.record_change(&change.table, &change.key, version, gtid, op)
+        let state = new_state_of(&entry);
+        self.record_change(&change.table, state, entry)
     }
 
     /// The version of an item's current state: its live version, or its tombstone's.
@@ -314,38 +346,46 @@ impl<'a> Group<'a> {
         }
     }
 
-    /// Writes one change: item or tombstone, stats, and a change-log entry at the next local
-    /// sequence. The caller has decided the change wins.
+    /// Writes one change: the item's new state (or a tombstone at `entry.version`), its index
+    /// entries, stats, and `entry` in the change log at the next local sequence. The caller has
+    /// decided the change has an effect.
     fn record_change(
         &mut self,
         table: &TableMeta,
-        key: &[u8],
-        version: Version,
-        gtid: Gtid,
-        op: ChangeOp,
+        state: Option<StoredItem>,
+        mut entry: ChangeEntry,
     ) -> Result<(), StoreError> {
         self.head += 1;
         let seq = self.head;
-        let full = record::item_key(table.id, key);
+        entry.seq = seq;
+        let key = entry.key.clone();
+        let full = record::item_key(table.id, &key);
         let old = self.current(&full)?;
         let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
-        let new_state = match &op {
-            ChangeOp::Put(item) => {
-                let stored = StoredItem {
-                    version: version.clone(),
-                    item: item.clone(),
-                };
+        // Index entries change in the same batch as the item (with the table's latest indexes).
+        if let Some(live) = self.lookup_table(&table.name).filter(|t| t.id == table.id)
+            && !live.indexes.is_empty()
+        {
+            self.maintain_indexes(
+                &live,
+                &key,
+                old.as_ref().map(|s| &s.item),
+                state.as_ref().map(|s| &s.item),
+            );
+        }
+        match &state {
+            Some(stored) => {
                 self.batch.insert(
                     &self.inner.items,
                     full.clone(),
-                    record::encode_item_record(&stored),
+                    record::encode_item_record(stored),
                 );
                 if self.tomb_overlay.remove(&full).is_some()
                     || self.inner.tombstones.contains_key(&full)?
                 {
                     self.batch.remove(&self.inner.tombstones, full.clone());
                 }
-                let new_size = item_size(item) as i64;
+                let new_size = item_size(&stored.item) as i64;
                 let st = self.stats_for(table.id);
                 match old_size {
                     Some(s) => st.size_bytes += new_size - s,
@@ -354,39 +394,194 @@ impl<'a> Group<'a> {
                         st.size_bytes += new_size;
                     }
                 }
-                Some(stored)
             }
-            ChangeOp::Delete | ChangeOp::TtlDelete => {
+            None => {
                 self.batch.remove(&self.inner.items, full.clone());
                 self.batch.insert(
                     &self.inner.tombstones,
                     full.clone(),
-                    record::encode_tombstone(&version, seq),
+                    record::encode_tombstone(&entry.version, seq),
                 );
-                self.tomb_overlay.insert(full.clone(), version.clone());
+                self.tomb_overlay
+                    .insert(full.clone(), entry.version.clone());
                 if let Some(s) = old_size {
                     let st = self.stats_for(table.id);
                     st.item_count -= 1;
                     st.size_bytes -= s;
                 }
-                None
             }
-        };
-        let entry = ChangeEntry {
-            seq,
-            gtid,
-            table: table.name.clone(),
-            key: key.to_vec(),
-            version,
-            op,
-        };
+        }
         self.batch.insert(
             &self.inner.log,
             seq.to_be_bytes().to_vec(),
             record::encode_change(&entry),
         );
-        self.overlay.insert(full, new_state);
+        self.overlay.insert(full, state);
         Ok(())
+    }
+
+    /// Replaces an item's entries in every index of its table.
+    fn maintain_indexes(
+        &mut self,
+        table: &TableMeta,
+        key: &[u8],
+        old: Option<&Item>,
+        new: Option<&Item>,
+    ) {
+        for idx in &table.indexes {
+            let old_key = old.and_then(|o| index_entry_key(idx, o, key));
+            let new_entry = new.and_then(|n| {
+                let k = index_entry_key(idx, n, key)?;
+                Some((k, idx.entry_of(&table.key_schema, n)?))
+            });
+            if let Some(k) = old_key
+                && new_entry.as_ref().is_none_or(|(nk, _)| *nk != k)
+            {
+                self.batch.remove(&self.inner.index, k);
+            }
+            if let Some((k, entry)) = new_entry {
+                self.batch
+                    .insert(&self.inner.index, k, record::encode_index_entry(&entry));
+            }
+        }
+    }
+
+    /// Applies one item state received by anti-entropy repair: merge or last-writer-wins, as for
+    /// replicated changes, then stores the result without a change-log entry.
+    fn repair_one(
+        &mut self,
+        e: ChangeEntry,
+        hlc: &mut Hlc,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        hlc.observe(e.version.ts);
+        let Some(table) = self.lookup_table(&e.table) else {
+            report.missing_table += 1;
+            return Ok(());
+        };
+        let full = record::item_key(table.id, &e.key);
+        let current_item = self.current(&full)?;
+        let current = match &current_item {
+            Some(s) => Some(s.version.clone()),
+            None => self.current_version(&full)?,
+        };
+        let new_state = match (&current_item, new_state_of(&e)) {
+            (Some(cur), Some(inc)) if cur.crdt.is_some() || inc.crdt.is_some() => {
+                let m = merge(&cur.to_state(), &inc.to_state());
+                let m = StoredItem {
+                    version: m.version,
+                    item: m.item,
+                    crdt: m.crdt,
+                };
+                (m != *cur).then_some(Some(m))
+            }
+            (_, inc) if meridian_core::lww_wins(&e.version, current.as_ref()) => Some(inc),
+            _ => None,
+        };
+        let Some(state) = new_state else {
+            report.stale += 1;
+            return Ok(());
+        };
+        let old = self.current(&full)?;
+        let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
+        if !table.indexes.is_empty() {
+            self.maintain_indexes(
+                &table,
+                &e.key,
+                old.as_ref().map(|s| &s.item),
+                state.as_ref().map(|s| &s.item),
+            );
+        }
+        match &state {
+            Some(stored) => {
+                self.batch.insert(
+                    &self.inner.items,
+                    full.clone(),
+                    record::encode_item_record(stored),
+                );
+                if self.tomb_overlay.remove(&full).is_some()
+                    || self.inner.tombstones.contains_key(&full)?
+                {
+                    self.batch.remove(&self.inner.tombstones, full.clone());
+                }
+                let new_size = item_size(&stored.item) as i64;
+                let st = self.stats_for(table.id);
+                match old_size {
+                    Some(s) => st.size_bytes += new_size - s,
+                    None => {
+                        st.item_count += 1;
+                        st.size_bytes += new_size;
+                    }
+                }
+            }
+            None => {
+                self.batch.remove(&self.inner.items, full.clone());
+                self.batch.insert(
+                    &self.inner.tombstones,
+                    full.clone(),
+                    record::encode_tombstone(&e.version, self.head),
+                );
+                self.tomb_overlay.insert(full.clone(), e.version.clone());
+                if let Some(s) = old_size {
+                    let st = self.stats_for(table.id);
+                    st.item_count -= 1;
+                    st.size_bytes -= s;
+                }
+            }
+        }
+        self.overlay.insert(full, state);
+        report.applied += 1;
+        Ok(())
+    }
+
+    /// Writes the index entries of up to [`BACKFILL_CHUNK`] items after `after` (a storage
+    /// key), reading each item as of this group (so entries match the latest state). Returns
+    /// the cursor to continue from, or `None` when the table is done.
+    fn backfill_chunk(
+        &mut self,
+        table: &str,
+        index_id: u64,
+        after: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.requests += 1;
+        let Some(t) = self.lookup_table(table) else {
+            return Ok(None);
+        };
+        let Some(idx) = t.indexes.iter().find(|i| i.id == index_id).cloned() else {
+            return Ok(None);
+        };
+        let lo = match &after {
+            Some(k) => std::ops::Bound::Excluded(record::item_key(t.id, k)),
+            None => std::ops::Bound::Included(t.id.to_be_bytes().to_vec()),
+        };
+        let hi = match t.id.checked_add(1) {
+            Some(n) => std::ops::Bound::Excluded(n.to_be_bytes().to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let keys: Vec<Vec<u8>> = self
+            .inner
+            .items
+            .range::<Vec<u8>, _>((lo, hi))
+            .take(BACKFILL_CHUNK)
+            .map(|g| g.key().map(|k| k.to_vec()))
+            .collect::<Result<_, _>>()?;
+        for full in &keys {
+            let base = full.get(8..).unwrap_or_default();
+            if let Some(state) = self.current(full)?
+                && let (Some(k), Some(entry)) = (
+                    index_entry_key(&idx, &state.item, base),
+                    idx.entry_of(&t.key_schema, &state.item),
+                )
+            {
+                self.batch
+                    .insert(&self.inner.index, k, record::encode_index_entry(&entry));
+            }
+        }
+        Ok(if keys.len() < BACKFILL_CHUNK {
+            None
+        } else {
+            keys.last().map(|k| k.get(8..).unwrap_or_default().to_vec())
+        })
     }
 
     /// The highest sequence of `origin` applied here (dedup watermark).
@@ -409,11 +604,18 @@ impl<'a> Group<'a> {
     fn apply_remote(
         &mut self,
         entries: Vec<ChangeEntry>,
+        repair: bool,
         hlc: &mut Hlc,
     ) -> Result<ApplyReport, StoreError> {
         self.requests += 1;
         let mut report = ApplyReport::default();
         for e in entries {
+            // Repairs (anti-entropy) carry item states, not change-log entries: no loop or
+            // dedup bookkeeping, and nothing is logged (repair is between two regions).
+            if repair {
+                self.repair_one(e, hlc, &mut report)?;
+                continue;
+            }
             if e.gtid.origin == self.inner.region {
                 report.own += 1;
                 continue;
@@ -430,21 +632,62 @@ impl<'a> Group<'a> {
                 record::encode_u64(e.gtid.seq),
             );
             hlc.observe(e.version.ts);
+            if matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop) {
+                if self.apply_table_change(&e)? {
+                    self.log_only(e);
+                    report.applied += 1;
+                } else {
+                    report.stale += 1;
+                }
+                continue;
+            }
             let Some(table) = self.lookup_table(&e.table) else {
                 report.missing_table += 1;
                 continue;
             };
             let full = record::item_key(table.id, &e.key);
-            let current = self.current_version(&full)?;
-            if !meridian_core::lww_wins(&e.version, current.as_ref()) {
+            let current_item = self.current(&full)?;
+            let current = match &current_item {
+                Some(s) => Some(s.version.clone()),
+                None => self.current_version(&full)?,
+            };
+            // Two live states merge (counters join); otherwise last writer wins.
+            let new_state = match (&current_item, &e.op) {
+                (Some(cur), ChangeOp::Put(_)) if cur.crdt.is_some() || e.crdt.is_some() => {
+                    let merged = merge(
+                        &cur.to_state(),
+                        &new_state_of(&e)
+                            .map(|s| s.to_state())
+                            .unwrap_or_else(|| cur.to_state()),
+                    );
+                    let merged = StoredItem {
+                        version: merged.version,
+                        item: merged.item,
+                        crdt: merged.crdt,
+                    };
+                    if merged == *cur {
+                        None
+                    } else {
+                        Some(Some(merged))
+                    }
+                }
+                _ if meridian_core::lww_wins(&e.version, current.as_ref()) => {
+                    Some(new_state_of(&e))
+                }
+                _ => None,
+            };
+            let Some(new_state) = new_state else {
                 report.stale += 1;
                 *report.conflicts.entry(table.name.clone()).or_default() += 1;
                 continue;
-            }
-            if current.as_ref().is_some_and(|c| c.region != e.version.region) {
+            };
+            if current
+                .as_ref()
+                .is_some_and(|c| c.region != e.version.region)
+            {
                 *report.conflicts.entry(table.name.clone()).or_default() += 1;
             }
-            self.record_change(&table, &e.key, e.version, e.gtid, e.op)?;
+            self.record_change(&table, new_state, e)?;
             report.applied += 1;
         }
         Ok(report)
@@ -489,9 +732,122 @@ impl<'a> Group<'a> {
         Ok(())
     }
 
+    /// Gives a table (and its indexes) local storage ids and records its metadata.
+    fn install_table(&mut self, mut meta: TableMeta) -> Result<Arc<TableMeta>, StoreError> {
+        meta.id = self.next_table_id()?;
+        for idx in &mut meta.indexes {
+            idx.id = self.next_table_id()?;
+        }
+        self.batch
+            .remove(&self.inner.meta, table_tombstone_key(&meta.name));
+        self.put_table_meta(&meta)?;
+        let meta = Arc::new(meta);
+        self.tables.insert(meta.name.clone(), Some(meta.clone()));
+        Ok(meta)
+    }
+
+    /// Removes a table's metadata (its items are purged after the commit) and remembers the
+    /// version of the drop, so an older replicated create cannot bring it back.
+    fn remove_table(&mut self, meta: &TableMeta, version: &Version) {
+        self.batch
+            .remove(&self.inner.meta, table_meta_key(&meta.name));
+        self.batch
+            .remove(&self.inner.meta, id_key(META_STATS, meta.id));
+        self.batch.insert(
+            &self.inner.meta,
+            id_key(META_DROPPED, meta.id),
+            record::encode_u64(meta.id),
+        );
+        self.batch.insert(
+            &self.inner.meta,
+            table_tombstone_key(&meta.name),
+            record::encode_tombstone(version, self.head),
+        );
+        self.dropped.insert(meta.id);
+        self.dropped_indexes
+            .extend(meta.indexes.iter().map(|i| i.id));
+        self.stats.remove(&meta.id);
+        self.tables.insert(meta.name.clone(), None);
+    }
+
+    /// Replaces a table's metadata, keeping its storage id; indexes keep their ids by name, new
+    /// ones get ids (and start `CREATING` until backfilled), removed ones are purged.
+    fn replace_table(
+        &mut self,
+        old: &TableMeta,
+        mut meta: TableMeta,
+        remote: bool,
+    ) -> Result<Arc<TableMeta>, StoreError> {
+        meta.id = old.id;
+        meta.name = old.name.clone();
+        for idx in &mut meta.indexes {
+            match old
+                .indexes
+                .iter()
+                .find(|o| o.name == idx.name && o.kind == idx.kind)
+            {
+                Some(o) if idx.id == 0 || idx.id == o.id || o.key_schema == idx.key_schema => {
+                    idx.id = o.id;
+                    if remote {
+                        // another region's build state says nothing about ours
+                        idx.status = o.status;
+                    }
+                }
+                _ => {
+                    idx.id = self.next_table_id()?;
+                    idx.status = meridian_model::table::IndexStatus::Creating;
+                }
+            }
+        }
+        for o in &old.indexes {
+            if !meta.indexes.iter().any(|i| i.id == o.id) {
+                self.dropped_indexes.push(o.id);
+            }
+        }
+        self.put_table_meta(&meta)?;
+        let meta = Arc::new(meta);
+        self.tables.insert(meta.name.clone(), Some(meta.clone()));
+        Ok(meta)
+    }
+
+    /// Logs a table change (local DDL) so it replicates.
+    fn log_table_change(
+        &mut self,
+        name: &str,
+        version: Version,
+        op: ChangeOp,
+    ) -> Result<(), StoreError> {
+        let gtid = Gtid {
+            origin: self.inner.region.clone(),
+            seq: self.head + 1,
+        };
+        self.log_only(ChangeEntry {
+            seq: 0,
+            gtid,
+            table: name.to_owned(),
+            key: Vec::new(),
+            version,
+            op,
+            crdt: None,
+        });
+        Ok(())
+    }
+
+    /// Appends an entry to the change log at the next local sequence (no item state changes).
+    fn log_only(&mut self, mut entry: ChangeEntry) {
+        self.head += 1;
+        entry.seq = self.head;
+        self.batch.insert(
+            &self.inner.log,
+            self.head.to_be_bytes().to_vec(),
+            record::encode_change(&entry),
+        );
+    }
+
     fn create_table(
         &mut self,
         meta: Box<TableMeta>,
+        hlc: &mut Hlc,
         reply: Reply<Arc<TableMeta>>,
     ) -> Result<(), StoreError> {
         self.requests += 1;
@@ -500,10 +856,17 @@ impl<'a> Group<'a> {
             let _ = reply.send(Err(StoreError::TableExists(meta.name)));
             return Ok(());
         }
-        meta.id = self.next_table_id()?;
-        self.put_table_meta(&meta)?;
-        let meta = Arc::new(meta);
-        self.tables.insert(meta.name.clone(), Some(meta.clone()));
+        let version = Version {
+            ts: hlc.now(),
+            region: self.inner.region.clone(),
+        };
+        meta.version = Some(version.clone());
+        let meta = self.install_table(meta)?;
+        self.log_table_change(
+            &meta.name,
+            version,
+            ChangeOp::TableUpsert(Box::new((*meta).clone())),
+        )?;
         self.done.push(Done::Table(reply, meta));
         Ok(())
     }
@@ -511,6 +874,7 @@ impl<'a> Group<'a> {
     fn delete_table(
         &mut self,
         name: String,
+        hlc: &mut Hlc,
         reply: Reply<Arc<TableMeta>>,
     ) -> Result<(), StoreError> {
         self.requests += 1;
@@ -518,17 +882,12 @@ impl<'a> Group<'a> {
             let _ = reply.send(Err(StoreError::NoSuchTable(name)));
             return Ok(());
         };
-        self.batch.remove(&self.inner.meta, table_meta_key(&name));
-        self.batch
-            .remove(&self.inner.meta, id_key(META_STATS, meta.id));
-        self.batch.insert(
-            &self.inner.meta,
-            id_key(META_DROPPED, meta.id),
-            record::encode_u64(meta.id),
-        );
-        self.dropped.insert(meta.id);
-        self.stats.remove(&meta.id);
-        self.tables.insert(name, None);
+        let version = Version {
+            ts: hlc.now(),
+            region: self.inner.region.clone(),
+        };
+        self.remove_table(&meta, &version);
+        self.log_table_change(&name, version, ChangeOp::TableDrop)?;
         self.done.push(Done::Table(reply, meta));
         Ok(())
     }
@@ -537,23 +896,87 @@ impl<'a> Group<'a> {
         &mut self,
         name: String,
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
+        hlc: &mut Hlc,
         reply: Reply<Arc<TableMeta>>,
     ) -> Result<(), StoreError> {
         self.requests += 1;
-        let Some(meta) = self.lookup_table(&name) else {
+        let Some(old) = self.lookup_table(&name) else {
             let _ = reply.send(Err(StoreError::NoSuchTable(name)));
             return Ok(());
         };
-        let mut meta = (*meta).clone();
-        let id = meta.id;
+        let mut meta = (*old).clone();
         update(&mut meta);
-        meta.id = id;
-        meta.name = name.clone();
-        self.put_table_meta(&meta)?;
-        let meta = Arc::new(meta);
-        self.tables.insert(name, Some(meta.clone()));
+        let version = Version {
+            ts: hlc.now(),
+            region: self.inner.region.clone(),
+        };
+        meta.version = Some(version.clone());
+        let meta = self.replace_table(&old, meta, false)?;
+        self.log_table_change(
+            &name,
+            version,
+            ChangeOp::TableUpsert(Box::new((*meta).clone())),
+        )?;
         self.done.push(Done::Table(reply, meta));
         Ok(())
+    }
+
+    /// The version of the last drop of a table name, if any.
+    fn table_tombstone(&self, name: &str) -> Result<Option<Version>, StoreError> {
+        match self.inner.meta.get(table_tombstone_key(name))? {
+            Some(v) => Ok(Some(record::decode_tombstone(&v)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies a replicated table change by last-writer-wins on the metadata's version.
+    /// Returns whether it had an effect.
+    fn apply_table_change(&mut self, e: &ChangeEntry) -> Result<bool, StoreError> {
+        let local = self.lookup_table(&e.table);
+        match &e.op {
+            ChangeOp::TableUpsert(remote) => {
+                let mut meta = (**remote).clone();
+                meta.version = Some(e.version.clone());
+                let here = meta
+                    .replicas
+                    .as_ref()
+                    .is_none_or(|r| r.contains(&self.inner.region));
+                match local {
+                    Some(l) if l.version.as_ref().is_some_and(|v| *v >= e.version) => Ok(false),
+                    Some(l) if !here => {
+                        self.remove_table(&l, &e.version);
+                        Ok(true)
+                    }
+                    Some(l) => {
+                        self.replace_table(&l, meta, true)?;
+                        Ok(true)
+                    }
+                    None if !here => Ok(false),
+                    None => {
+                        if self
+                            .table_tombstone(&e.table)?
+                            .is_some_and(|v| v >= e.version)
+                        {
+                            return Ok(false);
+                        }
+                        meta.id = 0;
+                        for idx in &mut meta.indexes {
+                            idx.id = 0;
+                        }
+                        self.install_table(meta)?;
+                        Ok(true)
+                    }
+                }
+            }
+            ChangeOp::TableDrop => match local {
+                Some(l) if l.version.as_ref().is_none_or(|v| *v < e.version) => {
+                    self.remove_table(&l, &e.version);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+            _ => Ok(false),
+        }
     }
 
     /// Commits and fsyncs the group, then acknowledges it. On failure nothing is acknowledged.
@@ -607,6 +1030,9 @@ impl<'a> Group<'a> {
         for id in &self.dropped {
             spawn_purge_arc(inner, *id);
         }
+        for id in &self.dropped_indexes {
+            spawn_purge_arc(inner, *id);
+        }
         for d in done {
             match d {
                 Done::Write(f) => f(Ok(())),
@@ -627,6 +1053,9 @@ impl<'a> Group<'a> {
                 }
                 Done::Unit(reply) => {
                     let _ = reply.send(Ok(()));
+                }
+                Done::Cursor(reply, cursor) => {
+                    let _ = reply.send(Ok(cursor));
                 }
             }
         }
@@ -654,6 +1083,9 @@ fn fail_all(done: Vec<Done>, err: impl Fn() -> StoreError) {
             Done::Unit(reply) => {
                 let _ = reply.send(Err(err()));
             }
+            Done::Cursor(reply, _) => {
+                let _ = reply.send(Err(err()));
+            }
         }
     }
 }
@@ -677,6 +1109,10 @@ fn fail_job(job: Job) -> bool {
             false
         }
         Job::SetCheckpoint { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Poisoned));
+            false
+        }
+        Job::BackfillChunk { reply, .. } => {
             let _ = reply.send(Err(StoreError::Poisoned));
             false
         }
@@ -707,18 +1143,28 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         for job in rest.by_ref() {
             let r = match job {
                 Job::Write { reads, decide } => group.write(reads, decide, &mut hlc),
-                Job::CreateTable { meta, reply } => group.create_table(meta, reply),
-                Job::DeleteTable { name, reply } => group.delete_table(name, reply),
+                Job::CreateTable { meta, reply } => group.create_table(meta, &mut hlc, reply),
+                Job::DeleteTable { name, reply } => group.delete_table(name, &mut hlc, reply),
                 Job::UpdateTable {
                     name,
                     update,
                     reply,
-                } => group.update_table(name, update, reply),
-                Job::ApplyRemote { entries, reply } => {
-                    group.apply_remote(entries, &mut hlc).map(|report| {
-                        group.done.push(Done::Applied(reply, report));
-                    })
-                }
+                } => group.update_table(name, update, &mut hlc, reply),
+                Job::ApplyRemote {
+                    entries,
+                    repair,
+                    reply,
+                } => group.apply_remote(entries, repair, &mut hlc).map(|report| {
+                    group.done.push(Done::Applied(reply, report));
+                }),
+                Job::BackfillChunk {
+                    table,
+                    index_id,
+                    after,
+                    reply,
+                } => group.backfill_chunk(&table, index_id, after).map(|cursor| {
+                    group.done.push(Done::Cursor(reply, cursor));
+                }),
                 Job::SetCheckpoint { link, seq, reply } => {
                     group.requests += 1;
                     group.batch.insert(
@@ -752,6 +1198,18 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
     tracing::info!("writer stopped");
 }
 
+/// The state a change leaves its item in: the put's item and counters, or `None` (deleted).
+fn new_state_of(e: &ChangeEntry) -> Option<StoredItem> {
+    match &e.op {
+        ChangeOp::Put(item) => Some(StoredItem {
+            version: e.version.clone(),
+            item: item.clone(),
+            crdt: e.crdt.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// Meta key of the dedup watermark of an origin: `w/<origin>`.
 pub(crate) fn watermark_key(origin: &str) -> Vec<u8> {
     let mut k = b"w/".to_vec();
@@ -763,6 +1221,28 @@ pub(crate) fn watermark_key(origin: &str) -> Vec<u8> {
 pub(crate) fn checkpoint_key(link: &str) -> Vec<u8> {
     let mut k = b"l/".to_vec();
     k.extend_from_slice(link.as_bytes());
+    k
+}
+
+/// Key of an item's entry in an index: `index_id:u64be ‖ index storage key ‖ base storage key`
+/// (`None` when the item has no value, or a value of the wrong type, for an index key).
+pub(crate) fn index_entry_key(
+    idx: &meridian_model::table::IndexMeta,
+    item: &Item,
+    base_key: &[u8],
+) -> Option<Vec<u8>> {
+    let ik = idx.key_schema.encode(item).ok()?;
+    let mut k = Vec::with_capacity(8 + ik.len() + base_key.len());
+    k.extend_from_slice(&idx.id.to_be_bytes());
+    k.extend_from_slice(&ik);
+    k.extend_from_slice(base_key);
+    Some(k)
+}
+
+/// Meta key of a dropped table name's tombstone: `tt/<name>`.
+fn table_tombstone_key(name: &str) -> Vec<u8> {
+    let mut k = b"tt/".to_vec();
+    k.extend_from_slice(name.as_bytes());
     k
 }
 
@@ -782,12 +1262,13 @@ fn spawn_purge_arc(inner: &Inner, id: u64) {
     // The purge thread needs an owned handle to the keyspaces; fjall handles are cheap clones.
     let items = inner.items.clone();
     let tombstones = inner.tombstones.clone();
+    let index = inner.index.clone();
     let meta = inner.meta.clone();
     let db = inner.db.clone();
     let _ = std::thread::Builder::new()
         .name(format!("meridian-purge-{id}"))
         .spawn(move || {
-            if let Err(e) = purge(&db, &items, &tombstones, &meta, id) {
+            if let Err(e) = purge(&db, &[&items, &tombstones, &index], &meta, id) {
                 tracing::error!(table_id = id, error = %e, "purging a deleted table failed; retried at next start");
             }
         });
@@ -802,14 +1283,13 @@ pub(crate) fn spawn_purge(inner: Arc<Inner>, id: u64) {
 /// interrupt: the marker stays until everything is gone, and the purge restarts at open.
 fn purge(
     db: &fjall::Database,
-    items: &fjall::Keyspace,
-    tombstones: &fjall::Keyspace,
+    keyspaces: &[&fjall::Keyspace],
     meta: &fjall::Keyspace,
     id: u64,
 ) -> Result<(), StoreError> {
     let prefix = id.to_be_bytes();
     let mut removed = 0usize;
-    for ks in [items, tombstones] {
+    for ks in keyspaces.iter().copied() {
         loop {
             let keys: Vec<_> = ks
                 .prefix(prefix)

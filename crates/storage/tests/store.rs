@@ -30,6 +30,9 @@ fn meta(name: &str) -> TableMeta {
             write_units: 0,
         },
         table_uuid: "x".into(),
+        indexes: Vec::new(),
+        version: None,
+        replicas: None,
         extra: Default::default(),
     }
 }
@@ -77,17 +80,24 @@ async fn concurrent_writes_get_gapless_changelog_and_survive_reopen() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(store.head(), 400);
+    assert_eq!(store.head(), 401); // CreateTable + 400 puts
     assert_eq!(store.stats(t.id).item_count, 400);
     store.shutdown();
     drop(store);
 
     let store = open(dir.path());
-    assert_eq!(store.head(), 400);
+    assert_eq!(store.head(), 401);
     let t = store.table("t").unwrap();
     let log = store.changes(1, 1000).unwrap();
     let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=401).collect::<Vec<_>>());
+    assert!(matches!(log[0].op, ChangeOp::TableUpsert(_)));
+    assert_eq!(
+        log.iter()
+            .filter(|e| matches!(e.op, ChangeOp::Put(_)))
+            .count(),
+        400
+    );
     assert!(
         log.iter()
             .all(|e| e.gtid.origin == "r1" && e.gtid.seq == e.seq)
@@ -261,26 +271,29 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     let a = open_as(da.path(), "a");
     let b = open_as(db.path(), "b");
     let ta = a.create_table(meta("r")).await.unwrap();
-    let tb = b.create_table(meta("r")).await.unwrap();
     put(&a, &ta, item("k1", 1)).await;
     put(&a, &ta, item("k2", 2)).await;
     let from_a = a.changes(1, 100).unwrap();
 
-    // first delivery applies; a duplicate delivery (resend after a lost ack) is skipped
+    // first delivery applies (the replicated CreateTable creates the table in b); a duplicate
+    // delivery (resend after a lost ack) is skipped
     let r1 = b.apply_remote(from_a.clone()).await.unwrap();
-    assert_eq!((r1.applied, r1.duplicates), (2, 0));
+    assert_eq!((r1.applied, r1.duplicates), (3, 0));
+    let tb = b.table("r").expect("table replicated to b");
     let r2 = b.apply_remote(from_a.clone()).await.unwrap();
-    assert_eq!((r2.applied, r2.duplicates), (0, 2));
-    assert_eq!(b.watermark("a").unwrap(), 2);
+    assert_eq!((r2.applied, r2.duplicates), (0, 3));
+    assert_eq!(b.watermark("a").unwrap(), 3);
     assert_eq!(b.stats(tb.id).item_count, 2);
     // the replicated entries keep their GTIDs in b's log
     let log_b = b.changes(1, 100).unwrap();
-    assert_eq!(log_b.iter().map(|e| e.gtid.clone()).collect::<Vec<_>>(),
-               from_a.iter().map(|e| e.gtid.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        log_b.iter().map(|e| e.gtid.clone()).collect::<Vec<_>>(),
+        from_a.iter().map(|e| e.gtid.clone()).collect::<Vec<_>>()
+    );
 
     // loop prevention: a's own changes coming back from b are ignored by a
     let back = a.apply_remote(log_b).await.unwrap();
-    assert_eq!((back.own, back.applied), (2, 0));
+    assert_eq!((back.own, back.applied), (3, 0));
 
     // a later write in b (after observing a's) wins in a, even if a's clock were ahead
     put(&b, &tb, item("k1", 100)).await;
@@ -288,16 +301,26 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     let r = a.apply_remote(newest_b).await.unwrap();
     assert_eq!(r.applied, 1);
     let k1 = ta.key_schema.encode(&item("k1", 0)).unwrap();
-    assert_eq!(a.get(&ta, &k1).unwrap().unwrap().item["v"], AttributeValue::N(100.into()));
+    assert_eq!(
+        a.get(&ta, &k1).unwrap().unwrap().item["v"],
+        AttributeValue::N(100.into())
+    );
 
     // an older write arriving late loses and is counted as a conflict
     let stale = vec![meridian_storage::ChangeEntry {
         seq: 0,
-        gtid: meridian_core::Gtid { origin: "c".into(), seq: 1 },
+        gtid: meridian_core::Gtid {
+            origin: "c".into(),
+            seq: 1,
+        },
         table: "r".into(),
         key: k1.clone(),
-        version: meridian_core::Version { ts: meridian_core::Timestamp(1), region: "c".into() },
+        version: meridian_core::Version {
+            ts: meridian_core::Timestamp(1),
+            region: "c".into(),
+        },
         op: ChangeOp::Put(item("k1", -1)),
+        crdt: None,
     }];
     let r = a.apply_remote(stale).await.unwrap();
     assert_eq!((r.applied, r.stale), (0, 1));
@@ -308,7 +331,14 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     let k2 = ta.key_schema.encode(&item("k2", 0)).unwrap();
     let k2c = k2.clone();
     a.write(vec![(ta.clone(), k2.clone())], move |_| {
-        (vec![Change { table: t_a, key: k2c, kind: ChangeKind::Delete }], ())
+        (
+            vec![Change {
+                table: t_a,
+                key: k2c,
+                kind: ChangeKind::Delete,
+            }],
+            (),
+        )
     })
     .await
     .unwrap();
@@ -317,9 +347,18 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     let tk2 = tb.key_schema.encode(&item("k2", 0)).unwrap();
     assert!(b.get(&tb, &tk2).unwrap().is_none());
     let old_put = from_a.iter().find(|e| e.key == k2).unwrap().clone();
-    let resurrect = meridian_storage::ChangeEntry { gtid: meridian_core::Gtid { origin: "c".into(), seq: 2 }, ..old_put };
+    let resurrect = meridian_storage::ChangeEntry {
+        gtid: meridian_core::Gtid {
+            origin: "c".into(),
+            seq: 2,
+        },
+        ..old_put
+    };
     assert_eq!(b.apply_remote(vec![resurrect]).await.unwrap().stale, 1);
-    assert!(b.get(&tb, &tk2).unwrap().is_none(), "a tombstone must beat an older put");
+    assert!(
+        b.get(&tb, &tk2).unwrap().is_none(),
+        "a tombstone must beat an older put"
+    );
     assert_eq!(b.tombstones(&tb).unwrap().len(), 1);
 
     // watermarks and checkpoints survive a restart
@@ -329,4 +368,264 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     let b = open_as(db.path(), "b");
     assert_eq!(b.checkpoint("b->a").unwrap(), 7);
     assert_eq!(b.watermark("a").unwrap(), a.head());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_index_is_backfilled_while_writes_continue_and_dropped_index_is_purged() {
+    use meridian_model::table::{IndexKind, IndexMeta, IndexProjection, IndexStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = store.create_table(meta("bf")).await.unwrap();
+    let with_g = |pk: &str, g: i64| {
+        let mut it = item(pk, g);
+        it.insert("g".into(), AttributeValue::S(format!("g{}", g % 3)));
+        it
+    };
+    for i in 0..1_234 {
+        put(
+            &store,
+            &t,
+            if i % 2 == 0 {
+                with_g(&format!("k{i}"), i)
+            } else {
+                item(&format!("k{i}"), i)
+            },
+        )
+        .await;
+    }
+    let idx = IndexMeta {
+        name: "by_g".into(),
+        kind: IndexKind::Global,
+        id: 0,
+        key_schema: KeySchema {
+            hash: KeyAttr {
+                name: "g".into(),
+                ty: KeyType::S,
+            },
+            range: None,
+        },
+        projection: IndexProjection::KeysOnly,
+        status: IndexStatus::Creating,
+        read_units: 0,
+        write_units: 0,
+    };
+    let t = store
+        .update_table("bf", Box::new(move |m: &mut TableMeta| m.indexes.push(idx)))
+        .await
+        .unwrap();
+    let index_id = t.index("by_g").unwrap().id;
+    assert_ne!(index_id, 0);
+    // writes racing with the backfill keep the index exact
+    let writer = {
+        let (s, t) = (store.clone(), t.clone());
+        tokio::spawn(async move {
+            for i in 0..200 {
+                put(&s, &t, with_g(&format!("new{i}"), i)).await;
+            }
+        })
+    };
+    store.backfill_index("bf", "by_g").await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(
+        store.table("bf").unwrap().index("by_g").unwrap().status,
+        IndexStatus::Active
+    );
+    let n = store
+        .index_range(index_id, Bound::Unbounded, Bound::Unbounded, false)
+        .unwrap()
+        .count();
+    assert_eq!(n, 617 + 200);
+    // dropping the index purges its entries
+    store
+        .update_table("bf", Box::new(|m: &mut TableMeta| m.indexes.clear()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store
+        .index_range(index_id, Bound::Unbounded, Bound::Unbounded, false)
+        .unwrap()
+        .count()
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index entries not purged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An `ADD c :n` as the API performs it: read-modify-write with counter metadata.
+async fn add(store: &Store, t: &Arc<TableMeta>, pk: &str, n: i64) {
+    use meridian_model::crdt::{Effect, after_update};
+    let key = t.key_schema.encode(&item(pk, 0)).unwrap();
+    let (t2, k2, region, pk) = (
+        t.clone(),
+        key.clone(),
+        store.region().to_owned(),
+        pk.to_owned(),
+    );
+    store
+        .write(vec![(t.clone(), key)], move |cur| {
+            let old = cur[0].as_ref();
+            let mut new = old.map(|s| s.item.clone()).unwrap_or_else(|| item(&pk, 0));
+            let AttributeValue::N(v) = new["v"].clone() else {
+                panic!()
+            };
+            new.insert("v".into(), AttributeValue::N(v.add(&n.into()).unwrap()));
+            let effects = [Effect::Add("v".into(), n.into())];
+            let crdt = after_update(
+                old.map(|s| (&s.version, &s.item, s.crdt.as_ref())),
+                &new,
+                &effects,
+                &region,
+            );
+            (
+                vec![Change {
+                    table: t2,
+                    key: k2,
+                    kind: ChangeKind::Update(new, crdt),
+                }],
+                (),
+            )
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_counter_increments_from_every_region_all_count() {
+    let seed: u64 = std::env::var("MERIDIAN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("seed={seed}");
+    let mut rng = seed;
+    let mut next = move |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let names = ["a", "b", "c"];
+    let stores: Vec<Store> = dirs
+        .iter()
+        .zip(names)
+        .map(|(d, n)| open_as(d.path(), n))
+        .collect();
+    let mut tables = Vec::new();
+    for s in &stores {
+        tables.push(s.create_table(meta("ctr")).await.unwrap());
+    }
+    // the item exists everywhere (v = 0)
+    put(&stores[0], &tables[0], item("hot", 0)).await;
+    let first = stores[0].changes(1, 10).unwrap();
+    for s in &stores[1..] {
+        s.apply_remote(first.clone()).await.unwrap();
+    }
+    // concurrent increments in every region, none seeing the others
+    let mut expected = 0i64;
+    for (s, t) in stores.iter().zip(&tables) {
+        for _ in 0..10 {
+            let n = next(11) as i64 - 3;
+            expected += n;
+            add(s, t, "hot", n).await;
+        }
+    }
+    // exchange every region's own changes: origins interleaved at random, each origin's
+    // batches in order (as a link delivers them), with resends of earlier batches
+    let own: Vec<Vec<_>> = stores
+        .iter()
+        .map(|s| {
+            s.changes(1, 1000)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.gtid.origin == s.region())
+                .collect()
+        })
+        .collect();
+    for (i, s) in stores.iter().enumerate() {
+        let mut queues: Vec<std::collections::VecDeque<Vec<_>>> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| {
+                let mut q = std::collections::VecDeque::new();
+                for (k, c) in own[j].chunks(3).enumerate() {
+                    q.push_back(c.to_vec());
+                    if next(3) == 0 {
+                        q.push_back(own[j].chunks(3).nth(k / 2).unwrap().to_vec()); // a resend
+                    }
+                }
+                q
+            })
+            .collect();
+        while queues.iter().any(|q| !q.is_empty()) {
+            let pick = next(queues.len() as u64) as usize;
+            if let Some(b) = queues[pick].pop_front() {
+                s.apply_remote(b).await.unwrap();
+            }
+        }
+    }
+    let key = tables[0].key_schema.encode(&item("hot", 0)).unwrap();
+    let values: Vec<_> = stores
+        .iter()
+        .zip(&tables)
+        .map(|(s, t)| s.get(t, &key).unwrap().unwrap())
+        .collect();
+    for v in &values {
+        assert_eq!(
+            v.item["v"],
+            AttributeValue::N(expected.into()),
+            "seed={seed}"
+        );
+    }
+    assert!(
+        values.windows(2).all(|w| w[0] == w[1]),
+        "seed={seed}: states differ"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_changes_replicate_with_last_writer_wins() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open_as(da.path(), "a");
+    let b = open_as(db.path(), "b");
+    let ta = a.create_table(meta("ddl")).await.unwrap();
+    put(&a, &ta, item("x", 1)).await;
+    let old_create = a.changes(1, 10).unwrap();
+    // a drops the table; b learns of the create and the drop in one batch, then of the create
+    // again (a late resend from another path): the table stays dropped
+    a.delete_table("ddl").await.unwrap();
+    let all = a.changes(1, 10).unwrap();
+    b.apply_remote(all).await.unwrap();
+    assert!(b.table("ddl").is_none());
+    let relay = old_create
+        .into_iter()
+        .map(|e| meridian_storage::ChangeEntry {
+            gtid: meridian_core::Gtid {
+                origin: "c".into(),
+                seq: e.gtid.seq,
+            },
+            ..e
+        })
+        .collect();
+    assert_eq!(b.apply_remote(relay).await.unwrap().applied, 0);
+    assert!(b.table("ddl").is_none());
+    // a later create in b reaches a; an index added in a reaches b and is backfilled there
+    let tb = b.create_table(meta("ddl")).await.unwrap();
+    put(&b, &tb, item("y", 2)).await;
+    let from_b: Vec<_> = b
+        .changes(1, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.gtid.origin == "b")
+        .collect();
+    a.apply_remote(from_b).await.unwrap();
+    let ta = a.table("ddl").expect("re-created from b");
+    assert_eq!(a.stats(ta.id).item_count, 1);
 }

@@ -1,5 +1,6 @@
 //! `BatchGetItem`.
 
+use super::capacity::{self, Consumed};
 use super::common::{Placeholders, Req, blocking, missing, projection, table};
 use crate::state::AppState;
 use meridian_model::ApiError;
@@ -32,14 +33,16 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
             "Too many items requested for the BatchGetItem call",
         ));
     }
+    let mode = capacity::Mode::from_req(&req)?;
+    let mut consumed = Vec::new();
     let mut responses = Map::new();
     let mut unprocessed = Map::new();
     let mut size = 0usize;
     for (name, spec) in request_items {
         let t = table(state, name)?;
-        let spec = Req::nested(spec, "RequestItems")?;
-        spec.refuse_legacy(&["AttributesToGet"])?;
-        spec.bool("ConsistentRead")?;
+        let mut spec = Req::nested(spec, "RequestItems")?;
+        super::legacy::translate(&mut spec, super::legacy::Op::BatchGetItem, &t.key_schema)?;
+        let consistent = spec.bool("ConsistentRead")?.unwrap_or(false);
         let keys = spec
             .list("Keys")?
             .ok_or_else(|| missing("requestItems.keys"))?;
@@ -81,10 +84,13 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
                 left.push(raw_key);
                 continue;
             }
+            let read = f.as_ref().map_or(0, |s| item_size(&s.item));
+            consumed.push(Consumed::read(name, capacity::read_units(read, consistent)));
             if let Some(s) = f {
+                let full = super::common::readable_item(state.inner.config.replication_attrs, s);
                 let item = match &proj {
-                    Some(p) => p.apply(&s.item),
-                    None => s.item,
+                    Some(p) => p.apply(&full),
+                    None => full,
                 };
                 size += item_size(&item);
                 items.push(item_to_json(&item));
@@ -97,5 +103,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
             unprocessed.insert(name.clone(), Value::Object(u));
         }
     }
-    Ok(json!({"Responses": responses, "UnprocessedKeys": unprocessed}))
+    let mut out = json!({"Responses": responses, "UnprocessedKeys": unprocessed});
+    capacity::attach_list(&mut out, mode, &consumed);
+    Ok(out)
 }

@@ -1,8 +1,9 @@
 //! `BatchWriteItem`.
 
+use super::capacity::{self, Consumed};
 use super::common::{Req, missing, refuse_reserved_attrs, store_err, table};
 use crate::state::AppState;
-use meridian_model::size::check_item_size;
+use meridian_model::size::{check_item_size, item_size};
 use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
 use serde_json::{Map, Value, json};
@@ -33,6 +34,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
             "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to {MAX_WRITES}, Member must have length greater than or equal to 1]"
         )));
     }
+    let mode = capacity::Mode::from_req(&req)?;
     // Validate everything before writing anything.
     let mut writes: Vec<(String, Value, Change)> = Vec::with_capacity(total);
     let mut seen = HashSet::new();
@@ -63,6 +65,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
                     refuse_reserved_attrs(&item)?;
                     let key = t.key_schema.key_of_item(&item)?;
                     check_item_size(&item)?;
+                    t.check_index_keys(&item)?;
                     (key, ChangeKind::Put(item))
                 }
                 (None, Some(d)) => {
@@ -105,9 +108,21 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         .map(|(_, _, c)| (c.table.clone(), c.key.clone()))
         .collect();
     let changes: Vec<Change> = writes.into_iter().map(|(_, _, c)| c).collect();
-    state
+    let consumed = state
         .store()
         .write(reads, move |cur| {
+            let consumed: Vec<Consumed> = changes
+                .iter()
+                .zip(cur)
+                .map(|(c, old)| {
+                    let new = match &c.kind {
+                        ChangeKind::Put(item) => item_size(item),
+                        _ => 0,
+                    };
+                    let old = old.as_ref().map_or(0, |s| item_size(&s.item));
+                    Consumed::write(&c.table.name, capacity::write_units(new.max(old)))
+                })
+                .collect();
             // A delete of an absent item changes nothing and is not logged.
             let changes = changes
                 .into_iter()
@@ -115,7 +130,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
                 .filter(|(c, old)| !(c.kind == ChangeKind::Delete && old.is_none()))
                 .map(|(c, _)| c)
                 .collect();
-            (changes, ())
+            (changes, consumed)
         })
         .await
         .map_err(store_err)?;
@@ -128,5 +143,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
             a.push(raw);
         }
     }
-    Ok(json!({"UnprocessedItems": unprocessed}))
+    let mut out = json!({"UnprocessedItems": unprocessed});
+    capacity::attach_list(&mut out, mode, &consumed);
+    Ok(out)
 }

@@ -286,3 +286,22 @@ pub fn refuse_reserved_attrs(item: &Item) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// An item as reads return it. With replication configured (`ApiConfig::replication_attrs`) it
+/// carries, like DynamoDB global tables 2017.11.29, `aws:rep:updateregion` (S: the region that
+/// wrote this version) and `aws:rep:updatetime` (N: the version's HLC physical time in seconds,
+/// with milliseconds). They are added on the way out only: the stored item never holds them.
+pub fn readable_item(replication_attrs: bool, stored: meridian_storage::StoredItem) -> Item {
+    let mut item = stored.item;
+    if replication_attrs {
+        let ms = stored.version.ts.physical_ms();
+        item.insert(
+            REPLICATION_ATTRS[0].to_owned(),
+            AttributeValue::S(stored.version.region),
+        );
+        if let Ok(n) = meridian_model::Number::parse(&format!("{}.{:03}", ms / 1000, ms % 1000)) {
+            item.insert(REPLICATION_ATTRS[1].to_owned(), AttributeValue::N(n));
+        }
+    }
+    item
+}

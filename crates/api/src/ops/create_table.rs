@@ -2,6 +2,7 @@
 
 use super::common::{Req, missing, store_err};
 use super::describe::describe;
+use super::indexes::{check_definitions_used, parse_indexes};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::key::{KeyAttr, KeySchema, KeyType};
@@ -181,19 +182,10 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     check_table_name(name, "tableName")?;
     let defs = attribute_definitions(&req)?;
     let schema = key_schema(req.list("KeySchema")?, &defs, "keySchema")?;
-    for idx in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
-        if req.get(idx).is_some() {
-            return Err(ApiError::validation(format!(
-                "{idx} are not supported yet by Meridian"
-            )));
-        }
-    }
-    if defs.len() != schema.attrs().count() {
-        return Err(invalid(
-            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
-        ));
-    }
     let billing = billing(&req)?;
+    let extra = super::tags::initial_extra(&req)?;
+    let indexes = parse_indexes(&req, &defs, &schema, billing.mode == "PROVISIONED")?;
+    check_definitions_used(&defs, &schema, &indexes)?;
     let created_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| (d.as_millis() as f64) / 1000.0)
@@ -207,7 +199,10 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         status: TableStatus::Active,
         billing,
         table_uuid: uuid(),
-        extra: Default::default(),
+        indexes,
+        version: None,
+        replicas: None,
+        extra,
     };
     let t = state.store().create_table(meta).await.map_err(store_err)?;
     Ok(json!({"TableDescription": describe(state, &t, None)}))

@@ -1,20 +1,23 @@
 //! `DeleteItem`.
 
+use super::capacity::{self, Consumed};
 use super::common::{
     Placeholders, Req, condition, condition_failed, missing, return_old_on_failure, return_values,
     store_err, table,
 };
 use crate::state::AppState;
 use meridian_expr::ExprKind;
+use meridian_model::size::item_size;
 use meridian_model::value::item_to_json;
 use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
 use serde_json::{Value, json};
 
 /// Deletes one item, optionally under a condition. Deleting a missing item succeeds.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    req.refuse_legacy(&["Expected", "ConditionalOperator"])?;
+    super::legacy::translate(&mut req, super::legacy::Op::DeleteItem, &t.key_schema)?;
+    let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
     t.key_schema.check_key(&key)?;
     let return_old = return_values(&req, &["NONE", "ALL_OLD"])? == "ALL_OLD";
@@ -24,6 +27,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     let cond = condition(&req, "ConditionExpression", ExprKind::Condition, &attrs)?;
     attrs.check_all_used()?;
     let enc = t.key_schema.encode(&key)?;
+    let name = t.name.clone();
 
     let table = t.clone();
     let old: Option<Item> = state
@@ -51,8 +55,11 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         })
         .await
         .map_err(store_err)??;
-    Ok(match old {
+    let units = capacity::write_units(old.as_ref().map_or(0, item_size));
+    let mut out = match old {
         Some(old) if return_old => json!({"Attributes": item_to_json(&old)}),
         _ => json!({}),
-    })
+    };
+    capacity::attach(&mut out, mode, &Consumed::write(&name, units));
+    Ok(out)
 }

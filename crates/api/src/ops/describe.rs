@@ -38,6 +38,34 @@ pub fn describe(state: &AppState, t: &TableMeta, status: Option<&str>) -> Value 
         "TableId": t.table_uuid,
         "DeletionProtectionEnabled": false,
     });
+    let (gsis, lsis) = super::indexes::describe_indexes(state.region(), t);
+    if let Some(o) = d.as_object_mut() {
+        if !gsis.is_empty() {
+            o.insert("GlobalSecondaryIndexes".into(), Value::Array(gsis));
+        }
+        if !lsis.is_empty() {
+            o.insert("LocalSecondaryIndexes".into(), Value::Array(lsis));
+        }
+    }
+    // Tables are global: every region of the cluster holds a replica (or the table's own set).
+    let cfg = &state.inner.config;
+    if !cfg.peer_regions.is_empty()
+        && let Some(o) = d.as_object_mut()
+    {
+        let mut regions: Vec<String> = match &t.replicas {
+            Some(r) => r.iter().cloned().collect(),
+            None => std::iter::once(cfg.region.clone())
+                .chain(cfg.peer_regions.iter().cloned())
+                .collect(),
+        };
+        regions.sort();
+        let replicas: Vec<Value> = regions
+            .iter()
+            .map(|r| json!({"RegionName": r, "ReplicaStatus": "ACTIVE"}))
+            .collect();
+        o.insert("Replicas".into(), Value::Array(replicas));
+        o.insert("GlobalTableVersion".into(), json!("2019.11.21"));
+    }
     if t.billing.mode == "PAY_PER_REQUEST"
         && let Some(o) = d.as_object_mut()
     {

@@ -1,16 +1,19 @@
 //! `GetItem`.
 
+use super::capacity::{self, Consumed};
 use super::common::{Placeholders, Req, blocking, missing, projection, table};
 use crate::state::AppState;
 use meridian_model::ApiError;
+use meridian_model::size::item_size;
 use meridian_model::value::item_to_json;
 use serde_json::{Value, json};
 
 /// Reads one item (every read is strongly consistent within the region).
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    req.refuse_legacy(&["AttributesToGet"])?;
-    req.bool("ConsistentRead")?;
+    super::legacy::translate(&mut req, super::legacy::Op::GetItem, &t.key_schema)?;
+    let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
+    let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
     t.key_schema.check_key(&key)?;
     let ph = Placeholders::from_req(&req)?;
@@ -18,16 +21,22 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     let proj = projection(&req, &attrs)?;
     attrs.check_all_used()?;
     let enc = t.key_schema.encode(&key)?;
+    let name = t.name.clone();
     let store = state.store().clone();
     let found = blocking(move || store.get(&t, &enc)).await?;
-    Ok(match found {
+    let size = found.as_ref().map_or(0, |s| item_size(&s.item));
+    let mut out = match found {
         Some(s) => {
+            let full = super::common::readable_item(state.inner.config.replication_attrs, s);
             let item = match &proj {
-                Some(p) => p.apply(&s.item),
-                None => s.item,
+                Some(p) => p.apply(&full),
+                None => full,
             };
             json!({"Item": item_to_json(&item)})
         }
         None => json!({}),
-    })
+    };
+    let units = capacity::read_units(size, consistent);
+    capacity::attach(&mut out, mode, &Consumed::read(&name, units));
+    Ok(out)
 }

@@ -1,8 +1,13 @@
 //! One file per DynamoDB operation; each parses its input, applies it, and encodes the output.
 
+pub mod capacity;
 pub mod common;
 pub mod describe;
+pub mod indexes;
+pub mod legacy;
 pub mod paging;
+pub mod tags;
+pub mod transact_tokens;
 
 pub mod batch_get_item;
 pub mod batch_write_item;
@@ -16,3 +21,14 @@ pub mod put_item;
 pub mod query;
 pub mod scan;
 pub mod update_item;
+
+pub mod describe_endpoints;
+pub mod describe_limits;
+pub mod describe_time_to_live;
+pub mod list_tags_of_resource;
+pub mod tag_resource;
+pub mod transact_get_items;
+pub mod transact_write_items;
+pub mod untag_resource;
+pub mod update_table;
+pub mod update_time_to_live;

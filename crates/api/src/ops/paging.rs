@@ -1,14 +1,17 @@
 //! What `Query` and `Scan` share: `Select`, `Limit`, the 1 MB page, filters applied after the
 //! limit (as DynamoDB does), projections and `LastEvaluatedKey`.
 
+use super::capacity::{self, Consumed};
 use super::common::{Req, blocking};
 use crate::state::AppState;
+use meridian_expr::key_condition::prefix_successor;
 use meridian_expr::{Condition, Projection};
 use meridian_model::key::KeySchema;
 use meridian_model::size::item_size;
-use meridian_model::table::TableMeta;
+use meridian_model::table::{IndexKind, IndexMeta, IndexProjection, IndexStatus, TableMeta};
 use meridian_model::value::item_to_json;
 use meridian_model::{ApiError, Item};
+use meridian_storage::StoreError;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -38,6 +41,10 @@ pub struct PageSpec {
     pub select: Select,
     /// Scan direction.
     pub reverse: bool,
+    /// `ReturnConsumedCapacity`.
+    pub capacity: capacity::Mode,
+    /// `ConsistentRead` (halves the reported read units when false).
+    pub consistent: bool,
 }
 
 /// Reads `Select`, `Limit` and checks them against the projection.
@@ -120,36 +127,121 @@ pub fn after_start(
     }
 }
 
-/// Reads one page of `table` within `range` and encodes the response.
+/// Where a page is read from.
+pub enum Source {
+    /// The table's items.
+    Table(Arc<TableMeta>),
+    /// An index's entries; with `fetch_base`, each entry is replaced by its base item (an LSI
+    /// queried for attributes it does not project).
+    Index {
+        /// The table.
+        table: Arc<TableMeta>,
+        /// The index.
+        index: IndexMeta,
+        /// Read the whole item from the table.
+        fetch_base: bool,
+    },
+}
+
+type Entries = Box<dyn Iterator<Item = Result<Item, StoreError>> + Send>;
+
+/// Bounds over an index's keys (`index key ‖ base key`) from bounds over index keys alone:
+/// an inclusive upper bound or exclusive lower bound must cover every base key after it.
+pub fn index_bounds(
+    (lo, hi): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let after = |b: Vec<u8>| prefix_successor(&b).map_or(Bound::Unbounded, Bound::Excluded);
+    let lo = match lo {
+        Bound::Excluded(b) => match prefix_successor(&b) {
+            Some(s) => Bound::Included(s),
+            None => Bound::Excluded(b),
+        },
+        other => other,
+    };
+    let hi = match hi {
+        Bound::Included(b) => after(b),
+        other => other,
+    };
+    (lo, hi)
+}
+
+/// Reads one page and encodes the response.
 pub async fn page(
     state: &AppState,
-    table: Arc<TableMeta>,
+    source: Source,
     range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     spec: PageSpec,
 ) -> Result<Value, ApiError> {
     let store = state.store().clone();
-    let (items, count, scanned, last) = blocking(move || {
+    let rep_attrs = state.inner.config.replication_attrs;
+    let name = match &source {
+        Source::Table(t) | Source::Index { table: t, .. } => t.name.clone(),
+    };
+    let (items, count, scanned, last, read) = blocking(move || {
+        let (entries, lek_schemas): (Entries, Vec<KeySchema>) = match &source {
+            Source::Table(t) => (
+                Box::new(
+                    store
+                        .range(t, range.0, range.1, spec.reverse)?
+                        .map(move |r| r.map(|(_, s)| super::common::readable_item(rep_attrs, s))),
+                ),
+                vec![t.key_schema.clone()],
+            ),
+            Source::Index {
+                table,
+                index,
+                fetch_base,
+            } => {
+                let entries = store.index_range(index.id, range.0, range.1, spec.reverse)?;
+                let entries: Entries = if *fetch_base {
+                    let (store, table) = (store.clone(), table.clone());
+                    Box::new(entries.filter_map(move |r| match r {
+                        Ok((_, entry)) => {
+                            let key = match table.key_schema.encode(&entry) {
+                                Ok(k) => k,
+                                Err(e) => return Some(Err(StoreError::Corrupt(e.to_string()))),
+                            };
+                            store
+                                .get(&table, &key)
+                                .transpose()
+                                .map(|r| r.map(|s| super::common::readable_item(rep_attrs, s)))
+                        }
+                        Err(e) => Some(Err(e)),
+                    }))
+                } else {
+                    Box::new(entries.map(|r| r.map(|(_, item)| item)))
+                };
+                (
+                    entries,
+                    vec![table.key_schema.clone(), index.key_schema.clone()],
+                )
+            }
+        };
         let mut items = Vec::new();
         let (mut count, mut scanned, mut bytes) = (0usize, 0usize, 0usize);
         let mut last: Option<Item> = None;
-        for entry in store.range(&table, range.0, range.1, spec.reverse)? {
-            let (_, stored) = entry?;
+        for entry in entries {
+            let item = entry?;
             scanned += 1;
-            bytes += item_size(&stored.item);
+            bytes += item_size(&item);
             let keep = match &spec.filter {
-                Some(f) => f.eval(Some(&stored.item)).unwrap_or(false),
+                Some(f) => f.eval(Some(&item)).unwrap_or(false),
                 None => true,
             };
             let full_page = spec.limit.is_some_and(|l| scanned >= l) || bytes >= PAGE_BYTES;
             if full_page {
-                last = Some(key_of(&table.key_schema, &stored.item));
+                let mut k = Item::new();
+                for schema in &lek_schemas {
+                    k.extend(key_of(schema, &item));
+                }
+                last = Some(k);
             }
             if keep {
                 count += 1;
                 if spec.select == Select::All {
                     items.push(match &spec.projection {
-                        Some(p) => p.apply(&stored.item),
-                        None => stored.item,
+                        Some(p) => p.apply(&item),
+                        None => item,
                     });
                 }
             }
@@ -157,7 +249,7 @@ pub async fn page(
                 break;
             }
         }
-        Ok((items, count, scanned, last))
+        Ok((items, count, scanned, last, bytes))
     })
     .await?;
     let mut out = json!({"Count": count, "ScannedCount": scanned});
@@ -172,7 +264,68 @@ pub async fn page(
             o.insert("LastEvaluatedKey".into(), item_to_json(&k));
         }
     }
+    let units = capacity::read_units(read, spec.consistent);
+    capacity::attach(&mut out, spec.capacity, &Consumed::read(&name, units));
     Ok(out)
+}
+
+/// Resolves `IndexName` and `Select` into a page source, with DynamoDB's rules: an index
+/// answers its projected attributes by default; `ALL_ATTRIBUTES` on a global index needs an
+/// `ALL` projection, on a local index it reads the base items.
+pub fn source_for(
+    table: Arc<TableMeta>,
+    index_name: Option<&str>,
+    select: Option<&str>,
+    has_projection_expression: bool,
+) -> Result<Source, ApiError> {
+    let Some(name) = index_name else {
+        return Ok(Source::Table(table));
+    };
+    let index = table.index(name).cloned().ok_or_else(|| {
+        ApiError::validation(format!(
+            "The table does not have the specified index: {name}"
+        ))
+    })?;
+    if index.status != IndexStatus::Active {
+        return Err(ApiError::validation(format!(
+            "Cannot read from backfilling global secondary index: {name}"
+        )));
+    }
+    let projects_all = index.projection == IndexProjection::All;
+    let wants_all = select == Some("ALL_ATTRIBUTES");
+    let fetch_base = match (index.kind, wants_all && !projects_all) {
+        (IndexKind::Global, true) => {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {name} because its projection type is not ALL"
+            )));
+        }
+        (IndexKind::Local, fetch) => fetch || (has_projection_expression && !projects_all),
+        (IndexKind::Global, false) => false,
+    };
+    Ok(Source::Index {
+        table,
+        index,
+        fetch_base,
+    })
+}
+
+/// Reads `ExclusiveStartKey` for an index: the index key followed by the table key.
+pub fn exclusive_start_in_index(
+    req: &Req,
+    table: &TableMeta,
+    index: &IndexMeta,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(esk) = req.item("ExclusiveStartKey")? else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::validation(
+            "The provided starting key is invalid: The provided key element does not match the schema",
+        )
+    };
+    let mut k = index.key_schema.encode(&esk).map_err(|_| invalid())?;
+    k.extend_from_slice(&table.key_schema.encode(&esk).map_err(|_| invalid())?);
+    Ok(Some(k))
 }
 
 /// The primary-key attributes of an item.

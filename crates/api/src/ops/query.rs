@@ -1,46 +1,60 @@
 //! `Query`.
 
 use super::common::{Placeholders, Req, condition, missing, projection, table};
-use super::paging::{PageSpec, after_start, exclusive_start, page, parse_select_and_limit};
+use super::paging::{
+    PageSpec, Source, after_start, exclusive_start, exclusive_start_in_index, index_bounds, page,
+    parse_select_and_limit, source_for,
+};
 use crate::state::AppState;
 use meridian_expr::{ExprKind, parse_key_condition};
 use meridian_model::ApiError;
 use serde_json::Value;
 
 /// Reads one partition's items in sort-key order (or reversed), a page at a time.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    req.refuse_legacy(&[
-        "KeyConditions",
-        "QueryFilter",
-        "AttributesToGet",
-        "ConditionalOperator",
-    ])?;
-    if req.str("IndexName")?.is_some() {
-        return Err(ApiError::validation(
-            "Secondary indexes are not supported yet by Meridian",
-        ));
-    }
-    req.bool("ConsistentRead")?;
+    super::legacy::translate(&mut req, super::legacy::Op::Query, &t.key_schema)?;
+    let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
+    let capacity = super::capacity::Mode::from_req(&req)?;
     let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
     let ph = Placeholders::from_req(&req)?;
     let attrs = ph.attrs()?;
     let kc_src = req
         .str("KeyConditionExpression")?
         .ok_or_else(|| missing("keyConditionExpression"))?;
-    let kc = parse_key_condition(kc_src, &attrs, &t.key_schema)?;
+    let index_name = req.str("IndexName")?;
+    let source = source_for(
+        t.clone(),
+        index_name,
+        req.str("Select")?,
+        req.get("ProjectionExpression").is_some(),
+    )?;
+    let key_schema = match &source {
+        Source::Index { index, .. } => index.key_schema.clone(),
+        Source::Table(_) => t.key_schema.clone(),
+    };
+    let kc = parse_key_condition(kc_src, &attrs, &key_schema)?;
     let filter = condition(&req, "FilterExpression", ExprKind::Filter, &attrs)?;
     let proj = projection(&req, &attrs)?;
     attrs.check_all_used()?;
-    let (select, limit) = parse_select_and_limit(&req, proj.is_some(), false)?;
-    let start = exclusive_start(&req, &t.key_schema)?;
-    let range = after_start(kc.storage_range(&t.key_schema)?, start, !forward);
+    let (select, limit) = parse_select_and_limit(&req, proj.is_some(), index_name.is_some())?;
+    let range = kc.storage_range(&key_schema)?;
+    let range = match &source {
+        Source::Index { index, .. } => after_start(
+            index_bounds(range),
+            exclusive_start_in_index(&req, &t, index)?,
+            !forward,
+        ),
+        Source::Table(_) => after_start(range, exclusive_start(&req, &t.key_schema)?, !forward),
+    };
     let spec = PageSpec {
         limit,
         filter,
         projection: proj,
         select,
         reverse: !forward,
+        capacity,
+        consistent,
     };
-    page(state, t, range, spec).await
+    page(state, source, range, spec).await
 }

@@ -1,7 +1,10 @@
 //! `Scan`.
 
 use super::common::{Placeholders, Req, condition, projection, table};
-use super::paging::{PageSpec, after_start, exclusive_start, page, parse_select_and_limit};
+use super::paging::{
+    PageSpec, Source, after_start, exclusive_start, exclusive_start_in_index, page,
+    parse_select_and_limit, source_for,
+};
 use crate::state::AppState;
 use meridian_expr::ExprKind;
 use meridian_model::ApiError;
@@ -62,26 +65,27 @@ fn segments(req: &Req) -> Result<Option<(u64, u64)>, ApiError> {
 }
 
 /// Reads a table (or one segment of it) a page at a time.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    req.refuse_legacy(&["ScanFilter", "AttributesToGet", "ConditionalOperator"])?;
-    if req.str("IndexName")?.is_some() {
-        return Err(ApiError::validation(
-            "Secondary indexes are not supported yet by Meridian",
-        ));
-    }
-    req.bool("ConsistentRead")?;
+    super::legacy::translate(&mut req, super::legacy::Op::Scan, &t.key_schema)?;
+    let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
+    let capacity = super::capacity::Mode::from_req(&req)?;
     let seg = segments(&req)?;
     let ph = Placeholders::from_req(&req)?;
     let attrs = ph.attrs()?;
     let filter = condition(&req, "FilterExpression", ExprKind::Filter, &attrs)?;
     let proj = projection(&req, &attrs)?;
     attrs.check_all_used()?;
-    let (select, limit) = parse_select_and_limit(&req, proj.is_some(), false)?;
-    let start = exclusive_start(&req, &t.key_schema)?;
+    let index_name = req.str("IndexName")?;
+    let (select, limit) = parse_select_and_limit(&req, proj.is_some(), index_name.is_some())?;
+    let source = source_for(t.clone(), index_name, req.str("Select")?, proj.is_some())?;
     let range = match seg {
         Some((s, total)) => segment_range(s, total),
         None => (Bound::Unbounded, Bound::Unbounded),
+    };
+    let start = match &source {
+        Source::Index { index, .. } => exclusive_start_in_index(&req, &t, index)?,
+        Source::Table(_) => exclusive_start(&req, &t.key_schema)?,
     };
     let range = after_start(range, start, false);
     let spec = PageSpec {
@@ -90,8 +94,10 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         projection: proj,
         select,
         reverse: false,
+        capacity,
+        consistent,
     };
-    page(state, t, range, spec).await
+    page(state, source, range, spec).await
 }
 
 #[cfg(test)]

@@ -1,17 +1,41 @@
 //! `UpdateItem`.
 
+use super::capacity::{self, Consumed};
 use super::common::{
     Placeholders, Req, condition, condition_failed, missing, return_old_on_failure, return_values,
     store_err, table,
 };
 use crate::state::AppState;
-use meridian_expr::{ExprKind, parse_update};
-use meridian_model::size::check_item_size;
+use meridian_expr::update::Action;
+use meridian_expr::{ExprKind, PathElem, Update, parse_update};
+use meridian_model::AttributeValue;
+use meridian_model::crdt::{Effect, after_update};
+use meridian_model::size::{check_item_size, item_size};
 use meridian_model::value::item_to_json;
 use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+
+/// What an update does to counters (see `meridian_model::crdt`): top-level `ADD` of a number
+/// increments, top-level `SET`/`REMOVE` resets.
+pub fn counter_effects(update: &Update) -> Vec<Effect> {
+    update
+        .actions()
+        .iter()
+        .filter_map(|a| {
+            let path = a.path();
+            let [PathElem::Attr(name)] = path.0.as_slice() else {
+                return None;
+            };
+            match a {
+                Action::Add(_, AttributeValue::N(n)) => Some(Effect::Add(name.clone(), n.clone())),
+                Action::Set(..) | Action::Remove(_) => Some(Effect::Reset(name.clone())),
+                _ => None,
+            }
+        })
+        .collect()
+}
 
 fn only(item: &Item, names: &BTreeSet<String>) -> Item {
     item.iter()
@@ -21,9 +45,10 @@ fn only(item: &Item, names: &BTreeSet<String>) -> Item {
 }
 
 /// Updates (or creates) one item with an `UpdateExpression`, optionally under a condition.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    req.refuse_legacy(&["AttributeUpdates", "Expected", "ConditionalOperator"])?;
+    super::legacy::translate(&mut req, super::legacy::Op::UpdateItem, &t.key_schema)?;
+    let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
     t.key_schema.check_key(&key)?;
     let rv = return_values(
@@ -44,11 +69,14 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     let cond = condition(&req, "ConditionExpression", ExprKind::Condition, &attrs)?;
     attrs.check_all_used()?;
     let enc = t.key_schema.encode(&key)?;
+    let name = t.name.clone();
     let touched = update
         .as_ref()
         .map(|u| u.top_level_attrs())
         .unwrap_or_default();
 
+    let effects = update.as_ref().map(counter_effects).unwrap_or_default();
+    let region = state.region().to_owned();
     let table = t.clone();
     let (old, new) = state
         .store()
@@ -69,18 +97,27 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
                 },
                 None => base,
             };
-            if let Err(e) = check_item_size(&new) {
+            if let Err(e) = check_item_size(&new).and_then(|_| table.check_index_keys(&new)) {
                 return (vec![], Err(e));
             }
+            let stored = cur.first().and_then(|c| c.as_ref());
+            let crdt = after_update(
+                stored.map(|s| (&s.version, &s.item, s.crdt.as_ref())),
+                &new,
+                &effects,
+                &region,
+            );
             let change = Change {
                 table,
                 key: enc,
-                kind: ChangeKind::Put(new.clone()),
+                kind: ChangeKind::Update(new.clone(), crdt),
             };
             (vec![change], Ok((old.cloned(), new)))
         })
         .await
         .map_err(store_err)??;
+    let units = capacity::write_units(item_size(&new).max(old.as_ref().map_or(0, item_size)));
+    let consumed = Consumed::write(&name, units);
     let attributes = match rv.as_str() {
         "ALL_OLD" => old,
         "UPDATED_OLD" => old.map(|o| only(&o, &touched)),
@@ -88,10 +125,12 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         "UPDATED_NEW" => Some(only(&new, &touched)),
         _ => None,
     };
-    Ok(match attributes {
+    let mut out = match attributes {
         Some(a) if !(a.is_empty() && rv.starts_with("UPDATED")) => {
             json!({"Attributes": item_to_json(&a)})
         }
         _ => json!({}),
-    })
+    };
+    capacity::attach(&mut out, mode, &consumed);
+    Ok(out)
 }

@@ -1,0 +1,266 @@
+//! Parse tests of every example spec in the repository, and of malformed specs: each refusal
+//! names the exact line and column, and nothing is stored.
+
+use std::path::PathBuf;
+
+use meridian_control::derive::{continent_homes, create_table_request};
+use meridian_control::{SpecStore, dns_config, gateway_config, parse_spec, region_plan};
+use meridian_routing::Continent;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("cluster") && n.ends_with(".toml"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_example_spec_parses_and_derives() {
+    let files = examples();
+    assert!(files.len() >= 2, "examples/cluster*.toml: {files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let spec = parse_spec(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let dns = dns_config(&spec).unwrap_or_else(|e| panic!("{}: dns: {e}", path.display()));
+        assert_eq!(dns.zones.len(), 1);
+        let gw = gateway_config(&spec).unwrap_or_else(|e| panic!("{}: gw: {e}", path.display()));
+        assert_eq!(gw.regions.len(), spec.regions.len());
+        for r in &spec.regions {
+            let plan = region_plan(&spec, &r.name).expect("plan");
+            assert_eq!(plan.peers.len(), spec.regions.len() - 1);
+            assert!(plan.base_args().contains(&r.api_addr().to_string()));
+        }
+        for t in &spec.tables {
+            assert_eq!(create_table_request(t)["TableName"], t.name.as_str());
+        }
+    }
+}
+
+#[test]
+fn default_layout_is_three_regions_with_geolocation() {
+    let text = include_str!("../../../examples/cluster.toml");
+    let spec = parse_spec(text).expect("valid");
+    let names: Vec<&str> = spec.regions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["us-east", "eu-west", "ap-southeast"]);
+    let homes = continent_homes(&spec);
+    for (c, r) in [
+        (Continent::NA, "us-east"),
+        (Continent::SA, "us-east"),
+        (Continent::EU, "eu-west"),
+        (Continent::AF, "eu-west"),
+        (Continent::AS, "ap-southeast"),
+        (Continent::OC, "ap-southeast"),
+    ] {
+        assert_eq!(homes.get(&c).map(String::as_str), Some(r), "{c}");
+    }
+    assert_eq!(spec.link_latency_ms("eu-west", "us-east"), 35);
+    assert_eq!(spec.link_latency_ms("ap-southeast", "eu-west"), 70);
+    assert_eq!(spec.link_latency_ms("us-east", "ap-southeast"), 100);
+    // The geolocation record of the global name: 7 continents + 16 countries + the default,
+    // each a chain over the 3 regions.
+    let dns = dns_config(&spec).expect("dns");
+    let record = &dns.zones[0].records[0];
+    assert_eq!(record.name, "dynamodb.meridian.test.");
+    assert_eq!(record.targets.len(), (7 + 16 + 1) * 3);
+    let plan = region_plan(&spec, "eu-west").expect("plan");
+    assert_eq!(plan.link_delays_ms.get("ap-southeast"), Some(&70));
+}
+
+#[test]
+fn star_example_has_a_hub() {
+    let text = include_str!("../../../examples/cluster-star.toml");
+    let spec = parse_spec(text).expect("valid");
+    assert_eq!(spec.regions.len(), 4);
+    let plan = region_plan(&spec, "sa-east").expect("plan");
+    let args = plan.replication_args();
+    assert!(args.windows(2).any(|w| w == ["--topology", "star"]));
+    assert!(args.windows(2).any(|w| w == ["--hub", "us-east"]));
+    // Explicit ids are optional: position + 1.
+    assert_eq!(spec.region_id("sa-east"), Some(4));
+    // South America's home is the region on that continent.
+    assert_eq!(
+        continent_homes(&spec)
+            .get(&Continent::SA)
+            .map(String::as_str),
+        Some("sa-east")
+    );
+}
+
+const BASE: &str = r#"[[regions]]
+name = "us-east"
+address = "127.0.1.1"
+lat = 38.9
+lon = -77.4
+continent = "NA"
+
+[[regions]]
+name = "eu-west"
+address = "127.0.2.1"
+lat = 53.3
+lon = -6.3
+continent = "EU"
+"#;
+
+/// Each malformed spec, the line and column reported, and a fragment of the message.
+#[test]
+fn malformed_specs_are_refused_with_exact_positions() {
+    let cases: &[(&str, usize, usize, &str)] = &[
+        // Syntax.
+        ("[[regions]\nname = 1", 1, 11, "unclosed array table"),
+        // Unknown key, in a region (line 7 of the text below).
+        (
+            "[[regions]]\nname = \"a\"\naddress = \"127.0.1.1\"\nlat = 1.0\nlon = 2.0\ncontinent = \"NA\"\ncolour = \"red\"\n",
+            7,
+            1,
+            "unknown field `colour`",
+        ),
+        // Bad value types and enums.
+        (
+            "[[regions]]\nname = \"a\"\naddress = \"not-an-ip\"\nlat = 1.0\nlon = 2.0\ncontinent = \"NA\"\n",
+            3,
+            11,
+            "invalid IP address",
+        ),
+        (
+            "[[regions]]\nname = \"a\"\naddress = \"127.0.1.1\"\nlat = 1.0\nlon = 2.0\ncontinent = \"XX\"\n",
+            6,
+            13,
+            "unknown variant",
+        ),
+        // Missing required field.
+        ("[[regions]]\nname = \"a\"\n", 1, 1, "missing field"),
+    ];
+    for (text, line, column, fragment) in cases {
+        let err = parse_spec(text).expect_err(text);
+        assert_eq!(
+            (err.line, err.column),
+            (Some(*line), Some(*column)),
+            "{text:?}: {err}"
+        );
+        assert!(err.message.contains(fragment), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn semantic_errors_point_at_the_offending_value() {
+    // (appended text, line, column, path, message fragment)
+    let cases: &[(&str, usize, usize, &str, &str)] = &[
+        (
+            "\n[[regions]]\nname = \"us-east\"\naddress = \"127.0.3.1\"\nlat = 0.0\nlon = 0.0\ncontinent = \"AS\"\n",
+            16,
+            8,
+            "regions[2].name",
+            "declared twice",
+        ),
+        (
+            "\n[[regions]]\nname = \"ap\"\naddress = \"127.0.3.1\"\nlat = 95.0\nlon = 0.0\ncontinent = \"AS\"\n",
+            18,
+            7,
+            "regions[2].lat",
+            "outside -90..=90",
+        ),
+        (
+            "\n[topology]\nmode = \"star\"\nhub = \"mars\"\n",
+            17,
+            7,
+            "topology.hub",
+            "not a declared region",
+        ),
+        (
+            "\n[topology]\nmode = \"star\"\n",
+            16,
+            8,
+            "topology.mode",
+            "needs `hub`",
+        ),
+        (
+            "\n[[links.pairs]]\nbetween = [\"us-east\", \"moon\"]\none_way_ms = 5\n",
+            16,
+            1,
+            "links.pairs[0].between",
+            "\"moon\" is not a declared region",
+        ),
+        (
+            "\n[[tables]]\nname = \"t\"\npartition_key = { name = \"pk\", type = \"S\" }\n",
+            16,
+            8,
+            "tables[0].name",
+            "3-255 characters",
+        ),
+        (
+            "\n[[tables]]\nname = \"orders\"\npartition_key = { name = \"pk\", type = \"S\" }\nsort_key = { name = \"pk\", type = \"N\" }\n",
+            18,
+            1,
+            "tables[0].sort_key",
+            "must differ",
+        ),
+        (
+            "\n[[tables]]\nname = \"orders\"\npartition_key = { name = \"pk\", type = \"S\" }\nbilling_mode = \"PROVISIONED\"\n",
+            18,
+            16,
+            "tables[0].billing_mode",
+            "PROVISIONED needs",
+        ),
+        (
+            "\n[dns]\nname = \"dynamodb.example.com\"\n",
+            16,
+            8,
+            "dns.name",
+            "inside zone",
+        ),
+        (
+            "\n[dns.continents]\nEU = \"eu-central\"\n",
+            16,
+            6,
+            "dns.continents.EU",
+            "not a declared region",
+        ),
+        (
+            "\n[gateway]\nlisten = \"127.0.0.1:7100\"\n",
+            16,
+            10,
+            "gateway.listen",
+            "also used by control.listen",
+        ),
+    ];
+    for (extra, line, column, path, fragment) in cases {
+        let text = format!("{BASE}{extra}");
+        let err = parse_spec(&text).expect_err(extra);
+        assert_eq!(err.path, *path, "{extra:?}: {err}");
+        assert_eq!(
+            (err.line, err.column),
+            (Some(*line), Some(*column)),
+            "{extra:?}: {err}"
+        );
+        assert!(err.message.contains(fragment), "{extra:?}: {err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("line {line}, column {column}: {path}: "))
+        );
+    }
+}
+
+#[test]
+fn refused_specs_are_not_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SpecStore::open(dir.path()).expect("open");
+    let bad = format!("{BASE}\n[topology]\nmode = \"star\"\n");
+    assert!(store.put(&bad, false).is_err());
+    assert_eq!(store.latest().expect("latest"), None);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("specs"))
+            .expect("dir")
+            .count(),
+        0
+    );
+    assert_eq!(store.put(BASE, false).expect("good").0, 1);
+}

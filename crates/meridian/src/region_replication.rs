@@ -1,0 +1,166 @@
+//! The replication part of `meridian region`: flags, the `[replication]` TOML section, and how
+//! they merge (flags win) into a [`ReplicationConfig`].
+
+use anyhow::Context;
+use clap::Args;
+use meridian_replication::config::{parse_peer_flag, parse_topology};
+use meridian_replication::{PeerConfig, ReplicationConfig, ReplicationSection};
+use std::net::SocketAddr;
+
+/// Replication flags of `meridian region`.
+#[derive(Args, Debug, Default)]
+pub struct ReplicationArgs {
+    /// Where this region accepts replication links from its peers (`HOST:PORT`). Replication
+    /// is on when this (or `[replication] listen`) is set.
+    #[arg(long)]
+    replication_listen: Option<SocketAddr>,
+    /// A peer region as `NAME=HOST:PORT` (its replication listener). Repeatable; replaces the
+    /// peers of the config file when given.
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// Shared secret of every link (per-peer secrets: `[[replication.peers]] secret`).
+    #[arg(long, env = "MERIDIAN_REPLICATION_SECRET")]
+    replication_secret: Option<String>,
+    /// `mesh` (every region to every region) or `star` (every region to `--hub`).
+    #[arg(long)]
+    topology: Option<String>,
+    /// The hub region of a star topology.
+    #[arg(long)]
+    hub: Option<String>,
+    /// Lag in milliseconds above which a link raises its alarm flag.
+    #[arg(long)]
+    lag_alarm_ms: Option<u64>,
+}
+
+/// Merges flags over the file section; `None` when replication is not configured.
+pub fn resolve(
+    region: &str,
+    args: &ReplicationArgs,
+    file: Option<&ReplicationSection>,
+) -> anyhow::Result<Option<ReplicationConfig>> {
+    let empty = ReplicationSection::default();
+    let file = file.unwrap_or(&empty);
+    let Some(listen) = args.replication_listen.or(file.listen) else {
+        if !args.peers.is_empty() || !file.peers.is_empty() {
+            anyhow::bail!("peers are configured but not --replication-listen");
+        }
+        return Ok(None);
+    };
+    let default_secret = args.replication_secret.clone().or(file.secret.clone());
+    let peers: Vec<PeerConfig> = if args.peers.is_empty() {
+        file.peers
+            .iter()
+            .map(|p| PeerConfig {
+                name: p.name.clone(),
+                endpoint: p.endpoint.clone(),
+                secret: p
+                    .secret
+                    .clone()
+                    .or(default_secret.clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    } else {
+        args.peers
+            .iter()
+            .map(|s| {
+                let (name, endpoint) = parse_peer_flag(s).map_err(anyhow::Error::msg)?;
+                // a per-peer secret from the file still applies to a peer named on the command line
+                let secret = file
+                    .peers
+                    .iter()
+                    .find(|p| p.name == name)
+                    .and_then(|p| p.secret.clone())
+                    .or(default_secret.clone())
+                    .unwrap_or_default();
+                Ok(PeerConfig {
+                    name,
+                    endpoint,
+                    secret,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let topology = parse_topology(
+        args.topology.as_deref().or(file.topology.as_deref()),
+        args.hub.as_deref().or(file.hub.as_deref()),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut config = ReplicationConfig::new(region, listen, peers);
+    config.topology = topology;
+    if let Some(ms) = args.lag_alarm_ms.or(file.lag_alarm_ms) {
+        config.lag_alarm_ms = ms;
+    }
+    if let Some(ms) = file.heartbeat_ms {
+        config.heartbeat_ms = ms.max(10);
+    }
+    if let Some(n) = file.window_batches {
+        config.outbound.window.max_batches = n.max(1);
+    }
+    if let Some(n) = file.window_bytes {
+        config.outbound.window.max_bytes = n.max(1);
+    }
+    if let Some(n) = file.batch_entries {
+        config.outbound.max_batch_entries = n.max(1);
+    }
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("replication settings")?;
+    Ok(Some(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_strictly_and_resolves() {
+        let text = include_str!("../../../examples/region-replicated.toml");
+        let file: crate::region::RegionConfig = toml::from_str(text).expect("example parses");
+        let section = file.replication.expect("[replication]");
+        let c = resolve("us-east", &ReplicationArgs::default(), Some(&section))
+            .expect("valid")
+            .expect("replication on");
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[0].secret, "change-me-to-a-long-random-string");
+        assert_eq!(c.peers[1].secret, "a-secret-only-for-the-ap-south-links");
+        assert_eq!(c.outbound.max_batch_entries, 512);
+        // unknown keys are refused
+        let bad = format!("{text}\nbogus = 1\n");
+        assert!(toml::from_str::<crate::region::RegionConfig>(&bad).is_err());
+        let bad = text.replace("heartbeat_ms", "heartbeat_msec");
+        assert!(toml::from_str::<crate::region::RegionConfig>(&bad).is_err());
+    }
+
+    #[test]
+    fn flags_win_and_secrets_fall_back() {
+        let file: ReplicationSection = toml::from_str(
+            r#"
+            listen = "127.0.0.1:7000"
+            secret = "shared"
+            [[peers]]
+            name = "eu"
+            endpoint = "127.0.0.1:7001"
+            secret = "eu-only"
+            "#,
+        )
+        .expect("toml");
+        let args = ReplicationArgs {
+            peers: vec!["eu=127.0.0.1:9001".into(), "ap=127.0.0.1:9002".into()],
+            topology: Some("star".into()),
+            hub: Some("us".into()),
+            ..Default::default()
+        };
+        let c = resolve("us", &args, Some(&file)).expect("ok").expect("on");
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.peers[0].endpoint, "127.0.0.1:9001");
+        assert_eq!(c.peers[0].secret, "eu-only");
+        assert_eq!(c.peers[1].secret, "shared");
+        assert!(
+            resolve("us", &ReplicationArgs::default(), None)
+                .expect("ok")
+                .is_none()
+        );
+    }
+}

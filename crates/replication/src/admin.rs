@@ -1,0 +1,154 @@
+//! Admin routes merged into the region's HTTP server:
+//!
+//! - `GET  /admin/replication` — per link: connected/paused, acked sequence, lag in entries and
+//!   ms, alarm flag; per-origin dedup watermarks; outbound checkpoints.
+//! - `POST /admin/links/{peer}/pause` | `/resume` | `/drop` | `/delay?ms=N` — fault hooks.
+//! - `POST /admin/clock/skew?ms=N` — skews the region's wall clock (under its HLC).
+
+use crate::Ctx;
+use crate::topology::Topology;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use meridian_core::SystemClock;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct AdminState {
+    ctx: Arc<Ctx>,
+    clock: Option<Arc<SystemClock>>,
+}
+
+/// The replication admin routes (state already attached).
+pub(crate) fn router(ctx: Arc<Ctx>, clock: Option<Arc<SystemClock>>) -> Router {
+    Router::new()
+        .route("/admin/replication", get(status))
+        .route("/admin/links/{peer}/{action}", post(link_action))
+        .route("/admin/clock/skew", post(skew))
+        .with_state(AdminState { ctx, clock })
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({"error": msg.into()}))).into_response()
+}
+
+async fn status(State(s): State<AdminState>) -> Response {
+    let ctx = s.ctx.clone();
+    let store = ctx.store.clone();
+    let peers: Vec<String> = ctx.links.peers.keys().cloned().collect();
+    let durable = tokio::task::spawn_blocking(move || {
+        let watermarks = store.watermarks()?;
+        let checkpoints = peers
+            .iter()
+            .map(|p| Ok((p.clone(), json!(store.checkpoint(p)?))))
+            .collect::<Result<serde_json::Map<String, Value>, meridian_storage::StoreError>>()?;
+        Ok::<_, meridian_storage::StoreError>((watermarks, checkpoints, store.head()))
+    })
+    .await;
+    let (watermarks, checkpoints, head) = match durable {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut links = Vec::new();
+    let mut alarm = false;
+    for (name, p) in &ctx.links.peers {
+        let control = *p.control.borrow();
+        for (direction, slot) in [("out", &p.outbound), ("in", &p.inbound)] {
+            let Some(st) = slot.lock().ok().and_then(|g| g.clone()) else {
+                continue;
+            };
+            alarm |= st.alarm;
+            let mut v = serde_json::to_value(&st).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("peer".into(), json!(name));
+                o.insert("direction".into(), json!(direction));
+                o.insert(
+                    "state".into(),
+                    json!(if control.paused {
+                        "paused"
+                    } else if st.connected {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    }),
+                );
+                o.insert("delay_ms".into(), json!(control.delay_ms));
+            }
+            links.push(v);
+        }
+    }
+    let hub = match &ctx.config.topology {
+        Topology::Star { hub } => Some(hub.clone()),
+        Topology::Mesh => None,
+    };
+    Json(json!({
+        "region": ctx.config.region,
+        "topology": ctx.config.topology.kind(),
+        "hub": hub,
+        "listen": ctx.local_addr.to_string(),
+        "lag_alarm_ms": ctx.links.lag_alarm_ms,
+        "alarm": alarm,
+        "head": head,
+        "links": links,
+        "watermarks": watermarks,
+        "checkpoints": checkpoints,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct MsQuery {
+    ms: Option<i64>,
+}
+
+async fn link_action(
+    State(s): State<AdminState>,
+    Path((peer, action)): Path<(String, String)>,
+    Query(q): Query<MsQuery>,
+) -> Response {
+    let Some(p) = s.ctx.links.peers.get(&peer) else {
+        return error(StatusCode::NOT_FOUND, format!("no link with {peer}"));
+    };
+    match action.as_str() {
+        "pause" => p.control.send_modify(|c| c.paused = true),
+        "resume" => p.control.send_modify(|c| c.paused = false),
+        "drop" => p.control.send_modify(|c| c.drops += 1),
+        "delay" => {
+            let Some(ms) = q.ms.filter(|m| (0..=600_000).contains(m)) else {
+                return error(StatusCode::BAD_REQUEST, "delay needs ?ms=N (0..=600000)");
+            };
+            p.control.send_modify(|c| c.delay_ms = ms as u64);
+        }
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown link action {other:?} (pause | resume | drop | delay)"),
+            );
+        }
+    }
+    tracing::info!(peer = %peer, action = %action, ms = ?q.ms, "link fault hook");
+    let c = *p.control.borrow();
+    Json(json!({"peer": peer, "paused": c.paused, "delay_ms": c.delay_ms, "drops": c.drops}))
+        .into_response()
+}
+
+async fn skew(State(s): State<AdminState>, Query(q): Query<MsQuery>) -> Response {
+    let Some(clock) = &s.clock else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this region's clock cannot be skewed",
+        );
+    };
+    let Some(ms) = q.ms else {
+        return error(StatusCode::BAD_REQUEST, "skew needs ?ms=N");
+    };
+    clock.set_skew_ms(ms);
+    tracing::warn!(skew_ms = ms, "wall clock skewed by operator");
+    Json(json!({"skew_ms": clock.skew_ms()})).into_response()
+}

@@ -1,0 +1,155 @@
+//! Active-active replication between regions.
+//!
+//! Every directed link `A → B` is a **sync-out** in A (it tails A's change log and streams
+//! batches) and a **sync-in** in B (it validates, applies in one durable commit, acknowledges).
+//! The sender persists the last acknowledged sequence per link (resume); the receiver's store
+//! keeps a per-origin watermark in the same commit as the changes (dedup); the topology decides
+//! which changes a link carries so none returns to its origin (loop prevention); conflicts are
+//! last-writer-wins inside the apply commit (`meridian_storage`).
+//!
+//! Layers, pure first:
+//! - [`protocol`] — frames, batch payloads and their checks, the HMAC handshake (no I/O);
+//! - [`topology`] — mesh and star rules;
+//! - [`outbound`], [`inbound`] — the per-link state machines, driven by events;
+//! - [`backoff`] — reconnect delays behind a randomness seam;
+//! - `conn`, `sync_out`, `sync_in` — the tokio drivers that only move bytes;
+//! - [`status`] and the admin routes — lag, alarms, metrics, fault hooks.
+//!
+//! Design, byte layouts and invariants: `docs/design/replication.md`.
+
+mod admin;
+pub mod backoff;
+pub mod config;
+mod conn;
+pub mod inbound;
+pub mod outbound;
+pub mod protocol;
+pub mod status;
+mod sync_in;
+mod sync_out;
+pub mod topology;
+
+pub use config::{PeerConfig, ReplicationConfig, ReplicationSection};
+pub use topology::Topology;
+
+use meridian_core::SystemClock;
+use meridian_storage::Store;
+use prometheus_client::registry::Registry;
+use status::Links;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Why replication could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// The configuration is inconsistent.
+    #[error("invalid replication config: {0}")]
+    Config(String),
+    /// The sync-in listener could not bind.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// What every driver task shares.
+pub(crate) struct Ctx {
+    pub(crate) config: ReplicationConfig,
+    pub(crate) store: Store,
+    pub(crate) links: Arc<Links>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) local_addr: SocketAddr,
+}
+
+/// A running replication service: its links, metrics and admin routes.
+pub struct ReplicationHandle {
+    ctx: Arc<Ctx>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ReplicationHandle {
+    /// The sync-in listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.ctx.local_addr
+    }
+
+    /// Link status, metrics and controls.
+    pub fn links(&self) -> Arc<Links> {
+        self.ctx.links.clone()
+    }
+
+    /// Adds the replication metrics to a registry (the region's `/metrics`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.ctx.links.metrics.register(registry);
+    }
+
+    /// `/admin/replication`, `/admin/links/{peer}/*`, and — given the region's clock —
+    /// `/admin/clock/skew`.
+    pub fn admin_router(&self, clock: Option<Arc<SystemClock>>) -> axum::Router {
+        admin::router(self.ctx.clone(), clock)
+    }
+
+    /// Stops every link (if not already stopping) and waits for the drivers to finish; after
+    /// this nothing more is applied to the store.
+    pub async fn stop(self) {
+        self.ctx.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the sync-in listener and one sync-out per peer the topology links this region to.
+/// Everything stops when `shutdown` resolves (or on [`ReplicationHandle::stop`]).
+pub async fn start(
+    config: ReplicationConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ReplicationHandle, ReplicationError> {
+    config.validate().map_err(ReplicationError::Config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ReplicationError::Bind(config.listen, e))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| ReplicationError::Bind(config.listen, e))?;
+    let linked: Vec<String> = config
+        .peers
+        .iter()
+        .filter(|p| {
+            config.topology.sends_to(&config.region, &p.name)
+                || config.topology.accepts_from(&config.region, &p.name)
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    let links = Arc::new(Links::new(&config.region, config.lag_alarm_ms, linked));
+    let token = CancellationToken::new();
+    let ctx = Arc::new(Ctx {
+        config,
+        store,
+        links,
+        shutdown: token.clone(),
+        local_addr,
+    });
+    tracing::info!(
+        region = %ctx.config.region,
+        %local_addr,
+        topology = ctx.config.topology.kind(),
+        peers = ctx.config.peers.len(),
+        "replication listening"
+    );
+    let mut tasks = vec![tokio::spawn(sync_in::listen(ctx.clone(), listener))];
+    for peer in &ctx.config.peers {
+        if ctx.config.topology.sends_to(&ctx.config.region, &peer.name) {
+            tasks.push(tokio::spawn(sync_out::run(ctx.clone(), peer.clone())));
+        }
+    }
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => t.cancel(),
+            () = t.cancelled() => {}
+        }
+    });
+    Ok(ReplicationHandle { ctx, tasks })
+}

@@ -1,0 +1,270 @@
+//! The entries inside a [`Batch`]: encoding, compression, and the checks every batch passes
+//! before anything in it is applied.
+//!
+//! ```text
+//! payload (before compression) := entry*          exactly `count` of them
+//! entry := varint(seq) ‖ varint(len) ‖ change     change = storage change record, format 01
+//! ```
+//!
+//! The change record is the one the change log stores (`meridian_storage::record`), with its own
+//! format byte: replication ships what was committed, byte for byte.
+
+use super::ProtocolError;
+use super::frame::{Batch, Compression, Payload};
+use meridian_model::codec::{Reader, put_len_bytes, put_varint};
+use meridian_storage::record::{decode_change, encode_change};
+use meridian_storage::{ChangeEntry, ChangeOp};
+use std::collections::HashMap;
+
+/// Most entries in one batch.
+pub const MAX_BATCH_ENTRIES: u32 = 100_000;
+/// Largest payload before compression.
+pub const MAX_RAW_BYTES: u32 = 32 * 1024 * 1024;
+/// Payloads smaller than this are sent uncompressed.
+pub const COMPRESS_MIN_BYTES: usize = 512;
+/// Longest storage key accepted (DynamoDB: 2048-byte partition + 1024-byte sort key, encoded).
+pub const MAX_KEY_BYTES: usize = 4096;
+
+/// Where a batch sits in the sender's stream, and the sender's state when it was cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// First local sequence covered.
+    pub first: u64,
+    /// Last local sequence covered.
+    pub last: u64,
+    /// Stream attempt.
+    pub attempt: u32,
+    /// Sender's change-log head.
+    pub head: u64,
+    /// Sender's HLC.
+    pub hlc_now: u64,
+}
+
+/// Builds a batch frame from the entries of `header.first..=header.last` the link carries.
+pub fn build(header: BatchHeader, entries: &[ChangeEntry]) -> Result<Batch, ProtocolError> {
+    let mut raw = Vec::with_capacity(entries.len() * 96);
+    for e in entries {
+        put_varint(&mut raw, e.seq);
+        put_len_bytes(&mut raw, &encode_change(e));
+    }
+    let raw_len = u32::try_from(raw.len())
+        .ok()
+        .filter(|n| *n <= MAX_RAW_BYTES)
+        .ok_or(ProtocolError::TooLarge(raw.len()))?;
+    let count = u32::try_from(entries.len())
+        .ok()
+        .filter(|n| *n <= MAX_BATCH_ENTRIES)
+        .ok_or(ProtocolError::TooLarge(entries.len()))?;
+    let (compression, payload) = if raw.len() >= COMPRESS_MIN_BYTES {
+        let c = lz4_flex::block::compress(&raw);
+        if c.len() < raw.len() {
+            (Compression::Lz4, c)
+        } else {
+            (Compression::None, raw)
+        }
+    } else {
+        (Compression::None, raw)
+    };
+    Ok(Batch {
+        first: header.first,
+        last: header.last,
+        attempt: header.attempt,
+        head: header.head,
+        hlc_now: header.hlc_now,
+        count,
+        compression,
+        raw_len,
+        payload: Payload(payload),
+    })
+}
+
+fn invalid(msg: impl Into<String>) -> ProtocolError {
+    ProtocolError::Invalid(msg.into())
+}
+
+/// Whether `name` is a valid region name: 1–64 of `[A-Za-z0-9._-]`.
+pub fn check_region_name(name: &str) -> Result<(), ProtocolError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("invalid region name {name:?}")))
+    }
+}
+
+/// Decompresses and decodes a batch's entries and checks them for the receiving region
+/// `receiver`. Nothing is applied unless this returns `Ok`:
+///
+/// - `1 ≤ first ≤ last`, `count ≤ MAX_BATCH_ENTRIES`, `raw_len ≤ MAX_RAW_BYTES`, the payload
+///   decompresses to exactly `raw_len` bytes holding exactly `count` entries;
+/// - entry sequences strictly increase within `first..=last`;
+/// - per origin, GTID sequences are ≥ 1 and strictly increase (the dedup watermark relies on it);
+/// - no entry originated at the receiver (loop prevention is the sender's job; a violation
+///   means the two ends disagree about the topology);
+/// - region and table names are valid, item keys are 1–4096 bytes (table operations carry
+///   none), timestamps are non-zero.
+pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolError> {
+    if batch.first == 0 || batch.first > batch.last {
+        return Err(invalid(format!(
+            "bad range {}..={}",
+            batch.first, batch.last
+        )));
+    }
+    if batch.count > MAX_BATCH_ENTRIES || batch.raw_len > MAX_RAW_BYTES {
+        return Err(ProtocolError::TooLarge(batch.raw_len as usize));
+    }
+    let span = batch.last - batch.first + 1;
+    if u64::from(batch.count) > span {
+        return Err(invalid("more entries than sequences in the range"));
+    }
+    let raw_len = batch.raw_len as usize;
+    let raw = match batch.compression {
+        Compression::None => {
+            if batch.payload.0.len() != raw_len {
+                return Err(invalid("payload length does not match raw_len"));
+            }
+            std::borrow::Cow::Borrowed(batch.payload.0.as_slice())
+        }
+        Compression::Lz4 => {
+            let out = lz4_flex::block::decompress(&batch.payload.0, raw_len)
+                .map_err(|e| invalid(format!("lz4: {e}")))?;
+            if out.len() != raw_len {
+                return Err(invalid("decompressed length does not match raw_len"));
+            }
+            std::borrow::Cow::Owned(out)
+        }
+    };
+    let mut r = Reader::new(&raw);
+    let mut entries = Vec::with_capacity(batch.count as usize);
+    let mut prev_seq = batch.first - 1;
+    let mut per_origin: HashMap<String, u64> = HashMap::new();
+    for _ in 0..batch.count {
+        let seq = r.varint().map_err(|_| invalid("truncated entry"))?;
+        let body = r.len_bytes().map_err(|_| invalid("truncated entry"))?;
+        let e = decode_change(seq, body).map_err(|e| invalid(format!("entry {seq}: {e}")))?;
+        if e.seq <= prev_seq || e.seq > batch.last {
+            return Err(invalid(format!(
+                "entry sequence {} out of order or outside {}..={}",
+                e.seq, batch.first, batch.last
+            )));
+        }
+        prev_seq = e.seq;
+        check_region_name(&e.gtid.origin)?;
+        check_region_name(&e.version.region)?;
+        if e.gtid.origin == receiver {
+            return Err(invalid(format!(
+                "entry {} originated at the receiver {receiver}: the ends disagree about the topology",
+                e.gtid
+            )));
+        }
+        let last = per_origin.entry(e.gtid.origin.clone()).or_insert(0);
+        if e.gtid.seq <= *last {
+            return Err(invalid(format!(
+                "origin sequences not strictly increasing at {}",
+                e.gtid
+            )));
+        }
+        *last = e.gtid.seq;
+        meridian_model::table::check_table_name(&e.table, "table")
+            .map_err(|_| invalid(format!("invalid table name {:?}", e.table)))?;
+        let table_op = matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop);
+        if e.key.len() > MAX_KEY_BYTES || (e.key.is_empty() && !table_op) {
+            return Err(invalid("storage key empty or too long"));
+        }
+        if e.version.ts.0 == 0 {
+            return Err(invalid("zero timestamp"));
+        }
+        entries.push(e);
+    }
+    if !r.remaining().is_empty() {
+        return Err(invalid("trailing bytes after the last entry"));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_core::{Gtid, Timestamp, Version};
+    use meridian_model::value::item_from_json;
+
+    fn entry(seq: u64, origin: &str, oseq: u64) -> ChangeEntry {
+        ChangeEntry {
+            seq,
+            gtid: Gtid {
+                origin: origin.into(),
+                seq: oseq,
+            },
+            table: "users".into(),
+            key: vec![0, 0, 0, 1, b'k'],
+            version: Version {
+                ts: Timestamp::new(1_700_000_000_000, 1),
+                region: origin.into(),
+            },
+            op: ChangeOp::Put(
+                item_from_json(&serde_json::json!({"pk": {"S": "k"}, "v": {"S": "x".repeat(40)}}))
+                    .expect("item"),
+            ),
+            crdt: None,
+        }
+    }
+
+    fn header(first: u64, last: u64) -> BatchHeader {
+        BatchHeader {
+            first,
+            last,
+            attempt: 1,
+            head: last,
+            hlc_now: 1,
+        }
+    }
+
+    #[test]
+    fn round_trip_compressed_and_plain() {
+        let small = vec![entry(3, "a", 3)];
+        let b = build(header(1, 3), &small).expect("build");
+        assert_eq!(b.compression, Compression::None);
+        assert_eq!(open(&b, "b").expect("open"), small);
+        let many: Vec<_> = (1..=50).map(|i| entry(i, "a", i)).collect();
+        let b = build(header(1, 50), &many).expect("build");
+        assert_eq!(b.compression, Compression::Lz4);
+        assert!(b.payload.0.len() < b.raw_len as usize);
+        assert_eq!(open(&b, "b").expect("open"), many);
+    }
+
+    #[test]
+    fn refuses_what_must_not_be_applied() {
+        let own = build(header(1, 1), &[entry(1, "b", 1)]).expect("build");
+        assert!(open(&own, "b").is_err(), "loop back to the receiver");
+        let out_of_range = build(header(1, 2), &[entry(5, "a", 5)]).expect("build");
+        assert!(open(&out_of_range, "b").is_err());
+        let regress = build(header(1, 2), &[entry(1, "a", 9), entry(2, "a", 8)]).expect("build");
+        assert!(open(&regress, "b").is_err(), "origin sequence went back");
+        let mut bad_table = entry(1, "a", 1);
+        bad_table.table = "x".into();
+        assert!(open(&build(header(1, 1), &[bad_table]).expect("build"), "b").is_err());
+        let mut lying = build(header(1, 1), &[entry(1, "a", 1)]).expect("build");
+        lying.count = 2;
+        assert!(open(&lying, "b").is_err());
+        let mut empty_range = build(header(1, 1), &[]).expect("build");
+        empty_range.first = 2;
+        assert!(open(&empty_range, "b").is_err());
+    }
+
+    #[test]
+    fn an_empty_range_batch_is_valid() {
+        let b = build(header(4, 9), &[]).expect("build");
+        assert_eq!(open(&b, "b").expect("open"), vec![]);
+    }
+
+    #[test]
+    fn region_names() {
+        assert!(check_region_name("us-east-1").is_ok());
+        assert!(check_region_name("").is_err());
+        assert!(check_region_name("a b").is_err());
+        assert!(check_region_name(&"x".repeat(65)).is_err());
+    }
+}

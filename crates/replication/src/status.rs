@@ -1,0 +1,341 @@
+//! What operators see: per-link status (for `GET /admin/replication`), Prometheus metrics, and
+//! the per-peer fault controls (pause, delay, drop).
+//!
+//! Every directed link has a [`LinkStatus`] updated by its driver after each event and on every
+//! heartbeat tick, so lag keeps growing (and the alarm rises) even while nothing flows.
+
+use crate::inbound::InboundStatus;
+use crate::outbound::OutboundStatus;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Label set of a directed link as seen from this region.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabel {
+    /// The other region.
+    pub peer: String,
+    /// `out` (sync-out, this region sends) or `in` (sync-in, this region applies).
+    pub direction: String,
+}
+
+/// Label set of one peer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The other region.
+    pub peer: String,
+}
+
+/// Replication metrics of a region.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    /// Entries behind, per link.
+    pub lag_entries: Family<LinkLabel, Gauge>,
+    /// Milliseconds behind, per link.
+    pub lag_ms: Family<LinkLabel, Gauge>,
+    /// 1 while the link's lag is over the alarm threshold.
+    pub lag_alarm: Family<LinkLabel, Gauge>,
+    /// 1 while the link is connected and authenticated.
+    pub link_up: Family<LinkLabel, Gauge>,
+    /// Highest sequence acknowledged on the link (the sender's local sequence).
+    pub acked_seq: Family<LinkLabel, Gauge>,
+    /// Batch round trip (send → ack), sync-out.
+    pub ack_rtt_ms: Family<PeerLabel, Gauge>,
+    /// Entries shipped, sync-out.
+    pub shipped: Family<PeerLabel, Counter>,
+    /// Entries applied, sync-in.
+    pub applied: Family<PeerLabel, Counter>,
+    /// Entries skipped as duplicates, sync-in.
+    pub duplicates: Family<PeerLabel, Counter>,
+    /// Entries that lost last-writer-wins, sync-in.
+    pub stale: Family<PeerLabel, Counter>,
+    /// Connections established, per link.
+    pub connects: Family<LinkLabel, Counter>,
+    /// Handshakes refused (bad secret, unknown or disallowed peer), per claimed peer.
+    pub refused: Family<PeerLabel, Counter>,
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn register(&self, r: &mut Registry) {
+        let p = "meridian_replication_";
+        r.register(
+            format!("{p}lag_entries"),
+            "Change-log entries not yet acknowledged on the link",
+            self.lag_entries.clone(),
+        );
+        r.register(
+            format!("{p}lag_ms"),
+            "Replication lag of the link in milliseconds (origin commit to applied)",
+            self.lag_ms.clone(),
+        );
+        r.register(
+            format!("{p}lag_alarm"),
+            "1 while the link's lag is above the alarm threshold",
+            self.lag_alarm.clone(),
+        );
+        r.register(
+            format!("{p}link_up"),
+            "1 while the link is connected and authenticated",
+            self.link_up.clone(),
+        );
+        r.register(
+            format!("{p}acked_seq"),
+            "Highest sender sequence acknowledged on the link",
+            self.acked_seq.clone(),
+        );
+        r.register(
+            format!("{p}ack_rtt_ms"),
+            "Round trip of the last acknowledged batch",
+            self.ack_rtt_ms.clone(),
+        );
+        r.register(
+            format!("{p}shipped_entries"),
+            "Entries shipped to the peer",
+            self.shipped.clone(),
+        );
+        r.register(
+            format!("{p}applied_entries"),
+            "Entries from the peer applied here",
+            self.applied.clone(),
+        );
+        r.register(
+            format!("{p}duplicate_entries"),
+            "Entries from the peer skipped by the dedup watermark",
+            self.duplicates.clone(),
+        );
+        r.register(
+            format!("{p}stale_entries"),
+            "Entries from the peer that lost last-writer-wins",
+            self.stale.clone(),
+        );
+        r.register(
+            format!("{p}connects"),
+            "Link connections established",
+            self.connects.clone(),
+        );
+        r.register(
+            format!("{p}refused"),
+            "Replication handshakes refused",
+            self.refused.clone(),
+        );
+    }
+}
+
+/// The operator's switches for the links with one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Control {
+    /// Sync-out sends nothing new; sync-in closes the peer's window.
+    pub paused: bool,
+    /// Extra one-way delay added to every batch before it is sent.
+    pub delay_ms: u64,
+    /// Bumped by every drop request: drivers close their connection when it changes.
+    pub drops: u64,
+}
+
+/// Status of one directed link.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LinkStatus {
+    /// Connected and authenticated.
+    pub connected: bool,
+    /// Paused by an operator.
+    pub paused: bool,
+    /// Highest sender sequence acknowledged.
+    pub acked_seq: u64,
+    /// Entries behind.
+    pub lag_entries: u64,
+    /// Milliseconds behind.
+    pub lag_ms: u64,
+    /// Lag above the threshold.
+    pub alarm: bool,
+    /// Sync-out: last batch round trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u64>,
+    /// Sync-out: the durable checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<u64>,
+    /// Sync-in: the sender's clock minus ours (ms), as last observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_clock_offset_ms: Option<i64>,
+    /// The last connection error, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Both directions with one peer, and its controls.
+pub struct PeerLinks {
+    /// Name of the peer.
+    pub peer: String,
+    /// Sync-out status (if this region sends to the peer).
+    pub outbound: Mutex<Option<LinkStatus>>,
+    /// Sync-in status (if this region accepts from the peer).
+    pub inbound: Mutex<Option<LinkStatus>>,
+    /// Fault controls.
+    pub control: watch::Sender<Control>,
+    /// Bumped by every accepted sync-in connection: an older one sees the change and closes.
+    pub inbound_generation: AtomicU64,
+}
+
+/// Every link of the region: shared by the drivers, the admin routes and metrics.
+pub struct Links {
+    /// This region.
+    pub region: String,
+    /// Lag alarm threshold.
+    pub lag_alarm_ms: u64,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Per peer.
+    pub peers: BTreeMap<String, Arc<PeerLinks>>,
+}
+
+impl Links {
+    /// Links with these peers.
+    pub fn new(region: &str, lag_alarm_ms: u64, peers: impl IntoIterator<Item = String>) -> Self {
+        let peers = peers
+            .into_iter()
+            .map(|p| {
+                let links = Arc::new(PeerLinks {
+                    peer: p.clone(),
+                    outbound: Mutex::new(None),
+                    inbound: Mutex::new(None),
+                    control: watch::Sender::new(Control::default()),
+                    inbound_generation: AtomicU64::new(0),
+                });
+                (p, links)
+            })
+            .collect();
+        Self {
+            region: region.to_owned(),
+            lag_alarm_ms,
+            metrics: Metrics::default(),
+            peers,
+        }
+    }
+
+    fn label(peer: &str, direction: &str) -> LinkLabel {
+        LinkLabel {
+            peer: peer.to_owned(),
+            direction: direction.to_owned(),
+        }
+    }
+
+    fn publish(&self, peer: &str, direction: &str, s: &LinkStatus) {
+        let l = Self::label(peer, direction);
+        let m = &self.metrics;
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.lag_entries.get_or_create(&l).set(g(s.lag_entries));
+        m.lag_ms.get_or_create(&l).set(g(s.lag_ms));
+        m.lag_alarm.get_or_create(&l).set(i64::from(s.alarm));
+        m.link_up.get_or_create(&l).set(i64::from(s.connected));
+        m.acked_seq.get_or_create(&l).set(g(s.acked_seq));
+        if let Some(rtt) = s.rtt_ms {
+            m.ack_rtt_ms
+                .get_or_create(&PeerLabel {
+                    peer: peer.to_owned(),
+                })
+                .set(g(rtt));
+        }
+    }
+
+    /// Records a sync-out snapshot (`pending_since_ms`: commit time of the oldest change the
+    /// peer has not acknowledged, if known).
+    pub fn update_outbound(
+        &self,
+        peer: &str,
+        s: &OutboundStatus,
+        pending_since_ms: Option<u64>,
+        now_ms: u64,
+        last_error: Option<String>,
+    ) {
+        let lag_ms = pending_since_ms.map_or(0, |p| now_ms.saturating_sub(p));
+        let status = LinkStatus {
+            connected: s.open,
+            paused: s.paused,
+            acked_seq: s.acked,
+            lag_entries: s.lag_entries(),
+            lag_ms,
+            alarm: lag_ms > self.lag_alarm_ms,
+            rtt_ms: s.rtt_ms,
+            checkpoint: Some(s.persisted),
+            peer_clock_offset_ms: None,
+            last_error,
+        };
+        self.publish(peer, "out", &status);
+        if let Some(p) = self.peers.get(peer)
+            && let Ok(mut o) = p.outbound.lock()
+        {
+            let keep_error = o.as_ref().and_then(|x| x.last_error.clone());
+            *o = Some(LinkStatus {
+                last_error: status.last_error.clone().or(keep_error),
+                ..status
+            });
+        }
+    }
+
+    /// Records a sync-in snapshot.
+    pub fn update_inbound(&self, peer: &str, s: Option<&InboundStatus>, paused: bool) {
+        let status = match s {
+            Some(s) => LinkStatus {
+                connected: true,
+                paused,
+                acked_seq: s.acked,
+                lag_entries: s.lag_entries,
+                lag_ms: s.lag_ms,
+                alarm: s.lag_ms > self.lag_alarm_ms,
+                rtt_ms: None,
+                checkpoint: None,
+                peer_clock_offset_ms: Some(s.peer_clock_offset_ms),
+                last_error: None,
+            },
+            None => {
+                // disconnected: keep the last numbers, mark down
+                let prev = self
+                    .peers
+                    .get(peer)
+                    .and_then(|p| p.inbound.lock().ok().and_then(|i| i.clone()))
+                    .unwrap_or_default();
+                LinkStatus {
+                    connected: false,
+                    paused,
+                    ..prev
+                }
+            }
+        };
+        self.publish(peer, "in", &status);
+        if let Some(p) = self.peers.get(peer)
+            && let Ok(mut i) = p.inbound.lock()
+        {
+            *i = Some(status);
+        }
+    }
+
+    /// Counts a refused handshake.
+    pub fn refused(&self, claimed_peer: &str) {
+        self.metrics
+            .refused
+            .get_or_create(&PeerLabel {
+                peer: claimed_peer.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection.
+    pub fn connected(&self, peer: &str, direction: &str) {
+        self.metrics
+            .connects
+            .get_or_create(&Self::label(peer, direction))
+            .inc();
+    }
+
+    /// The control switches of a peer.
+    pub fn control(&self, peer: &str) -> Option<watch::Receiver<Control>> {
+        self.peers.get(peer).map(|p| p.control.subscribe())
+    }
+}

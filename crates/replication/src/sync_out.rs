@@ -1,0 +1,363 @@
+//! The sync-out driver of one link `me → peer`: connects, authenticates, then moves bytes for
+//! the [`Outbound`] state machine — reads the change log when it asks, sends the batches it
+//! cuts, feeds it acks, persists the checkpoints it hands out — and reconnects with backoff
+//! when the connection ends.
+
+use crate::Ctx;
+use crate::backoff::{Backoff, OsJitter};
+use crate::config::PeerConfig;
+use crate::conn::{self, FrameReader, FrameWriter, LinkError, now_ms};
+use crate::outbound::{LogEntry, Outbound};
+use crate::protocol::auth::{self, Side, Transcript};
+use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, Window};
+use crate::status::{Control, PeerLabel};
+use meridian_core::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the link until shutdown.
+pub(crate) async fn run(ctx: Arc<Ctx>, peer: PeerConfig) {
+    let me = ctx.config.region.clone();
+    let store = ctx.store.clone();
+    let link = peer.name.clone();
+    let checkpoint = {
+        let (s, l) = (store.clone(), link.clone());
+        match tokio::task::spawn_blocking(move || s.checkpoint(&l)).await {
+            Ok(Ok(c)) => c,
+            other => {
+                tracing::error!(peer = %link, ?other, "cannot read the link checkpoint; link not started");
+                return;
+            }
+        }
+    };
+    let mut sm = Outbound::new(
+        &me,
+        &peer.name,
+        ctx.config.topology.clone(),
+        ctx.config.outbound,
+        checkpoint,
+        store.head(),
+    );
+    tracing::info!(peer = %peer.name, endpoint = %peer.endpoint, checkpoint, "sync-out starting");
+    let Some(mut control) = ctx.links.control(&peer.name) else {
+        return;
+    };
+    // Checkpoints are written by a helper task so a slow fsync never holds up acks.
+    let (persist_tx, persist_rx) = mpsc::unbounded_channel::<u64>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
+    tokio::spawn(persist_loop(
+        store.clone(),
+        link.clone(),
+        persist_rx,
+        done_tx,
+    ));
+    let mut backoff = Backoff::new(
+        ctx.config.backoff_initial_ms,
+        ctx.config.backoff_max_ms,
+        OsJitter,
+    );
+    loop {
+        if ctx.shutdown.is_cancelled() {
+            return;
+        }
+        sm.set_paused(control.borrow().paused);
+        let result = connect_and_stream(
+            &ctx,
+            &peer,
+            &mut sm,
+            &mut control,
+            &persist_tx,
+            &mut done_rx,
+            &mut backoff,
+        )
+        .await;
+        sm.on_closed();
+        let err = match result {
+            Ok(()) => return, // shutdown
+            Err(e) => e,
+        };
+        tracing::warn!(peer = %peer.name, error = %err, "sync-out link down");
+        ctx.links.update_outbound(
+            &peer.name,
+            &sm.status(),
+            None,
+            now_ms(),
+            Some(err.to_string()),
+        );
+        let delay = Duration::from_millis(backoff.next_delay_ms());
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn persist_loop(
+    store: meridian_storage::Store,
+    link: String,
+    mut rx: mpsc::UnboundedReceiver<u64>,
+    done: mpsc::UnboundedSender<(u64, bool)>,
+) {
+    while let Some(seq) = rx.recv().await {
+        let ok = match store.set_checkpoint(&link, seq).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(peer = %link, error = %e, "persisting the link checkpoint failed");
+                false
+            }
+        };
+        if done.send((seq, ok)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The sender's handshake: Hello → Challenge (check the receiver's proof) → Auth → Welcome.
+async fn handshake(
+    me: &str,
+    peer: &PeerConfig,
+    resume_from: u64,
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+) -> Result<Window, LinkError> {
+    let client_nonce: [u8; 32] = rand::random();
+    writer
+        .send(&Frame::Hello(Hello {
+            from: me.to_owned(),
+            to: peer.name.clone(),
+            nonce: client_nonce,
+        }))
+        .await?;
+    let challenge = match reader.next_within(HANDSHAKE_TIMEOUT).await? {
+        Frame::Challenge(c) => c,
+        Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
+        _ => return Err(LinkError::Auth("expected a challenge".into())),
+    };
+    if challenge.region != peer.name {
+        return Err(LinkError::Auth(format!(
+            "endpoint answered as region {:?}, expected {:?}",
+            challenge.region, peer.name
+        )));
+    }
+    let t = Transcript {
+        from: me,
+        to: &peer.name,
+        client_nonce: &client_nonce,
+        server_nonce: &challenge.nonce,
+    };
+    if !auth::verify(peer.secret.as_bytes(), Side::Server, &t, &challenge.proof) {
+        // tell the receiver, so both ends log and count the refusal
+        send_error(
+            writer,
+            ErrorCode::Unauthorized,
+            "your proof of the secret is wrong",
+        )
+        .await;
+        return Err(LinkError::Auth(
+            "the peer failed to prove the shared secret".into(),
+        ));
+    }
+    writer
+        .send(&Frame::Auth(Auth {
+            proof: auth::proof(peer.secret.as_bytes(), Side::Client, &t),
+            resume_from,
+        }))
+        .await?;
+    match reader.next_within(HANDSHAKE_TIMEOUT).await? {
+        Frame::Welcome(w) => Ok(w),
+        Frame::Error(e) => Err(LinkError::Peer(e.code, e.message)),
+        _ => Err(LinkError::Auth("expected welcome".into())),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_and_stream(
+    ctx: &Ctx,
+    peer: &PeerConfig,
+    sm: &mut Outbound,
+    control: &mut watch::Receiver<Control>,
+    persist_tx: &mpsc::UnboundedSender<u64>,
+    done_rx: &mut mpsc::UnboundedReceiver<(u64, bool)>,
+    backoff: &mut Backoff<OsJitter>,
+) -> Result<(), LinkError> {
+    let me = ctx.config.region.as_str();
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(&peer.endpoint),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout("connecting"))??;
+    let (mut reader, mut writer) = conn::split(stream);
+    let window = match handshake(me, peer, sm.resume_from(), &mut reader, &mut writer).await {
+        Ok(w) => w,
+        Err(e) => {
+            writer.finish(Duration::from_millis(200)).await; // deliver our error frame, if any
+            return Err(e);
+        }
+    };
+    backoff.reset();
+    sm.on_open(window, now_ms());
+    ctx.links.connected(&peer.name, "out");
+    tracing::info!(peer = %peer.name, resume_from = sm.resume_from(), "sync-out connected");
+    let mut head_rx = ctx.store.subscribe_head();
+    sm.on_head(*head_rx.borrow_and_update());
+    let drops_seen = control.borrow_and_update().drops;
+    let mut delay = Duration::from_millis(control.borrow().delay_ms);
+    let mut tick = tokio::time::interval(Duration::from_millis(ctx.config.heartbeat_ms.max(10)));
+    let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
+    let mut last_heard = tokio::time::Instant::now();
+    let shipped = ctx
+        .links
+        .metrics
+        .shipped
+        .get_or_create(&PeerLabel {
+            peer: peer.name.clone(),
+        })
+        .clone();
+    loop {
+        // Send whatever the state machine allows before waiting again.
+        while let Some(req) = sm.poll_read() {
+            let s = ctx.store.clone();
+            let entries = tokio::task::spawn_blocking(move || s.changes(req.from, req.max_entries))
+                .await
+                .map_err(|_| LinkError::Closed("reader task failed"))??;
+            let Some(cut) = sm.on_read(req.from, entries, now_ms()) else {
+                break;
+            };
+            let header = BatchHeader {
+                first: cut.first,
+                last: cut.last,
+                attempt: cut.attempt,
+                head: sm.status().head,
+                hlc_now: Timestamp::new(now_ms(), 0).0,
+            };
+            let frame = batch::build(header, &cut.entries)?;
+            shipped.inc_by(cut.entries.len() as u64);
+            writer.send_delayed(&Frame::Batch(frame), delay).await?;
+        }
+        if writer.is_closed() {
+            return Err(LinkError::Closed("socket write failed"));
+        }
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => {
+                writer.finish(Duration::from_millis(200)).await;
+                return Ok(());
+            }
+            frame = reader.next() => {
+                last_heard = tokio::time::Instant::now();
+                match frame? {
+                    Frame::Ack(ack) => {
+                        sm.on_ack(&ack, now_ms())?;
+                        if let Some(seq) = sm.poll_persist() {
+                            let _ = persist_tx.send(seq);
+                        }
+                    }
+                    Frame::Credit(w) => sm.on_credit(w),
+                    Frame::Heartbeat(_) => {}
+                    Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
+                    other => {
+                        let msg = format!("unexpected frame {}", frame_name(&other));
+                        send_error(&mut writer, ErrorCode::Invalid, &msg).await;
+                        return Err(LinkError::Protocol(crate::protocol::ProtocolError::Invalid(msg)));
+                    }
+                }
+            }
+            changed = head_rx.changed() => {
+                if changed.is_err() {
+                    return Err(LinkError::Closed("store stopped"));
+                }
+                sm.on_head(*head_rx.borrow_and_update());
+            }
+            changed = control.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let c = *control.borrow_and_update();
+                sm.set_paused(c.paused);
+                delay = Duration::from_millis(c.delay_ms);
+                if c.drops != drops_seen {
+                    writer.finish(Duration::from_millis(50)).await;
+                    return Err(LinkError::Closed("dropped by operator"));
+                }
+            }
+            Some((seq, ok)) = done_rx.recv() => {
+                sm.on_persisted(seq, ok);
+                if let Some(seq) = sm.poll_persist() {
+                    let _ = persist_tx.send(seq);
+                }
+            }
+            _ = tick.tick() => {
+                let now = now_ms();
+                if sm.stalled(now) {
+                    return Err(LinkError::Timeout("no ack within the ack timeout"));
+                }
+                if last_heard.elapsed() > idle {
+                    return Err(LinkError::Timeout("peer silent"));
+                }
+                let pending = pending_since(ctx, sm).await;
+                let hb = Heartbeat {
+                    head: sm.status().head,
+                    hlc_now: Timestamp::new(now, 0).0,
+                    pending_since_ms: pending.unwrap_or(0),
+                };
+                writer.send_delayed(&Frame::Heartbeat(hb), delay).await?;
+                ctx.links.update_outbound(&peer.name, &sm.status(), pending, now, None);
+            }
+        }
+    }
+}
+
+/// Commit time of the oldest change this link still owes the peer: the oldest in flight, or
+/// else the first shippable entry after the acked position (looked up in the log).
+async fn pending_since(ctx: &Ctx, sm: &Outbound) -> Option<u64> {
+    if let Some(ms) = sm.oldest_inflight_commit_ms() {
+        return Some(ms);
+    }
+    let s = sm.status();
+    if s.acked >= s.head {
+        return None;
+    }
+    let store = ctx.store.clone();
+    let topology = ctx.config.topology.clone();
+    let me = ctx.config.region.clone();
+    let peer = sm.peer().to_owned();
+    let from = s.acked + 1;
+    tokio::task::spawn_blocking(move || {
+        let entries = store.changes(from, 1024).ok()?;
+        entries
+            .iter()
+            .find(|e| topology.ships(&me, &peer, e.origin()))
+            .map(|e| e.commit_ms())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+pub(crate) async fn send_error(writer: &mut FrameWriter, code: ErrorCode, message: &str) {
+    let _ = writer
+        .send(&Frame::Error(crate::protocol::ErrorFrame {
+            code,
+            message: message.to_owned(),
+        }))
+        .await;
+}
+
+pub(crate) fn frame_name(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello(_) => "Hello",
+        Frame::Challenge(_) => "Challenge",
+        Frame::Auth(_) => "Auth",
+        Frame::Welcome(_) => "Welcome",
+        Frame::Batch(_) => "Batch",
+        Frame::Ack(_) => "Ack",
+        Frame::Heartbeat(_) => "Heartbeat",
+        Frame::Credit(_) => "Credit",
+        Frame::Error(_) => "Error",
+    }
+}

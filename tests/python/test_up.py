@@ -1,0 +1,368 @@
+"""`meridian up` end to end: the real binary runs a control plane, three regions on their own
+loopback addresses, the DNS server and the gateway as separate processes. The control plane is
+then killed and the data plane keeps working (static stability); a region restarted meanwhile
+serves from its cached config; the control plane comes back and a spec change reaches every
+component; Ctrl-C stops everything."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+from botocore.config import Config
+
+from meridian_testlib import BIN, wait_until
+
+# Loopback networks unlikely to be used by other tests running at the same time.
+NETS = {"us-east": 61, "eu-west": 62, "ap-southeast": 63}
+COORDS = {"us-east": (38.9, -77.4, "NA"), "eu-west": (53.3, -6.3, "EU"),
+          "ap-southeast": (1.35, 103.8, "AS")}
+
+
+def free_port(hosts):
+    """A TCP port free on every host in `hosts` (and UDP on the first)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for h in hosts:
+                with socket.socket() as s:
+                    s.bind((h, port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((hosts[0], port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port")
+
+
+def spec_text(ports, extra_tables=()):
+    lines = ['name = "up-test"']
+    for i, (name, net) in enumerate(NETS.items()):
+        lat, lon, continent = COORDS[name]
+        lines += [
+            "[[regions]]", f'name = "{name}"', f"id = {i + 1}",
+            f'address = "127.0.{net}.1"', f"port = {ports['region']}",
+            f"replication_port = {ports['replication']}",
+            f"lat = {lat}", f"lon = {lon}", f'continent = "{continent}"', "",
+        ]
+    lines += ["[links]", "default_one_way_ms = 5", "[[links.pairs]]",
+              'between = ["us-east", "eu-west"]', "one_way_ms = 3", ""]
+    for t in ("up_users", *extra_tables):
+        lines += ["[[tables]]", f'name = "{t}"', 'partition_key = { name = "pk", type = "S" }', ""]
+    lines += [
+        "[control]", f'listen = "127.0.0.1:{ports["control"]}"', "poll_interval_ms = 300", "",
+        "[dns]", f'listen = "127.0.0.1:{ports["dns"]}"',
+        f'admin_listen = "127.0.0.1:{ports["dns_admin"]}"', "ttl_secs = 1",
+        'default_region = "us-east"',
+    ]
+    for name, net in NETS.items():
+        country = {"us-east": "US", "eu-west": "IE", "ap-southeast": "SG"}[name]
+        lines += ["[[dns.networks]]", f'network = "127.0.{net}.0/24"', f'country = "{country}"']
+    lines += [
+        "", "[gateway]", f'listen = "127.0.0.1:{ports["gateway"]}"',
+        f'admin_listen = "127.0.0.1:{ports["gateway_admin"]}"', 'region = "us-east"',
+        'write_failover = "allow"', "",
+        "[health]", "interval_ms = 100", "timeout_ms = 100", "fall = 2", "rise = 1", "",
+        "[secrets]", 'replication = "test-secret-123"', "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def get_json(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def client(endpoint):
+    return boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="any", aws_secret_access_key="any",
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3,
+                      read_timeout=10),
+    )
+
+
+def meridian(*args, timeout=120):
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def dns_answer(addr, name, source=None):
+    host, port = addr.rsplit(":", 1)
+    q = dns.message.make_query(name, dns.rdatatype.A)
+    r = dns.query.udp(q, host, port=int(port), timeout=2, source=source)
+    return sorted(rr.address for rrset in r.answer for rr in rrset)
+
+
+class Cluster:
+    def __init__(self, tmp):
+        self.tmp = Path(tmp)
+        self.data = self.tmp / "data"
+        hosts = [f"127.0.{n}.1" for n in NETS.values()]
+        self.ports = {"region": free_port(hosts), "replication": free_port(hosts)}
+        for k in ("control", "dns", "dns_admin", "gateway", "gateway_admin"):
+            self.ports[k] = free_port(["127.0.0.1"])
+        self.spec = self.tmp / "cluster.toml"
+        self.spec.write_text(spec_text(self.ports))
+        self.cluster_json = self.data / "cluster.json"
+        self.log = open(self.tmp / "up.log", "w")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [str(BIN), "up", "--config", str(self.spec), "--data-dir", str(self.data)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_until(self.ready, timeout=120, interval=0.2, what="meridian up: every component")
+        return self
+
+    def file(self):
+        return json.loads(self.cluster_json.read_text())
+
+    def ready(self):
+        assert self.proc.poll() is None, f"meridian up exited: {self.logs()}"
+        f = self.file()
+        return (f["control"]["pid"] and f["dns"]["pid"] and f["gateway"]["pid"]
+                and all(r["pid"] for r in f["regions"]) and f["gateway"]["status"] == "running"
+                and get_json(f["dns"]["admin"] + "/admin/config")["version"])
+
+    def logs(self):
+        out = (self.tmp / "up.log").read_text()[-3000:]
+        for p in sorted((self.data / "logs").glob("*.log")):
+            out += f"\n--- {p.name}\n" + p.read_text()[-1500:]
+        return out
+
+    def pids(self):
+        f = self.file()
+        return [f["control"]["pid"], f["dns"]["pid"], f["gateway"]["pid"],
+                *[r["pid"] for r in f["regions"]]]
+
+    def stop(self):
+        pids = [p for p in self.pids() if p]
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=20)
+        finally:
+            for p in pids:  # never leave strays behind, even on failure
+                if alive(p):
+                    os.kill(p, signal.SIGKILL)
+            if self.proc.poll() is None:
+                self.proc.kill()
+        return pids
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("up")).start()
+    yield c
+    if c.proc.poll() is None:
+        c.stop()
+
+
+def test_malformed_spec_is_refused_before_anything_starts(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[regions]]\nname = "x1"\naddress = "127.0.1.1"\nlat = 1.0\nlon = 2.0\n'
+                   'continent = "NA"\nflavour = "vanilla"\n')
+    r = meridian("up", "--config", str(bad), "--data-dir", str(tmp_path / "d"), timeout=30)
+    assert r.returncode != 0
+    assert "line 7, column 1" in r.stderr and "unknown field `flavour`" in r.stderr, r.stderr
+    assert not (tmp_path / "d" / "cluster.json").exists()
+
+
+def test_up_runs_every_component_and_survives_the_control_plane(cluster):
+    f = cluster.file()
+    names = [r["name"] for r in f["regions"]]
+    assert names == list(NETS)
+    for r in f["regions"]:
+        assert r["endpoint"] == f"http://127.0.{NETS[r['name']]}.1:{cluster.ports['region']}"
+    assert f["gateway"]["endpoint"] == f"http://127.0.0.1:{cluster.ports['gateway']}"
+    assert f["dns"]["addr"] == f"127.0.0.1:{cluster.ports['dns']}"
+    assert f["dns"]["name"] == "dynamodb.meridian.test"
+    assert f["control"]["endpoint"] == f"http://127.0.0.1:{cluster.ports['control']}"
+    replication = f["replication"]
+    # Replication problems are collected and asserted at the end, so that one broken link does
+    # not hide what the rest of the scenario shows.
+    problems = []
+
+    def replicated(key, what):
+        if not replication:
+            return
+        try:
+            wait_until(lambda: everywhere(key), timeout=20, interval=0.1, what=what)
+        except AssertionError as e:
+            problems.append(str(e))
+
+    # Every component runs spec version 1, fetched from the control plane.
+    admins = [r["endpoint"] for r in f["regions"]] + [f["dns"]["admin"], f["gateway"]["admin"]]
+    for a in admins:
+        cfg = wait_until(lambda a=a: get_json(a + "/admin/config"), what=f"{a} config")
+        assert (cfg["version"], cfg["source"]) == (1, "control"), (a, cfg)
+
+    # The spec's table exists in every region; a write through the gateway reaches them all.
+    for r in f["regions"]:
+        wait_until(lambda r=r: client(r["endpoint"]).describe_table(TableName="up_users"),
+                   timeout=15, what=f"table in {r['name']}")
+    gw = client(f["gateway"]["endpoint"])
+    gw.put_item(TableName="up_users", Item={"pk": {"S": "alice"}, "n": {"N": "1"}})
+
+    def everywhere(key):
+        found = [r["name"] for r in cluster.file()["regions"]
+                 if "Item" in client(r["endpoint"]).get_item(
+                     TableName="up_users", Key={"pk": {"S": key}}, ConsistentRead=True)]
+        return found if len(found) == len(NETS) else None
+
+    assert gw.get_item(TableName="up_users", Key={"pk": {"S": "alice"}})["Item"]
+    replicated("alice", "alice replicated to every region")
+
+    # DNS: a client of unknown location gets the default region; a "European" source address
+    # (127.0.62.x is configured as Ireland) gets eu-west.
+    assert dns_answer(f["dns"]["addr"], f["dns"]["name"]) == ["127.0.61.1"]
+    assert dns_answer(f["dns"]["addr"], f["dns"]["name"], source="127.0.62.1") == ["127.0.62.1"]
+
+    # Kill the control plane: reads, writes, replication and DNS carry on.
+    control_pid = f["control"]["pid"]
+    os.kill(control_pid, signal.SIGKILL)
+    wait_until(lambda: not alive(control_pid), what="control plane dead")
+    wait_until(lambda: cluster.file()["control"]["pid"] is None, what="cluster.json updated")
+    gw.put_item(TableName="up_users", Item={"pk": {"S": "bob"}, "n": {"N": "2"}})
+    assert gw.get_item(TableName="up_users", Key={"pk": {"S": "alice"}})["Item"]["n"] == {"N": "1"}
+    replicated("bob", "bob replicated with the control plane down")
+    assert dns_answer(f["dns"]["addr"], f["dns"]["name"], source="127.0.63.1") == ["127.0.63.1"]
+
+    # Restart a region while the control plane is down: it serves from its cached config.
+    old_pid = next(r["pid"] for r in cluster.file()["regions"] if r["name"] == "eu-west")
+    r = meridian("fault", "restart", "eu-west", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0, r.stdout + r.stderr
+    eu = next(r for r in cluster.file()["regions"] if r["name"] == "eu-west")
+    assert eu["pid"] and eu["pid"] != old_pid and not alive(old_pid)
+    cfg = get_json(eu["endpoint"] + "/admin/config")
+    assert (cfg["version"], cfg["source"]) == (1, "cache"), cfg
+    eu_client = client(eu["endpoint"])
+    assert eu_client.describe_table(TableName="up_users")["Table"]["TableStatus"] == "ACTIVE"
+    if replication and not problems:
+        assert eu_client.get_item(TableName="up_users", Key={"pk": {"S": "alice"}})["Item"]
+    eu_client.put_item(TableName="up_users", Item={"pk": {"S": "carol"}})
+    replicated("carol", "carol replicated from the restarted region")
+
+    # The control plane comes back; a spec change reaches every component.
+    r = meridian("fault", "restart", "control", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0, r.stdout + r.stderr
+    changed = cluster.tmp / "cluster-v2.toml"
+    changed.write_text(spec_text(cluster.ports, extra_tables=("up_orders",)))
+    r = meridian("apply", "-f", str(changed), "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0 and "spec version 2" in r.stdout, r.stdout + r.stderr
+    control = cluster.file()["control"]["endpoint"]
+
+    def all_on_v2():
+        comps = get_json(control + "/v1/status")["components"]
+        want = {f"region/{n}" for n in NETS} | {"dns", "gateway"}
+        return want <= set(comps) and all(comps[c]["version"] == 2 for c in want)
+
+    wait_until(all_on_v2, timeout=20, interval=0.2, what="every component reports version 2")
+    for a in admins:
+        cfg = get_json(a + "/admin/config")
+        assert (cfg["version"], cfg["source"]) == (2, "control"), (a, cfg)
+    for reg in cluster.file()["regions"]:
+        assert client(reg["endpoint"]).describe_table(TableName="up_orders")["Table"]
+
+    # A refused spec changes nothing.
+    bad = cluster.tmp / "bad.toml"
+    bad.write_text(spec_text(cluster.ports).replace('name = "eu-west"', 'name = "us-east"'))
+    r = meridian("apply", "-f", str(bad), "--cluster", str(cluster.cluster_json))
+    assert r.returncode != 0 and "declared twice" in r.stderr and "line " in r.stderr
+    assert get_json(control + "/v1/status")["latest_version"] == 2
+
+    # Operator views.
+    r = meridian("status", "--json", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["control"]["reachable"] and [x["health"] for x in st["regions"]] == ["serving"] * 3
+    r = meridian("status", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0 and "eu-west" in r.stdout, r.stderr
+    assert not problems, problems
+
+
+def test_ids_are_unique_and_carry_the_region(cluster):
+    f = cluster.file()
+    seen = set()
+    for i, r in enumerate(f["regions"]):
+        body = get_json(r["endpoint"] + "/ids?count=500")
+        ids = body["ids"]
+        assert ids == sorted(ids) and len(set(ids)) == 500
+        assert all((x >> 12) & 1023 == i + 1 for x in ids)
+        seen.update(ids)
+    assert len(seen) == 1500
+    r = meridian("ids", "--region", "eu-west", "--count", "3", "--cluster",
+                 str(cluster.cluster_json))
+    assert r.returncode == 0, r.stderr
+    ids = [int(x) for x in r.stdout.split()]
+    assert len(ids) == 3 and ids == sorted(ids) and all((x >> 12) & 1023 == 2 for x in ids)
+
+
+def test_drain_moves_dns_away(cluster):
+    f = cluster.file()
+    r = meridian("region", "drain", "eu-west", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: dns_answer(f["dns"]["addr"], f["dns"]["name"], source="127.0.62.1")
+               != ["127.0.62.1"], timeout=5, what="drained region leaves the DNS answer")
+    r = meridian("region", "undrain", "eu-west", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: dns_answer(f["dns"]["addr"], f["dns"]["name"], source="127.0.62.1")
+               == ["127.0.62.1"], timeout=5, what="undrained region is back")
+
+
+def test_partition_heal_delay_skew(cluster):
+    f = cluster.file()
+    if not f["replication"]:
+        pytest.skip("this build has no replication")
+    cj = str(cluster.cluster_json)
+    ep = {r["name"]: r["endpoint"] for r in f["regions"]}
+    r = meridian("fault", "partition", "eu-west", "--cluster", cj)
+    assert r.returncode == 0, r.stdout + r.stderr
+    client(ep["us-east"]).put_item(TableName="up_users", Item={"pk": {"S": "during-partition"}})
+
+    def seen(region):
+        return "Item" in client(ep[region]).get_item(
+            TableName="up_users", Key={"pk": {"S": "during-partition"}}, ConsistentRead=True)
+
+    wait_until(lambda: seen("ap-southeast"), timeout=20, what="the other side still replicates")
+    time.sleep(1.0)
+    assert not seen("eu-west"), "a partitioned region received a change"
+    r = meridian("fault", "heal", "--cluster", cj)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: seen("eu-west"), timeout=20, what="healed region catches up")
+    r = meridian("fault", "delay", "us-east", "eu-west", "20", "--cluster", cj)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = get_json(ep["us-east"] + "/admin/replication")
+    assert any(link["peer"] == "eu-west" and link["delay_ms"] == 20 for link in rep["links"])
+    r = meridian("fault", "skew", "ap-southeast", "-1500", "--cluster", cj)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = meridian("fault", "skew", "ap-southeast", "0", "--cluster", cj)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ctrl_c_stops_everything(cluster):
+    started = time.monotonic()
+    pids = cluster.stop()
+    assert time.monotonic() - started < 15
+    assert cluster.proc.returncode == 0, cluster.logs()
+    assert pids and not [p for p in pids if alive(p)]
