@@ -18,7 +18,10 @@ import botocore.credentials
 from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("MERIDIAN_BIN", REPO / "target" / "debug" / "meridian"))
+BIN = Path(os.environ.get(
+    "MERIDIAN_BIN",
+    Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug" / "meridian",
+))
 
 
 def wait_until(cond, timeout=10.0, interval=0.02, what="condition"):
