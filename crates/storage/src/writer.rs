@@ -76,6 +76,10 @@ pub struct ApplyReport {
     pub conflicts: std::collections::BTreeMap<String, u64>,
 }
 
+/// What a change from another region does to its item: the new state (`None` = tombstone) and
+/// the version it replaces — or `None` when it has no effect.
+type Resolved = Option<(Option<StoredItem>, Option<Version>)>;
+
 type DecideFn = Box<dyn FnOnce(Vec<Option<StoredItem>>) -> Decision + Send>;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -358,8 +362,27 @@ impl<'a> Group<'a> {
         self.head += 1;
         let seq = self.head;
         entry.seq = seq;
-        let key = entry.key.clone();
-        let full = record::item_key(table.id, &key);
+        self.write_state(table, &entry.key, state, &entry.version, seq)?;
+        self.batch.insert(
+            &self.inner.log,
+            seq.to_be_bytes().to_vec(),
+            record::encode_change(&entry),
+        );
+        Ok(())
+    }
+
+    /// Writes an item's new state — the live item, or a tombstone at `version` recorded at
+    /// change-log sequence `seq` — with its index entries and the table's stats, into the batch
+    /// and the group's overlay.
+    fn write_state(
+        &mut self,
+        table: &TableMeta,
+        key: &[u8],
+        state: Option<StoredItem>,
+        version: &Version,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        let full = record::item_key(table.id, key);
         let old = self.current(&full)?;
         let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
         // Index entries change in the same batch as the item (with the table's latest indexes).
@@ -368,7 +391,7 @@ impl<'a> Group<'a> {
         {
             self.maintain_indexes(
                 &live,
-                &key,
+                key,
                 old.as_ref().map(|s| &s.item),
                 state.as_ref().map(|s| &s.item),
             );
@@ -400,10 +423,9 @@ impl<'a> Group<'a> {
                 self.batch.insert(
                     &self.inner.tombstones,
                     full.clone(),
-                    record::encode_tombstone(&entry.version, seq),
+                    record::encode_tombstone(version, seq),
                 );
-                self.tomb_overlay
-                    .insert(full.clone(), entry.version.clone());
+                self.tomb_overlay.insert(full.clone(), version.clone());
                 if let Some(s) = old_size {
                     let st = self.stats_for(table.id);
                     st.item_count -= 1;
@@ -411,11 +433,6 @@ impl<'a> Group<'a> {
                 }
             }
         }
-        self.batch.insert(
-            &self.inner.log,
-            seq.to_be_bytes().to_vec(),
-            record::encode_change(&entry),
-        );
         self.overlay.insert(full, state);
         Ok(())
     }
@@ -446,6 +463,34 @@ impl<'a> Group<'a> {
         }
     }
 
+    /// Decides what an item state or change from another region does here: two live states
+    /// merge (counters join), otherwise last writer wins against the live or tombstone version.
+    /// Returns the new state (`None` = tombstone) and the version it replaces, or `None` when
+    /// the incoming change has no effect (stale or already reflected).
+    fn resolve(&mut self, table: &TableMeta, e: &ChangeEntry) -> Result<Resolved, StoreError> {
+        let full = record::item_key(table.id, &e.key);
+        let current_item = self.current(&full)?;
+        let current = match &current_item {
+            Some(s) => Some(s.version.clone()),
+            None => self.current_version(&full)?,
+        };
+        let incoming = new_state_of(e);
+        let new_state = match (&current_item, &incoming) {
+            (Some(cur), Some(inc)) if cur.crdt.is_some() || inc.crdt.is_some() => {
+                let m = merge(&cur.to_state(), &inc.to_state());
+                let m = StoredItem {
+                    version: m.version,
+                    item: m.item,
+                    crdt: m.crdt,
+                };
+                (m != *cur).then_some(Some(m))
+            }
+            _ if meridian_core::lww_wins(&e.version, current.as_ref()) => Some(incoming),
+            _ => None,
+        };
+        Ok(new_state.map(|s| (s, current)))
+    }
+
     /// Applies one item state received by anti-entropy repair: merge or last-writer-wins, as for
     /// replicated changes, then stores the result without a change-log entry.
     fn repair_one(
@@ -459,77 +504,11 @@ impl<'a> Group<'a> {
             report.missing_table += 1;
             return Ok(());
         };
-        let full = record::item_key(table.id, &e.key);
-        let current_item = self.current(&full)?;
-        let current = match &current_item {
-            Some(s) => Some(s.version.clone()),
-            None => self.current_version(&full)?,
-        };
-        let new_state = match (&current_item, new_state_of(&e)) {
-            (Some(cur), Some(inc)) if cur.crdt.is_some() || inc.crdt.is_some() => {
-                let m = merge(&cur.to_state(), &inc.to_state());
-                let m = StoredItem {
-                    version: m.version,
-                    item: m.item,
-                    crdt: m.crdt,
-                };
-                (m != *cur).then_some(Some(m))
-            }
-            (_, inc) if meridian_core::lww_wins(&e.version, current.as_ref()) => Some(inc),
-            _ => None,
-        };
-        let Some(state) = new_state else {
+        let Some((state, _)) = self.resolve(&table, &e)? else {
             report.stale += 1;
             return Ok(());
         };
-        let old = self.current(&full)?;
-        let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
-        if !table.indexes.is_empty() {
-            self.maintain_indexes(
-                &table,
-                &e.key,
-                old.as_ref().map(|s| &s.item),
-                state.as_ref().map(|s| &s.item),
-            );
-        }
-        match &state {
-            Some(stored) => {
-                self.batch.insert(
-                    &self.inner.items,
-                    full.clone(),
-                    record::encode_item_record(stored),
-                );
-                if self.tomb_overlay.remove(&full).is_some()
-                    || self.inner.tombstones.contains_key(&full)?
-                {
-                    self.batch.remove(&self.inner.tombstones, full.clone());
-                }
-                let new_size = item_size(&stored.item) as i64;
-                let st = self.stats_for(table.id);
-                match old_size {
-                    Some(s) => st.size_bytes += new_size - s,
-                    None => {
-                        st.item_count += 1;
-                        st.size_bytes += new_size;
-                    }
-                }
-            }
-            None => {
-                self.batch.remove(&self.inner.items, full.clone());
-                self.batch.insert(
-                    &self.inner.tombstones,
-                    full.clone(),
-                    record::encode_tombstone(&e.version, self.head),
-                );
-                self.tomb_overlay.insert(full.clone(), e.version.clone());
-                if let Some(s) = old_size {
-                    let st = self.stats_for(table.id);
-                    st.item_count -= 1;
-                    st.size_bytes -= s;
-                }
-            }
-        }
-        self.overlay.insert(full, state);
+        self.write_state(&table, &e.key, state, &e.version, self.head)?;
         report.applied += 1;
         Ok(())
     }
@@ -645,38 +624,7 @@ impl<'a> Group<'a> {
                 report.missing_table += 1;
                 continue;
             };
-            let full = record::item_key(table.id, &e.key);
-            let current_item = self.current(&full)?;
-            let current = match &current_item {
-                Some(s) => Some(s.version.clone()),
-                None => self.current_version(&full)?,
-            };
-            // Two live states merge (counters join); otherwise last writer wins.
-            let new_state = match (&current_item, &e.op) {
-                (Some(cur), ChangeOp::Put(_)) if cur.crdt.is_some() || e.crdt.is_some() => {
-                    let merged = merge(
-                        &cur.to_state(),
-                        &new_state_of(&e)
-                            .map(|s| s.to_state())
-                            .unwrap_or_else(|| cur.to_state()),
-                    );
-                    let merged = StoredItem {
-                        version: merged.version,
-                        item: merged.item,
-                        crdt: merged.crdt,
-                    };
-                    if merged == *cur {
-                        None
-                    } else {
-                        Some(Some(merged))
-                    }
-                }
-                _ if meridian_core::lww_wins(&e.version, current.as_ref()) => {
-                    Some(new_state_of(&e))
-                }
-                _ => None,
-            };
-            let Some(new_state) = new_state else {
+            let Some((new_state, current)) = self.resolve(&table, &e)? else {
                 report.stale += 1;
                 *report.conflicts.entry(table.name.clone()).or_default() += 1;
                 continue;

@@ -218,6 +218,21 @@ pub fn return_old_on_failure(req: &Req) -> Result<bool, ApiError> {
     }
 }
 
+/// Evaluates a write's `ConditionExpression` (if any) against the item as it is: `Ok` to go
+/// ahead, else `ConditionalCheckFailedException` (with the item when asked) or the evaluation
+/// error.
+pub fn check_condition(
+    cond: Option<&meridian_expr::Condition>,
+    old: Option<&Item>,
+    return_old_on_failure: bool,
+) -> Result<(), ApiError> {
+    match cond.map(|c| c.eval(old)) {
+        None | Some(Ok(true)) => Ok(()),
+        Some(Ok(false)) => Err(condition_failed(old, return_old_on_failure)),
+        Some(Err(e)) => Err(e),
+    }
+}
+
 /// The `ConditionalCheckFailedException` DynamoDB sends.
 pub fn condition_failed(old: Option<&Item>, return_old: bool) -> ApiError {
     ApiError::ConditionalCheckFailed {

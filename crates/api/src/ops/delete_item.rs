@@ -2,7 +2,7 @@
 
 use super::capacity::{self, Consumed};
 use super::common::{
-    Placeholders, Req, condition, condition_failed, missing, return_old_on_failure, return_values,
+    Placeholders, Req, check_condition, condition, missing, return_old_on_failure, return_values,
     store_err, table,
 };
 use crate::state::AppState;
@@ -34,12 +34,8 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
         .store()
         .write(vec![(t, enc.clone())], move |cur| {
             let old = cur.first().and_then(|c| c.as_ref()).map(|s| &s.item);
-            if let Some(c) = &cond {
-                match c.eval(old) {
-                    Ok(true) => {}
-                    Ok(false) => return (vec![], Err(condition_failed(old, old_on_failure))),
-                    Err(e) => return (vec![], Err(e)),
-                }
+            if let Err(e) = check_condition(cond.as_ref(), old, old_on_failure) {
+                return (vec![], Err(e));
             }
             match old {
                 None => (vec![], Ok(None)),

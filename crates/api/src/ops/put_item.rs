@@ -2,7 +2,7 @@
 
 use super::capacity::{self, Consumed};
 use super::common::{
-    Placeholders, Req, condition, condition_failed, missing, refuse_reserved_attrs,
+    Placeholders, Req, check_condition, condition, missing, refuse_reserved_attrs,
     return_old_on_failure, return_values, store_err, table,
 };
 use crate::state::AppState;
@@ -39,12 +39,8 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
         .store()
         .write(vec![(t, key.clone())], move |cur| {
             let old = cur.first().and_then(|c| c.as_ref()).map(|s| &s.item);
-            if let Some(c) = &cond {
-                match c.eval(old) {
-                    Ok(true) => {}
-                    Ok(false) => return (vec![], Err(condition_failed(old, old_on_failure))),
-                    Err(e) => return (vec![], Err(e)),
-                }
+            if let Err(e) = check_condition(cond.as_ref(), old, old_on_failure) {
+                return (vec![], Err(e));
             }
             let change = Change {
                 table,
