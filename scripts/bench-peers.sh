@@ -279,7 +279,7 @@ timed() {
     # both CPUs over the run: runs above MAX_OTHERS_PCT are left out of the summary's medians.
     awk -v b="$((jiffies_after[0] - jiffies_before[0]))" -v t="$((jiffies_after[1] - jiffies_before[1]))" \
       -v s="$server_cpu" -v c="$client_cpu" -v hz="$(getconf CLK_TCK)" \
-      'BEGIN { o = b / hz - s - c; if (o < 0) o = 0; printf "others_cpu_secs=%.2f\nothers_busy_pct_during=%.0f\n", o, t > 0 ? 100 * o / (t / hz) : 0 }'
+      'BEGIN { o = b / hz - s - c; if (o < 0) o = 0; printf "others_cpu_secs=%.2f\nothers_busy_pct_during=%.0f\n", o, (t > 0 ? 100 * o / (t / hz) : 0) }'
   } >"$OUT_DIR/$slug.env"
   cat "$OUT_DIR/$slug.stderr" >&2
   rm -f "$OUT_DIR/$slug.time"
