@@ -238,7 +238,14 @@ impl<'a> Group<'a> {
             return Ok(s.clone());
         }
         match self.inner.items.get(full_key)? {
-            Some(v) => Ok(Some(record::decode_item_record(&v)?)),
+            Some(v) => {
+                // Remember what was read: the write that follows reads it again. (Absent items
+                // are not remembered: an overlay `None` means "deleted in this group", and the
+                // tombstone lookup must still reach the store.)
+                let state = record::decode_item_record(&v)?;
+                self.overlay.insert(full_key.to_vec(), Some(state.clone()));
+                Ok(Some(state))
+            }
             None => Ok(None),
         }
     }
