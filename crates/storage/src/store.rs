@@ -254,6 +254,24 @@ impl Store {
         self.inner.metrics.register(registry);
     }
 
+    /// Sends the writer a job that answers on a oneshot, and waits for the answer.
+    async fn call<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(job(tx))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Reads a `u64` record from `meta` (0 when absent).
+    fn meta_u64(&self, key: Vec<u8>) -> Result<u64, StoreError> {
+        match self.inner.meta.get(key)? {
+            Some(v) => record::decode_u64(&v),
+            None => Ok(0),
+        }
+    }
+
     pub(crate) fn send(&self, job: Job) -> Result<(), StoreError> {
         self.inner.check()?;
         self.inner.submitted.fetch_add(1, Ordering::AcqRel);
@@ -301,22 +319,20 @@ impl Store {
 
     /// Creates a table (its `id` is assigned here). Durable when this returns.
     pub async fn create_table(&self, meta: TableMeta) -> Result<Arc<TableMeta>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::CreateTable {
+        self.call(|reply| Job::CreateTable {
             meta: Box::new(meta),
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// Deletes a table; its items are purged in the background. Durable when this returns.
     pub async fn delete_table(&self, name: &str) -> Result<Arc<TableMeta>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::DeleteTable {
+        self.call(|reply| Job::DeleteTable {
             name: name.to_owned(),
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// Replaces a table's metadata (same id). Durable when this returns.
@@ -325,13 +341,12 @@ impl Store {
         name: &str,
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
     ) -> Result<Arc<TableMeta>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::UpdateTable {
+        self.call(|reply| Job::UpdateTable {
             name: name.to_owned(),
             update,
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// Builds a new index's entries from the table's items, a chunk per writer turn (writes
@@ -345,14 +360,15 @@ impl Store {
         };
         let mut after = None;
         loop {
-            let (tx, rx) = oneshot::channel();
-            self.send(Job::BackfillChunk {
-                table: table.to_owned(),
-                index_id,
-                after,
-                reply: tx,
-            })?;
-            match rx.await.map_err(|_| StoreError::Closed)?? {
+            let next = self
+                .call(|reply| Job::BackfillChunk {
+                    table: table.to_owned(),
+                    index_id,
+                    after,
+                    reply,
+                })
+                .await?;
+            match next {
                 Some(cursor) => after = Some(cursor),
                 None => break,
             }
@@ -479,13 +495,12 @@ impl Store {
         &self,
         entries: Vec<ChangeEntry>,
     ) -> Result<crate::writer::ApplyReport, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::ApplyRemote {
+        self.call(|reply| Job::ApplyRemote {
             entries,
             repair: false,
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// Applies item states from anti-entropy repair: each entry's `op` is the item's state at
@@ -496,21 +511,17 @@ impl Store {
         &self,
         entries: Vec<ChangeEntry>,
     ) -> Result<crate::writer::ApplyReport, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::ApplyRemote {
+        self.call(|reply| Job::ApplyRemote {
             entries,
             repair: true,
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// The highest sequence of `origin` applied here (0 if none).
     pub fn watermark(&self, origin: &str) -> Result<u64, StoreError> {
-        match self.inner.meta.get(crate::writer::watermark_key(origin))? {
-            Some(v) => record::decode_u64(&v),
-            None => Ok(0),
-        }
+        self.meta_u64(crate::writer::watermark_key(origin))
     }
 
     /// Every origin's watermark.
@@ -526,21 +537,17 @@ impl Store {
 
     /// The last sequence an outbound link's peer acknowledged (0 if none).
     pub fn checkpoint(&self, link: &str) -> Result<u64, StoreError> {
-        match self.inner.meta.get(crate::writer::checkpoint_key(link))? {
-            Some(v) => record::decode_u64(&v),
-            None => Ok(0),
-        }
+        self.meta_u64(crate::writer::checkpoint_key(link))
     }
 
     /// Persists an outbound link's checkpoint (durable when this returns).
     pub async fn set_checkpoint(&self, link: &str, seq: u64) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::SetCheckpoint {
+        self.call(|reply| Job::SetCheckpoint {
             link: link.to_owned(),
             seq,
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            reply,
+        })
+        .await
     }
 
     /// A receiver of the change-log head, updated after every group commit.
