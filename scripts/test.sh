@@ -16,6 +16,14 @@ if [[ ! -f /usr/share/tor/geoip ]] && command -v apt-get >/dev/null && [[ $(id -
     || echo "tor-geoipdb could not be installed; the GeoIP test will be skipped"
 fi
 
+# A deliberately broken build (cargo feature `broken-apply`: replication applies changes in
+# arrival order, no dedup, no last-writer-wins), kept as `meridian-broken`: the drill tests show
+# the drills catch it. Built first, so the real binary is what `target/debug/meridian` is after.
+echo "==> building the deliberately broken binary (meridian-broken, test-only)"
+target_dir=${CARGO_TARGET_DIR:-target}
+cargo build --quiet -p meridian --features broken-apply
+cp "$target_dir/debug/meridian" "$target_dir/debug/meridian-broken"
+
 echo "==> building the meridian binary"
 cargo build --quiet -p meridian
 

@@ -10,12 +10,14 @@
 //! - [`agent`]: the config agent each role runs — poll, apply, persist, report, and start from
 //!   the persisted version when the control plane is away (static stability).
 //! - [`client`]: the typed HTTP client the agents, operator commands and tests use.
+//! - [`cluster_file`]: `cluster.json`, where a running local cluster keeps its processes.
 //!
 //! The control plane depends on the roles' config types (it derives them); no role depends on
 //! it — the binary wires an agent into each role.
 
 pub mod agent;
 pub mod client;
+pub mod cluster_file;
 pub mod derive;
 pub mod error;
 pub mod server;

@@ -1,8 +1,12 @@
 //! Admin routes merged into the region's HTTP server:
 //!
 //! - `GET  /admin/replication` — per link: connected/paused, acked sequence, lag in entries and
-//!   ms, alarm flag; per-origin dedup watermarks; outbound checkpoints.
-//! - `POST /admin/links/{peer}/pause` | `/resume` | `/drop` | `/delay?ms=N` — fault hooks.
+//!   ms, alarm flag, and (sync-in) `apply_lag_ms` percentiles of every applied entry's lag;
+//!   per-origin dedup watermarks; outbound checkpoints.
+//! - `POST /admin/replication/reset-lag` — clears the apply-lag histograms.
+//! - `POST /admin/links/{peer}/pause` | `/resume` | `/drop` | `/delay?ms=N` |
+//!   `/duplicate?on=BOOL` | `/reorder?on=BOOL` — fault hooks (the last two act on the
+//!   batches this region sends to `peer`).
 //! - `POST /admin/clock/skew?ms=N` — skews the region's wall clock (under its HLC).
 
 use crate::Ctx;
@@ -28,6 +32,7 @@ struct AdminState {
 pub(crate) fn router(ctx: Arc<Ctx>, clock: Option<Arc<SystemClock>>) -> Router {
     Router::new()
         .route("/admin/replication", get(status))
+        .route("/admin/replication/reset-lag", post(reset_lag))
         .route("/admin/links/{peer}/{action}", post(link_action))
         .route("/admin/clock/skew", post(skew))
         .with_state(AdminState { ctx, clock })
@@ -79,6 +84,10 @@ async fn status(State(s): State<AdminState>) -> Response {
                     }),
                 );
                 o.insert("delay_ms".into(), json!(control.delay_ms));
+                if direction == "in" {
+                    let lag = p.apply_lag.lock().map(|h| h.summary()).unwrap_or_default();
+                    o.insert("apply_lag_ms".into(), lag);
+                }
             }
             links.push(v);
         }
@@ -102,9 +111,20 @@ async fn status(State(s): State<AdminState>) -> Response {
     .into_response()
 }
 
+/// Clears every inbound link's apply-lag histogram (benchmarks measure from a clean start).
+async fn reset_lag(State(s): State<AdminState>) -> Response {
+    for p in s.ctx.links.peers.values() {
+        if let Ok(mut h) = p.apply_lag.lock() {
+            h.reset();
+        }
+    }
+    Json(json!({"reset": true})).into_response()
+}
+
 #[derive(Deserialize)]
 struct MsQuery {
     ms: Option<i64>,
+    on: Option<bool>,
 }
 
 async fn link_action(
@@ -125,17 +145,37 @@ async fn link_action(
             };
             p.control.send_modify(|c| c.delay_ms = ms as u64);
         }
+        "duplicate" | "reorder" => {
+            let Some(on) = q.on else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{action} needs ?on=true|false"),
+                );
+            };
+            p.control.send_modify(|c| {
+                if action == "duplicate" {
+                    c.duplicate = on;
+                } else {
+                    c.reorder = on;
+                }
+            });
+        }
         other => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("unknown link action {other:?} (pause | resume | drop | delay)"),
+                format!(
+                    "unknown link action {other:?} (pause | resume | drop | delay | duplicate | reorder)"
+                ),
             );
         }
     }
-    tracing::info!(peer = %peer, action = %action, ms = ?q.ms, "link fault hook");
+    tracing::info!(peer = %peer, action = %action, ms = ?q.ms, on = ?q.on, "link fault hook");
     let c = *p.control.borrow();
-    Json(json!({"peer": peer, "paused": c.paused, "delay_ms": c.delay_ms, "drops": c.drops}))
-        .into_response()
+    Json(json!({
+        "peer": peer, "paused": c.paused, "delay_ms": c.delay_ms, "drops": c.drops,
+        "duplicate": c.duplicate, "reorder": c.reorder,
+    }))
+    .into_response()
 }
 
 async fn skew(State(s): State<AdminState>, Query(q): Query<MsQuery>) -> Response {

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub duplicates: Family<PeerLabel, Counter>,
     /// Entries that lost last-writer-wins, sync-in.
     pub stale: Family<PeerLabel, Counter>,
+    /// Batches received again (already applied on this stream), acknowledged only, sync-in.
+    pub repeated_batches: Family<PeerLabel, Counter>,
+    /// Batches received out of order (a gap before them), refused with a gap ack, sync-in.
+    pub gap_batches: Family<PeerLabel, Counter>,
     /// Connections established, per link.
     pub connects: Family<LinkLabel, Counter>,
     /// Handshakes refused (bad secret, unknown or disallowed peer), per claimed peer.
@@ -117,6 +121,16 @@ impl Metrics {
             self.stale.clone(),
         );
         r.register(
+            format!("{p}repeated_batches"),
+            "Batches from the peer already applied on this stream (acknowledged, not applied)",
+            self.repeated_batches.clone(),
+        );
+        r.register(
+            format!("{p}gap_batches"),
+            "Batches from the peer that arrived after a gap (refused; the sender rewinds)",
+            self.gap_batches.clone(),
+        );
+        r.register(
             format!("{p}connects"),
             "Link connections established",
             self.connects.clone(),
@@ -138,6 +152,11 @@ pub struct Control {
     pub delay_ms: u64,
     /// Bumped by every drop request: drivers close their connection when it changes.
     pub drops: u64,
+    /// Fault hook: sync-out sends every batch frame twice.
+    pub duplicate: bool,
+    /// Fault hook: sync-out swaps consecutive batch frames (a held-back batch is released
+    /// after the next one, or at the next heartbeat tick).
+    pub reorder: bool,
 }
 
 /// Status of one directed link.
@@ -181,6 +200,45 @@ pub struct PeerLinks {
     pub control: watch::Sender<Control>,
     /// Bumped by every accepted sync-in connection: an older one sees the change and closes.
     pub inbound_generation: AtomicU64,
+    /// Sync-in: lag of every applied entry (origin commit → durable here), in ms.
+    pub apply_lag: Mutex<LagHistogram>,
+}
+
+/// Per-entry replication lag: a histogram from 1 ms to 1 hour at 3 significant digits.
+pub struct LagHistogram(hdrhistogram::Histogram<u64>);
+
+impl Default for LagHistogram {
+    fn default() -> Self {
+        Self(
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3)
+                .expect("constant histogram bounds are valid"),
+        )
+    }
+}
+
+impl LagHistogram {
+    /// Records one entry's lag (clamped into the histogram's range).
+    pub fn record(&mut self, lag_ms: u64) {
+        self.0.saturating_record(lag_ms.max(1));
+    }
+
+    /// Forgets everything recorded.
+    pub fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    /// `{count, p50, p90, p99, p999, max}` in ms.
+    pub fn summary(&self) -> serde_json::Value {
+        let h = &self.0;
+        serde_json::json!({
+            "count": h.len(),
+            "p50": h.value_at_quantile(0.50),
+            "p90": h.value_at_quantile(0.90),
+            "p99": h.value_at_quantile(0.99),
+            "p999": h.value_at_quantile(0.999),
+            "max": h.max(),
+        })
+    }
 }
 
 /// Every link of the region: shared by the drivers, the admin routes and metrics.
@@ -207,6 +265,7 @@ impl Links {
                     inbound: Mutex::new(None),
                     control: watch::Sender::new(Control::default()),
                     inbound_generation: AtomicU64::new(0),
+                    apply_lag: Mutex::new(LagHistogram::default()),
                 });
                 (p, links)
             })

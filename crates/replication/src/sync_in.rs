@@ -195,6 +195,10 @@ async fn stream(
         m.duplicates.get_or_create(&label).clone(),
         m.stale.get_or_create(&label).clone(),
     );
+    let (repeats, gaps) = (
+        m.repeated_batches.get_or_create(&label).clone(),
+        m.gap_batches.get_or_create(&label).clone(),
+    );
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.config.heartbeat_ms.max(10)));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
     let mut last_heard = tokio::time::Instant::now();
@@ -215,11 +219,16 @@ async fn stream(
                         };
                         sm.on_sender_clock(b.hlc_now >> 16, now_ms());
                         match sm.on_batch(b.first, b.last, b.attempt, b.head) {
-                            Verdict::Reply(ack) => writer.send(&Frame::Ack(ack)).await?,
+                            Verdict::Reply(ack) => {
+                                if ack.gap { gaps.inc() } else { repeats.inc() };
+                                writer.send(&Frame::Ack(ack)).await?;
+                            }
                             Verdict::Apply { from } => {
                                 let entries: Vec<_> =
                                     entries.into_iter().filter(|e| e.seq >= from).collect();
                                 let newest = entries.last().map(|e| e.version.ts.physical_ms());
+                                let commits: Vec<u64> =
+                                    entries.iter().map(|e| e.version.ts.physical_ms()).collect();
                                 let report = if entries.is_empty() {
                                     AckReport::default()
                                 } else {
@@ -238,6 +247,7 @@ async fn stream(
                                         }
                                     }
                                 };
+                                record_apply_lag(ctx, peer, &commits, now_ms());
                                 applied.inc_by(report.applied);
                                 dups.inc_by(report.duplicates);
                                 stale.inc_by(report.stale);
@@ -297,4 +307,16 @@ async fn stream(
         ctx.links.update_inbound(peer, None, paused);
     }
     result
+}
+
+/// Records the lag of every entry of a batch that just became durable here.
+fn record_apply_lag(ctx: &Ctx, peer: &str, commits_ms: &[u64], now_ms: u64) {
+    let Some(links) = ctx.links.peers.get(peer) else {
+        return;
+    };
+    if let Ok(mut h) = links.apply_lag.lock() {
+        for c in commits_ms {
+            h.record(now_ms.saturating_sub(*c));
+        }
+    }
 }

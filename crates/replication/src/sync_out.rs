@@ -207,7 +207,10 @@ async fn connect_and_stream(
     let mut head_rx = ctx.store.subscribe_head();
     sm.on_head(*head_rx.borrow_and_update());
     let drops_seen = control.borrow_and_update().drops;
-    let mut delay = Duration::from_millis(control.borrow().delay_ms);
+    let mut faults = *control.borrow();
+    let mut delay = Duration::from_millis(faults.delay_ms);
+    // A batch held back by the reorder hook, sent after the next one.
+    let mut held: Option<Frame> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.config.heartbeat_ms.max(10)));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
     let mut last_heard = tokio::time::Instant::now();
@@ -236,9 +239,16 @@ async fn connect_and_stream(
                 head: sm.status().head,
                 hlc_now: Timestamp::new(now_ms(), 0).0,
             };
-            let frame = batch::build(header, &cut.entries)?;
+            let frame = Frame::Batch(batch::build(header, &cut.entries)?);
             shipped.inc_by(cut.entries.len() as u64);
-            writer.send_delayed(&Frame::Batch(frame), delay).await?;
+            if faults.reorder && held.is_none() {
+                held = Some(frame);
+                continue;
+            }
+            send_batch(&mut writer, &frame, delay, faults.duplicate).await?;
+            if let Some(earlier) = held.take() {
+                send_batch(&mut writer, &earlier, delay, faults.duplicate).await?;
+            }
         }
         if writer.is_closed() {
             return Err(LinkError::Closed("socket write failed"));
@@ -280,6 +290,7 @@ async fn connect_and_stream(
                 let c = *control.borrow_and_update();
                 sm.set_paused(c.paused);
                 delay = Duration::from_millis(c.delay_ms);
+                faults = c;
                 if c.drops != drops_seen {
                     writer.finish(Duration::from_millis(50)).await;
                     return Err(LinkError::Closed("dropped by operator"));
@@ -292,6 +303,9 @@ async fn connect_and_stream(
                 }
             }
             _ = tick.tick() => {
+                if let Some(earlier) = held.take() {
+                    send_batch(&mut writer, &earlier, delay, faults.duplicate).await?;
+                }
                 let now = now_ms();
                 if sm.stalled(now) {
                     return Err(LinkError::Timeout("no ack within the ack timeout"));
@@ -310,6 +324,20 @@ async fn connect_and_stream(
             }
         }
     }
+}
+
+/// Sends a batch frame — twice when the duplicate fault hook is on.
+async fn send_batch(
+    writer: &mut FrameWriter,
+    frame: &Frame,
+    delay: Duration,
+    duplicate: bool,
+) -> Result<(), LinkError> {
+    writer.send_delayed(frame, delay).await?;
+    if duplicate {
+        writer.send_delayed(frame, delay).await?;
+    }
+    Ok(())
 }
 
 /// Commit time of the oldest change this link still owes the peer: the oldest in flight, or

@@ -24,6 +24,12 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+/// Test-only sabotage (cargo feature `broken-apply`): remote changes are applied in arrival
+/// order, without the dedup watermark or the last-writer-wins check. Exists so the failure
+/// drills can show they catch a replication bug (`tests/python/test_drill.py`); never enabled
+/// in a real build.
+const BROKEN_APPLY: bool = cfg!(feature = "broken-apply");
+
 /// What a change does to one item.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChangeKind {
@@ -492,7 +498,9 @@ impl<'a> Group<'a> {
                 };
                 (m != *cur).then_some(Some(m))
             }
-            _ if meridian_core::lww_wins(&e.version, current.as_ref()) => Some(incoming),
+            _ if BROKEN_APPLY || meridian_core::lww_wins(&e.version, current.as_ref()) => {
+                Some(incoming)
+            }
             _ => None,
         };
         Ok(new_state.map(|s| (s, current)))
@@ -607,7 +615,7 @@ impl<'a> Group<'a> {
                 continue;
             }
             let wm = self.watermark(&e.gtid.origin)?;
-            if e.gtid.seq <= wm {
+            if e.gtid.seq <= wm && !BROKEN_APPLY {
                 report.duplicates += 1;
                 continue;
             }
