@@ -73,7 +73,7 @@ def test_numbers_are_exact_and_normalized(ddb, tbl):
     ("123456789012345678901234567890123456789", "38 significant digits"),
     ("1E+126", "Number overflow"),
     ("1E-131", "Number underflow"),
-    ("abc", "cannot be converted into a number"),
+    ("abc", "The parameter cannot be converted to a numeric value: abc"),
 ])
 def test_bad_numbers(ddb, tbl, value, fragment):
     with pytest.raises(ClientError) as e:

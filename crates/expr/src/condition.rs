@@ -326,6 +326,20 @@ fn function(p: &mut Parser<'_, '_, '_>, name: &str, mut args: Vec<Operand>) -> E
         "begins_with" => ("begins_with", 2),
         "contains" => ("contains", 2),
         "size" => ("size", 1),
+        "if_not_exists" | "list_append" => {
+            p.diag(
+                Diag::UnknownFunction,
+                format!(
+                    "The function is not allowed in a {} expression; function: {name}",
+                    if p.kind == ExprKind::Filter {
+                        "filter"
+                    } else {
+                        "condition"
+                    }
+                ),
+            );
+            return Expr::Poison;
+        }
         _ => {
             p.diag(
                 Diag::UnknownFunction,

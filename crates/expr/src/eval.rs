@@ -110,11 +110,13 @@ pub fn operand<'i>(
     Ok(match o {
         Operand::Value(v) => Some(Cow::Borrowed(v)),
         Operand::Path(p) => item.and_then(|i| document::get(i, p)).map(Cow::Borrowed),
+        // An item attribute without a size (a number, boolean or null) makes the comparison
+        // false, as in DynamoDB; a constant of such a type was refused when parsing.
         Operand::Size(inner) => match operand(inner, item, kind)? {
             None => None,
-            Some(v) => Some(Cow::Owned(AttributeValue::N(Number::from(
-                size(&v, kind)? as i64
-            )))),
+            Some(v) => size(&v, kind)
+                .ok()
+                .map(|n| Cow::Owned(AttributeValue::N(Number::from(n as i64)))),
         },
     })
 }

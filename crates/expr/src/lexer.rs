@@ -122,7 +122,9 @@ pub fn tokenize(src: &str) -> Vec<Token> {
                 });
                 continue;
             }
-            w if w.is_ascii_alphabetic() || w == '_' => {
+            // A bare word starts with a letter: DynamoDB's lexer sees `_abc` as the token `_`
+            // (a syntax error) followed by `abc`.
+            w if w.is_ascii_alphabetic() => {
                 let end = scan_word(start + 1, &mut chars);
                 let text = src.get(start..end).unwrap_or_default().to_owned();
                 out.push(Token {
@@ -202,6 +204,10 @@ mod tests {
         assert_eq!(
             kinds("1a"),
             vec![Tok::Digits("1".into()), Tok::Ident("a".into())]
+        );
+        assert_eq!(
+            kinds("_a1_"),
+            vec![Tok::Other('_'), Tok::Ident("a1_".into())]
         );
     }
 }

@@ -36,6 +36,9 @@ impl Update {
                 sets.push((path, set_value(v, base)?));
             }
         }
+        // Several `SET a[i]` past the end of one list append in index order, not in the
+        // order written (paths cannot overlap, so sorting changes nothing else).
+        sets.sort_by(|x, y| x.0.cmp(y.0));
         let mut item = base.clone();
         for (path, v) in sets {
             write(&mut item, path, Some(v))?;

@@ -18,6 +18,9 @@ pub const MAX_EXPONENT: i64 = 125;
 /// Smallest adjusted exponent (the `-130` of `1E-130`).
 pub const MIN_EXPONENT: i64 = -130;
 
+const OVERFLOW: &str =
+    "Number overflow. Attempting to store a number with magnitude larger than supported range";
+
 /// An exact DynamoDB number.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Number(BigDecimal);
@@ -25,14 +28,17 @@ pub struct Number(BigDecimal);
 impl Number {
     /// Parses and validates a number as DynamoDB does, with DynamoDB's error messages.
     pub fn parse(s: &str) -> Result<Number, ApiError> {
+        let not_a_number = || {
+            ApiError::validation(if s.is_empty() {
+                "The parameter cannot be converted to a numeric value".to_owned()
+            } else {
+                format!("The parameter cannot be converted to a numeric value: {s}")
+            })
+        };
         if !is_number_syntax(s) {
-            return Err(ApiError::validation(
-                "A value provided cannot be converted into a number",
-            ));
+            return Err(not_a_number());
         }
-        let d = BigDecimal::from_str(s).map_err(|_| {
-            ApiError::validation("A value provided cannot be converted into a number")
-        })?;
+        let d = BigDecimal::from_str(s).map_err(|_| not_a_number())?;
         Number::from_decimal(d)
     }
 
@@ -49,9 +55,7 @@ impl Number {
         }
         let adj = adjusted_exponent(&d);
         if adj > MAX_EXPONENT {
-            return Err(ApiError::validation(
-                "Number overflow. Attempting to store a number with magnitude larger than supported range",
-            ));
+            return Err(ApiError::validation(OVERFLOW));
         }
         if adj < MIN_EXPONENT {
             return Err(ApiError::validation(
@@ -68,12 +72,22 @@ impl Number {
 
     /// `self + other`, validated.
     pub fn add(&self, other: &Number) -> Result<Number, ApiError> {
-        Number::from_decimal(&self.0 + &other.0)
+        Number::arithmetic(&self.0 + &other.0)
     }
 
     /// `self - other`, validated.
     pub fn sub(&self, other: &Number) -> Result<Number, ApiError> {
-        Number::from_decimal(&self.0 - &other.0)
+        Number::arithmetic(&self.0 - &other.0)
+    }
+
+    /// The result of `+`/`-`: DynamoDB reports a result needing more than 38 digits (e.g.
+    /// `1E50 - 1`) as an overflow, not with the "38 significant digits" message of an input.
+    fn arithmetic(d: BigDecimal) -> Result<Number, ApiError> {
+        let d = d.normalized();
+        if d.digits() > MAX_DIGITS && !d.is_zero_value() {
+            return Err(ApiError::validation(OVERFLOW));
+        }
+        Number::from_decimal(d)
     }
 
     /// Sign: -1, 0 or 1.
@@ -296,6 +310,42 @@ mod tests {
                 .add(&n("9E+125"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn imprecise_arithmetic_is_an_overflow_as_in_dynamodb() {
+        for r in [n("1E50").sub(&n("1")), n("1E50").add(&n("1"))] {
+            match r {
+                Err(ApiError::Validation(m)) => assert!(m.starts_with("Number overflow"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // An input with too many digits keeps its own message.
+        match Number::parse("1.000000000000000000000000000000000000001") {
+            Err(ApiError::Validation(m)) => assert!(m.contains("38 significant digits"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(n("1E50").sub(&n("1E50")).is_ok());
+    }
+
+    #[test]
+    fn non_numbers_are_refused_in_dynamodb_words() {
+        for (s, want) in [
+            (
+                "dog",
+                "The parameter cannot be converted to a numeric value: dog",
+            ),
+            (
+                "NaN",
+                "The parameter cannot be converted to a numeric value: NaN",
+            ),
+            ("", "The parameter cannot be converted to a numeric value"),
+        ] {
+            match Number::parse(s) {
+                Err(ApiError::Validation(m)) => assert_eq!(m, want),
+                other => panic!("{s:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -264,7 +264,10 @@ mod tests {
             (json!({"SS": []}), "may not be empty"),
             (json!({"SS": ["a", "a"]}), "contains duplicates"),
             (json!({"NS": ["1", "1.0"]}), "contains duplicates"),
-            (json!({"N": "x"}), "cannot be converted into a number"),
+            (
+                json!({"N": "x"}),
+                "The parameter cannot be converted to a numeric value: x",
+            ),
         ];
         for (v, msg) in cases {
             match av_from_json(&v) {

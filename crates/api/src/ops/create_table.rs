@@ -37,7 +37,9 @@ fn attribute_definitions(req: &Req) -> Result<Vec<(String, KeyType)>, ApiError> 
             ))
         })?;
         if out.iter().any(|(n, _)| n == name) {
-            return Err(invalid("Duplicate AttributeName in AttributeDefinitions"));
+            return Err(ApiError::validation(format!(
+                "Attribute Name is duplicated: {name}"
+            )));
         }
         out.push((name.to_owned(), ty));
     }

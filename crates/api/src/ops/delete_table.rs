@@ -14,7 +14,22 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     let name = req.req_str("TableName", "tableName")?;
     check_table_name(name, "tableName")?;
     match state.store().delete_table(name).await {
-        Ok(t) => Ok(json!({"TableDescription": describe(state, &t, Some("DELETING"))})),
+        Ok(t) => {
+            // DeleteTable's description is the short one: no schema, indexes or creation time.
+            let mut d = describe(state, &t, Some("DELETING"));
+            if let Some(m) = d.as_object_mut() {
+                for k in [
+                    "CreationDateTime",
+                    "KeySchema",
+                    "AttributeDefinitions",
+                    "GlobalSecondaryIndexes",
+                    "LocalSecondaryIndexes",
+                ] {
+                    m.remove(k);
+                }
+            }
+            Ok(json!({"TableDescription": d}))
+        }
         Err(StoreError::NoSuchTable(_)) => Err(table_not_found(name)),
         Err(e) => Err(super::common::store_err(e)),
     }

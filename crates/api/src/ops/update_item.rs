@@ -7,15 +7,14 @@ use super::common::{
 };
 use crate::state::AppState;
 use meridian_expr::update::Action;
-use meridian_expr::{ExprKind, PathElem, Update, parse_update};
+use meridian_expr::{ExprKind, PathElem, Projection, Update, parse_update};
+use meridian_model::ApiError;
 use meridian_model::AttributeValue;
 use meridian_model::crdt::{Effect, after_update};
 use meridian_model::size::{check_item_size, item_size};
 use meridian_model::value::item_to_json;
-use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 
 /// What an update does to counters (see `meridian_model::crdt`): top-level `ADD` of a number
 /// increments, top-level `SET`/`REMOVE` resets.
@@ -37,16 +36,32 @@ pub fn counter_effects(update: &Update) -> Vec<Effect> {
         .collect()
 }
 
-fn only(item: &Item, names: &BTreeSet<String>) -> Item {
-    item.iter()
-        .filter(|(k, _)| names.contains(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// Whether the update only takes things away (`REMOVE`, `DELETE`): DynamoDB does not create
+/// an absent item for such an update.
+fn only_removes(update: &Update) -> bool {
+    !update.actions().is_empty()
+        && update
+            .actions()
+            .iter()
+            .all(|a| matches!(a, Action::Remove(_) | Action::Delete(..)))
+}
+
+/// The legacy `AttributeUpdates` words a type clash as DynamoDB does for that parameter.
+fn legacy_type_error(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Validation(m)
+            if m == "An operand in the update expression has an incorrect data type" =>
+        {
+            ApiError::validation("Type mismatch for attribute to update")
+        }
+        other => other,
+    }
 }
 
 /// Updates (or creates) one item with an `UpdateExpression`, optionally under a condition.
 pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
+    let legacy = req.get("AttributeUpdates").is_some_and(|v| !v.is_null());
     super::legacy::translate(&mut req, super::legacy::Op::UpdateItem, &t.key_schema)?;
     let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
@@ -70,10 +85,8 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     attrs.check_all_used()?;
     let enc = t.key_schema.encode(&key)?;
     let name = t.name.clone();
-    let touched = update
-        .as_ref()
-        .map(|u| u.top_level_attrs())
-        .unwrap_or_default();
+    // UPDATED_OLD / UPDATED_NEW show just the paths the update wrote, nested as they are.
+    let touched = Projection::from_paths(update.as_ref().map(|u| u.paths()).unwrap_or_default());
 
     let effects = update.as_ref().map(counter_effects).unwrap_or_default();
     let region = state.region().to_owned();
@@ -85,10 +98,14 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
             if let Err(e) = check_condition(cond.as_ref(), old, old_on_failure) {
                 return (vec![], Err(e));
             }
+            if old.is_none() && update.as_ref().is_some_and(only_removes) {
+                return (vec![], Ok((None, None)));
+            }
             let base = old.cloned().unwrap_or(key);
             let new = match &update {
                 Some(u) => match u.apply(Some(&base)) {
                     Ok(n) => n,
+                    Err(e) if legacy => return (vec![], Err(legacy_type_error(e))),
                     Err(e) => return (vec![], Err(e)),
                 },
                 None => base,
@@ -108,17 +125,21 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
                 key: enc,
                 kind: ChangeKind::Update(new.clone(), crdt),
             };
-            (vec![change], Ok((old.cloned(), new)))
+            (vec![change], Ok((old.cloned(), Some(new))))
         })
         .await
         .map_err(store_err)??;
-    let units = capacity::write_units(item_size(&new).max(old.as_ref().map_or(0, item_size)));
+    let units = capacity::write_units(
+        new.as_ref()
+            .map_or(0, item_size)
+            .max(old.as_ref().map_or(0, item_size)),
+    );
     let consumed = Consumed::write(&name, units);
     let attributes = match rv.as_str() {
         "ALL_OLD" => old,
-        "UPDATED_OLD" => old.map(|o| only(&o, &touched)),
-        "ALL_NEW" => Some(new),
-        "UPDATED_NEW" => Some(only(&new, &touched)),
+        "UPDATED_OLD" => old.map(|o| touched.apply(&o)),
+        "ALL_NEW" => new,
+        "UPDATED_NEW" => new.map(|n| touched.apply(&n)),
         _ => None,
     };
     let mut out = match attributes {
