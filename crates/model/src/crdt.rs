@@ -13,6 +13,10 @@
 //!   concurrently against the older epoch are dropped — the later reset wins.
 //! - `PutItem` (a whole-item replace) resets every counter of the item the same way: the
 //!   item's epoch becomes the put's version and counters of older epochs are dropped.
+//! - An `UpdateItem` that **creates** the item (it did not exist) starts its counters at the
+//!   epoch of the tombstone it replaces, or at the smallest version when there is none — not at
+//!   its own version: creating an item is not a reset, so when two regions create the same
+//!   counter concurrently, both regions' increments count ([`creation_epoch`]).
 //! - `DeleteItem` leaves a tombstone that wins or loses against the item's state by last writer
 //!   wins, counters included.
 //! - Other attributes follow the item: the state with the later version provides them.
@@ -100,9 +104,21 @@ pub enum Effect {
     Add(String, Number),
 }
 
+/// The epoch of an item that an `UpdateItem` creates: the version of the tombstone it replaces,
+/// else the smallest version. Concurrent creations in two regions then share an epoch and
+/// their counters join per region instead of the later creation dropping the other's
+/// increments; a delete still drops the increments made before it.
+pub fn creation_epoch(tombstone: Option<&Version>) -> Version {
+    tombstone.cloned().unwrap_or_else(|| Version {
+        ts: meridian_core::Timestamp(0),
+        region: String::new(),
+    })
+}
+
 /// The counter metadata after a local `UpdateItem` whose result is `new_item`.
 ///
-/// `old` is the stored state before the update (`None` if the item did not exist).
+/// `old` is the stored state before the update (`None` if the item did not exist: the result's
+/// epochs are then unset, for the writer to stamp with [`creation_epoch`]).
 pub fn after_update(
     old: Option<(&Version, &Item, Option<&Crdt>)>,
     new_item: &Item,

@@ -8,7 +8,7 @@ use crate::store::{
 use fjall::PersistMode;
 use meridian_core::{Gtid, Hlc, Version};
 use meridian_model::Item;
-use meridian_model::crdt::{Crdt, merge};
+use meridian_model::crdt::{Crdt, creation_epoch, merge};
 use meridian_model::size::item_size;
 use meridian_model::table::TableMeta;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -324,7 +324,16 @@ impl<'a> Group<'a> {
             ChangeKind::Put(item) => (ChangeOp::Put(item.clone()), None),
             ChangeKind::Update(item, crdt) => {
                 let mut crdt = crdt.clone();
-                crdt.stamp(&version);
+                if crdt.epoch.is_none() {
+                    // The update creates the item: its counters start at the epoch of the
+                    // tombstone it replaces (or the smallest), so concurrent creations in
+                    // other regions add up instead of resetting each other.
+                    let full = record::item_key(change.table.id, &change.key);
+                    let tombstone = self.current_version(&full)?;
+                    crdt.stamp(&creation_epoch(tombstone.as_ref()));
+                } else {
+                    crdt.stamp(&version);
+                }
                 (ChangeOp::Put(item.clone()), Some(crdt))
             }
             ChangeKind::Delete => (ChangeOp::Delete, None),
