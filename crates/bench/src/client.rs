@@ -102,6 +102,17 @@ impl Connection {
     /// Sends `DynamoDB_20120810.<operation>` with a JSON `body`, signed, and reads the whole
     /// response. Any status is returned as a [`Response`]; only transport failures are errors.
     pub async fn call(&mut self, operation: &str, body: Bytes) -> anyhow::Result<Response> {
+        Ok(self.call_with(operation, body, &[]).await?.0)
+    }
+
+    /// Like [`Connection::call`], with `extra` headers sent unsigned (e.g. the gateway's
+    /// `x-meridian-user`), and the response headers returned too (e.g. `x-meridian-region`).
+    pub async fn call_with(
+        &mut self,
+        operation: &str,
+        body: Bytes,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<(Response, hyper::HeaderMap)> {
         let target = format!("{TARGET_PREFIX}{operation}");
         let date = AmzDate::now();
         let headers = [
@@ -124,6 +135,9 @@ impl Connection {
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
+        for (name, value) in extra {
+            builder = builder.header(*name, *value);
+        }
         let request = builder
             .header("authorization", authorization)
             .body(Full::new(body))?;
@@ -131,8 +145,9 @@ impl Connection {
         self.sender.ready().await.context("connection closed")?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Response { status, body })
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok((Response { status, body }, parts.headers))
     }
 }
 

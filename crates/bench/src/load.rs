@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use crate::client::{Connection, Endpoint, Response};
 use crate::item::{Bodies, Rng};
@@ -58,6 +58,10 @@ pub struct LoadArgs {
     /// Table to create (if missing) and fill.
     #[arg(long, default_value = "bench")]
     pub table: String,
+    /// Pace the load at this many items per second (open loop: batch N is sent no earlier than
+    /// N × batch / rate seconds after the start); as fast as possible when unset.
+    #[arg(long)]
+    pub rate: Option<u64>,
     /// Print the report as JSON instead of one line of text.
     #[arg(long)]
     pub json: bool,
@@ -145,6 +149,10 @@ struct Shared {
     keys: u64,
     batch: u64,
     counters: Counters,
+    /// Items per second, when paced.
+    rate: Option<u64>,
+    /// When the timed load began (for pacing).
+    start: Instant,
 }
 
 /// Creates the table, then writes every key once and reports how long it took.
@@ -155,27 +163,33 @@ pub async fn run_load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     if !(1..=MAX_BATCH).contains(&args.batch) {
         bail!("--batch must be between 1 and {MAX_BATCH}");
     }
+    if args.rate == Some(0) {
+        bail!("--rate must be at least 1 item per second");
+    }
+    let endpoint = Endpoint::parse(&args.endpoint)?;
+    let signer = Arc::new(Signer::new(
+        &args.access_key,
+        &args.secret_key,
+        &args.signing_region,
+        "dynamodb",
+    ));
+    let mut setup = Connection::open(&endpoint, signer.clone()).await?;
+    ensure_table(&mut setup, &args.table).await?;
+    drop(setup);
+
+    let start = Instant::now();
     let shared = Arc::new(Shared {
-        endpoint: Endpoint::parse(&args.endpoint)?,
-        signer: Arc::new(Signer::new(
-            &args.access_key,
-            &args.secret_key,
-            &args.signing_region,
-            "dynamodb",
-        )),
+        endpoint,
+        signer,
         bodies: Bodies::new(&args.table, args.value_bytes)?,
         next: AtomicU64::new(0),
         start_key: args.start_key,
         keys: args.keys,
         batch: args.batch as u64,
         counters: Counters::default(),
+        rate: args.rate,
+        start,
     });
-
-    let mut setup = Connection::open(&shared.endpoint, shared.signer.clone()).await?;
-    ensure_table(&mut setup, &args.table).await?;
-    drop(setup);
-
-    let start = Instant::now();
     let mut tasks = JoinSet::new();
     for i in 0..args.connections {
         let conn = Connection::open(&shared.endpoint, shared.signer.clone()).await?;
@@ -236,6 +250,9 @@ async fn drive(
         let first = shared.next.fetch_add(shared.batch, Ordering::Relaxed);
         if first >= shared.keys {
             return Ok(hist);
+        }
+        if let Some(rate) = shared.rate {
+            sleep_until(shared.start + Duration::from_secs_f64(first as f64 / rate as f64)).await;
         }
         let last = (first + shared.batch).min(shared.keys);
         let keys = (shared.start_key + first)..(shared.start_key + last);

@@ -1,8 +1,11 @@
 //! `meridian region drain|undrain NAME`: take a region out of routing (or back) everywhere —
 //! its own `/health` (so every health checker sees it), and the DNS server's and the gateway's
 //! operator overrides (`POST /admin/regions/{name}/drain|undrain`), which act at once.
+//!
+//! The operation itself is `meridian_drill::faults::drain` (shared with `meridian drill`).
 
 use clap::Subcommand;
+use meridian_drill::faults;
 
 use crate::cluster::{ClusterArg, block_on, http};
 
@@ -26,45 +29,29 @@ pub enum RegionOp {
 }
 
 pub fn run(op: RegionOp) -> anyhow::Result<()> {
-    let (action, name, cluster) = match op {
-        RegionOp::Drain { name, cluster } => ("drain", name, cluster),
-        RegionOp::Undrain { name, cluster } => ("undrain", name, cluster),
+    let (undrain, name, cluster) = match op {
+        RegionOp::Drain { name, cluster } => (false, name, cluster),
+        RegionOp::Undrain { name, cluster } => (true, name, cluster),
     };
+    let action = if undrain { "undrain" } else { "drain" };
     let file = cluster.load()?;
-    let region = file.region(&name)?.clone();
     block_on(async move {
-        let http = http();
-        let targets = [
-            ("region", format!("{}/admin/{action}", region.endpoint)),
-            (
-                "dns",
-                format!("{}/admin/regions/{name}/{action}", file.dns.admin),
-            ),
-            (
-                "gateway",
-                format!("{}/admin/regions/{name}/{action}", file.gateway.admin),
-            ),
-        ];
+        let steps = faults::drain(&http(), &file, &name, undrain).await?;
         let mut failed = 0;
-        for (what, url) in targets {
-            match http.post_json(&url, None).await {
-                Ok(r) if r.ok() => println!("{what:<8} {action}ed {name}"),
-                Ok(r) => {
+        for s in &steps {
+            match &s.error {
+                None => println!("{:<8} {action}ed {name}", s.component),
+                Some(e) => {
                     failed += 1;
-                    println!(
-                        "{what:<8} FAILED: POST {url}: status {} {}",
-                        r.status,
-                        r.json()
-                    );
-                }
-                Err(e) => {
-                    failed += 1;
-                    println!("{what:<8} FAILED: {e}");
+                    println!("{:<8} FAILED: POST {}: {e}", s.component, s.url);
                 }
             }
         }
         if failed > 0 {
-            anyhow::bail!("{failed} of 3 components did not {action} {name}");
+            anyhow::bail!(
+                "{failed} of {} components did not {action} {name}",
+                steps.len()
+            );
         }
         Ok(())
     })

@@ -8,12 +8,13 @@
 //!   in both directions (A alone: between A and every other region; `heal` alone: everything).
 //! - `delay A B MS` — emulated one-way latency on the links between A and B.
 //! - `skew NAME MS` — shifts a region's wall clock (its HLC keeps versions ordered).
+//!
+//! The operations themselves live in `meridian_drill::faults` (shared with `meridian drill`).
 
 use clap::Subcommand;
-use meridian_control::Http;
-use nix::sys::signal::Signal;
+use meridian_drill::faults::{self, LinkAction, LinkReport, LinkResult};
 
-use crate::cluster::{ClusterArg, ClusterFile, block_on, http};
+use crate::cluster::{ClusterArg, block_on, http};
 
 /// `meridian fault` subcommands.
 #[derive(Subcommand, Debug)]
@@ -73,189 +74,65 @@ pub enum FaultCmd {
     },
 }
 
-fn pid_of(file: &ClusterFile, name: &str) -> anyhow::Result<Option<u32>> {
-    Ok(match name {
-        "control" => file.control.proc.pid,
-        "dns" => file.dns.proc.pid,
-        "gateway" => file.gateway.proc.pid,
-        region => file.region(region)?.proc.pid,
-    })
+/// Prints each link's result and fails if any link failed.
+fn report_links(reports: &[LinkReport], action: LinkAction) -> anyhow::Result<()> {
+    for r in reports {
+        match &r.result {
+            LinkResult::Done => println!("{} -> {}: {}", r.from, r.to, action.verb()),
+            // A star has no spoke-to-spoke links: nothing to do there.
+            LinkResult::NoSuchLink => println!("{} -> {}: no such link", r.from, r.to),
+            LinkResult::Failed(e) => println!("{} -> {}: FAILED: {e}", r.from, r.to),
+        }
+    }
+    faults::check_links(reports, action)
 }
 
-/// The directed links between the named regions.
-fn links(
-    file: &ClusterFile,
+/// Applies a link action to the links between `a` and `b` (see [`faults::links`]).
+fn on_links(
+    cluster: &ClusterArg,
     a: Option<&str>,
     b: Option<&str>,
-) -> anyhow::Result<Vec<(String, String)>> {
-    for name in [a, b].into_iter().flatten() {
-        file.region(name)?;
-    }
-    let names: Vec<&str> = file.regions.iter().map(|r| r.name.as_str()).collect();
-    let mut out = Vec::new();
-    for from in &names {
-        for to in &names {
-            let pair_ok = match (a, b) {
-                (None, _) => true,
-                (Some(a), None) => *from == a || *to == a,
-                (Some(a), Some(b)) => (*from == a && *to == b) || (*from == b && *to == a),
-            };
-            if from != to && pair_ok {
-                out.push((from.to_string(), to.to_string()));
-            }
-        }
-    }
-    Ok(out)
-}
-
-async fn link_action(
-    http: &Http,
-    file: &ClusterFile,
-    links: &[(String, String)],
-    action: &str,
+    action: LinkAction,
 ) -> anyhow::Result<()> {
-    if !file.replication {
-        anyhow::bail!("this cluster runs without replication: there are no links to {action}");
-    }
-    let mut failed = Vec::new();
-    for (from, to) in links {
-        let url = format!("{}/admin/links/{to}/{action}", file.region(from)?.endpoint);
-        match http.post_json(&url, None).await {
-            Ok(r) if r.ok() => println!("{from} -> {to}: {action}"),
-            // A star has no spoke-to-spoke links: nothing to do there.
-            Ok(r) if r.status == 404 => println!("{from} -> {to}: no such link"),
-            Ok(r) => failed.push(format!("{from} -> {to}: status {} {}", r.status, r.json())),
-            Err(e) => failed.push(format!("{from} -> {to}: {e}")),
-        }
-    }
-    if !failed.is_empty() {
-        anyhow::bail!("failed: {}", failed.join("; "));
-    }
-    Ok(())
+    let file = cluster.load()?;
+    let l = faults::links(&file, a, b)?;
+    block_on(async move {
+        let reports = faults::link_action(&http(), &file, &l, action).await?;
+        report_links(&reports, action)
+    })
 }
 
 pub fn run(cmd: FaultCmd) -> anyhow::Result<()> {
     match cmd {
         FaultCmd::Kill { name, cluster } => {
-            let file = cluster.load()?;
-            let Some(pid) = pid_of(&file, &name)? else {
-                anyhow::bail!("{name} is not running");
-            };
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL)
-                .map_err(|e| anyhow::anyhow!("kill -9 {pid}: {e}"))?;
+            let pid = faults::kill(&cluster.load()?, &name)?;
             println!("killed {name} (SIGKILL to pid {pid})");
             Ok(())
         }
         FaultCmd::Restart { name, cluster } => {
             let file = cluster.load()?;
             block_on(async move {
-                let url = format!("{}/v1/restart/{name}", file.up.endpoint);
-                // A restart waits for the component to be ready: allow it time.
-                let resp = Http::new(std::time::Duration::from_secs(90))
-                    .post_json(&url, None)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e} (is `meridian up` still running?)"))?;
-                let body = resp.json();
-                if !resp.ok() {
-                    anyhow::bail!(
-                        "restart {name}: {}",
-                        body["error"].as_str().unwrap_or("failed")
-                    );
-                }
-                println!("restarted {name} (pid {})", body["pid"]);
+                let pid = faults::restart(&file, &name).await?;
+                println!("restarted {name} (pid {pid})");
                 Ok(())
             })
         }
         FaultCmd::Partition { a, b, cluster } => {
-            let file = cluster.load()?;
-            let l = links(&file, Some(&a), b.as_deref())?;
-            block_on(async move { link_action(&http(), &file, &l, "pause").await })
+            on_links(&cluster, Some(&a), b.as_deref(), LinkAction::Pause)
         }
         FaultCmd::Heal { a, b, cluster } => {
-            let file = cluster.load()?;
-            let l = links(&file, a.as_deref(), b.as_deref())?;
-            block_on(async move { link_action(&http(), &file, &l, "resume").await })
+            on_links(&cluster, a.as_deref(), b.as_deref(), LinkAction::Resume)
         }
         FaultCmd::Delay { a, b, ms, cluster } => {
-            let file = cluster.load()?;
-            let l = links(&file, Some(&a), Some(&b))?;
-            block_on(
-                async move { link_action(&http(), &file, &l, &format!("delay?ms={ms}")).await },
-            )
+            on_links(&cluster, Some(&a), Some(&b), LinkAction::Delay(ms))
         }
         FaultCmd::Skew { name, ms, cluster } => {
             let file = cluster.load()?;
-            let region = file.region(&name)?.clone();
             block_on(async move {
-                let url = format!("{}/admin/clock/skew?ms={ms}", region.endpoint);
-                let resp = http().post_json(&url, None).await?;
-                if !resp.ok() {
-                    anyhow::bail!("POST {url}: status {} {}", resp.status, resp.json());
-                }
+                faults::skew(&http(), &file, &name, ms).await?;
                 println!("{name}: clock skewed by {ms} ms");
                 Ok(())
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_selection() {
-        let text = include_str!("../../../examples/cluster.toml");
-        let spec = meridian_control::parse_spec(text).expect("spec");
-        let regions = spec
-            .regions
-            .iter()
-            .map(|r| crate::cluster::RegionEntry {
-                name: r.name.clone(),
-                id: 0,
-                endpoint: r.endpoint(),
-                replication: String::new(),
-                data_dir: "x".into(),
-                proc: Default::default(),
-            })
-            .collect();
-        let file = ClusterFile {
-            name: "t".into(),
-            data_dir: "x".into(),
-            spec_version: None,
-            replication: true,
-            up: crate::cluster::UpEntry {
-                pid: 0,
-                endpoint: String::new(),
-            },
-            control: crate::cluster::ControlEntry {
-                endpoint: String::new(),
-                proc: Default::default(),
-            },
-            regions,
-            dns: crate::cluster::DnsEntry {
-                addr: String::new(),
-                name: String::new(),
-                admin: String::new(),
-                proc: Default::default(),
-            },
-            gateway: crate::cluster::GatewayEntry {
-                endpoint: String::new(),
-                admin: String::new(),
-                proc: Default::default(),
-            },
-            links: Default::default(),
-        };
-        assert_eq!(links(&file, None, None).expect("all").len(), 6);
-        assert_eq!(links(&file, Some("eu-west"), None).expect("one").len(), 4);
-        let pair = links(&file, Some("eu-west"), Some("us-east")).expect("pair");
-        assert_eq!(
-            pair,
-            [
-                ("us-east".to_string(), "eu-west".to_string()),
-                ("eu-west".to_string(), "us-east".to_string())
-            ]
-        );
-        assert!(links(&file, Some("mars"), None).is_err());
     }
 }

@@ -7,6 +7,7 @@ mod bench;
 mod cluster;
 mod control;
 mod drain;
+mod drill;
 mod fault;
 mod ids;
 mod region;
@@ -47,6 +48,8 @@ enum Command {
     Ids(ids::IdsArgs),
     /// Benchmarks.
     Bench(bench::BenchArgs),
+    /// Failure drills: inject faults under load, check invariants, write an FMEA report.
+    Drill(drill::DrillArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fault(cmd) => fault::run(cmd),
         Command::Ids(args) => ids::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Drill(args) => drill::run(args),
     }
 }
 

@@ -217,7 +217,7 @@ async fn stream(
                                 return Err(e.into());
                             }
                         };
-                        sm.on_sender_clock(b.hlc_now >> 16, now_ms());
+                        sm.on_sender_clock(b.hlc_now >> 16, ctx.store.wall_ms());
                         match sm.on_batch(b.first, b.last, b.attempt, b.head) {
                             Verdict::Reply(ack) => {
                                 if ack.gap { gaps.inc() } else { repeats.inc() };
@@ -259,7 +259,11 @@ async fn stream(
                             }
                         }
                     }
-                    Frame::Heartbeat(hb) => sm.on_heartbeat(&hb, now_ms()),
+                    Frame::Heartbeat(hb) => {
+                        sm.on_heartbeat(&hb, now_ms());
+                        // the clock offset between the two regions' clocks, skew included
+                        sm.on_sender_clock(hb.hlc_now >> 16, ctx.store.wall_ms());
+                    }
                     Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
                     other => {
                         let msg = format!("unexpected frame {}", frame_name(&other));
@@ -291,7 +295,7 @@ async fn stream(
                 let s = sm.status();
                 writer.send(&Frame::Heartbeat(Heartbeat {
                     head: s.acked,
-                    hlc_now: meridian_core::Timestamp::new(now_ms(), 0).0,
+                    hlc_now: meridian_core::Timestamp::new(ctx.store.wall_ms(), 0).0,
                     pending_since_ms: 0,
                 })).await?;
                 ctx.links.update_inbound(peer, Some(&s), paused);

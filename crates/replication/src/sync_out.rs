@@ -237,7 +237,7 @@ async fn connect_and_stream(
                 last: cut.last,
                 attempt: cut.attempt,
                 head: sm.status().head,
-                hlc_now: Timestamp::new(now_ms(), 0).0,
+                hlc_now: Timestamp::new(ctx.store.wall_ms(), 0).0,
             };
             let frame = Frame::Batch(batch::build(header, &cut.entries)?);
             shipped.inc_by(cut.entries.len() as u64);
@@ -316,7 +316,7 @@ async fn connect_and_stream(
                 let pending = pending_since(ctx, sm).await;
                 let hb = Heartbeat {
                     head: sm.status().head,
-                    hlc_now: Timestamp::new(now, 0).0,
+                    hlc_now: Timestamp::new(ctx.store.wall_ms(), 0).0,
                     pending_since_ms: pending.unwrap_or(0),
                 };
                 writer.send_delayed(&Frame::Heartbeat(hb), delay).await?;

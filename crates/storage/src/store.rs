@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Arc<StoreFaults>,
     /// The change-log head after each commit, for senders that tail the log.
     pub(crate) head_tx: tokio::sync::watch::Sender<u64>,
+    /// The physical clock under the HLC (skewed by fault injection, if it is).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Inner {
@@ -215,6 +217,7 @@ impl Store {
             metrics: WriterMetrics::default(),
             faults: opts.faults.clone(),
             head_tx: tokio::sync::watch::Sender::new(head),
+            clock: opts.clock.clone(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
@@ -237,6 +240,12 @@ impl Store {
     /// This region's name.
     pub fn region(&self) -> &str {
         &self.inner.region
+    }
+
+    /// This region's wall clock in ms (the physical clock under its HLC, skew included): what
+    /// it tells peers its time is.
+    pub fn wall_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     /// Whether the store has failed (fail-stop).
