@@ -92,7 +92,10 @@ def test_reverse_pagination(ddb, nums):
 
 
 def test_filter_applies_after_limit_and_count(ddb, nums):
-    r = q(ddb, nums, "pk = :p", {":z": {"N": "0"}}, Limit=5, FilterExpression="sk > :z")
+    # DynamoDB refuses a Query FilterExpression on a key attribute: filter on a non-key one.
+    ddb.update_item(TableName=nums, Key={"pk": {"S": "p"}, "sk": {"N": "0.001"}},
+                    UpdateExpression="SET v = :one", ExpressionAttributeValues={":one": {"N": "1"}})
+    r = q(ddb, nums, "pk = :p", {":one": {"N": "1"}}, Limit=5, FilterExpression="v = :one")
     assert r["ScannedCount"] == 5
     assert sks(r["Items"]) == [0.001]
     assert r["Count"] == 1

@@ -3,16 +3,16 @@
 //! expressions are parsed.
 
 use meridian_model::{ApiError, AttributeValue};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
 /// The placeholders of one request.
 #[derive(Debug, Default)]
 pub struct Attrs<'a> {
     names: Option<BTreeMap<&'a str, &'a str>>,
     values: Option<BTreeMap<&'a str, &'a AttributeValue>>,
-    used_names: RefCell<BTreeSet<&'a str>>,
-    used_values: RefCell<BTreeSet<&'a str>>,
+    used_names: Mutex<BTreeSet<&'a str>>,
+    used_values: Mutex<BTreeSet<&'a str>>,
 }
 
 impl<'a> Attrs<'a> {
@@ -37,8 +37,8 @@ impl<'a> Attrs<'a> {
                     .collect()
             }),
             values: values.map(|v| v.into_iter().map(|(k, v)| (k.as_str(), v)).collect()),
-            used_names: RefCell::default(),
-            used_values: RefCell::default(),
+            used_names: Mutex::default(),
+            used_values: Mutex::default(),
         }
     }
 
@@ -61,6 +61,12 @@ impl<'a> Attrs<'a> {
                     "ExpressionAttributeNames contains invalid key: Syntax error; key: \"{k}\""
                 )));
             }
+            if let Some(v) = names
+                .values()
+                .find(|v| v.len() > meridian_model::value::MAX_ATTRIBUTE_NAME_BYTES)
+            {
+                meridian_model::value::check_attribute_name(v)?;
+            }
         }
         if let Some(values) = &self.values {
             if values.is_empty() {
@@ -80,14 +86,14 @@ impl<'a> Attrs<'a> {
     /// Resolves `#n` (with its `#`), marking it used.
     pub fn name(&self, placeholder: &str) -> Option<&'a str> {
         let (k, v) = self.names.as_ref()?.get_key_value(placeholder)?;
-        self.used_names.borrow_mut().insert(k);
+        lock(&self.used_names).insert(k);
         Some(v)
     }
 
     /// Resolves `:v` (with its `:`), marking it used.
     pub fn value(&self, placeholder: &str) -> Option<&'a AttributeValue> {
         let (k, v) = self.values.as_ref()?.get_key_value(placeholder)?;
-        self.used_values.borrow_mut().insert(k);
+        lock(&self.used_values).insert(k);
         Some(v)
     }
 
@@ -102,7 +108,7 @@ impl<'a> Attrs<'a> {
         };
         let names = unused(
             self.names.as_ref().map(|m| m.keys().copied().collect()),
-            &self.used_names.borrow(),
+            &lock(&self.used_names),
         );
         if !names.is_empty() {
             return Err(ApiError::validation(format!(
@@ -112,7 +118,7 @@ impl<'a> Attrs<'a> {
         }
         let values = unused(
             self.values.as_ref().map(|m| m.keys().copied().collect()),
-            &self.used_values.borrow(),
+            &lock(&self.used_values),
         );
         if !values.is_empty() {
             return Err(ApiError::validation(format!(
@@ -128,4 +134,9 @@ fn valid_key(k: &str, sigil: char) -> bool {
     k.strip_prefix(sigil).is_some_and(|rest| {
         !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     })
+}
+
+/// The set behind a mutex (shared with a big-stack parser thread; never contended).
+fn lock<'m, 'a>(m: &'m Mutex<BTreeSet<&'a str>>) -> MutexGuard<'m, BTreeSet<&'a str>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

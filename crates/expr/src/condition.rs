@@ -46,6 +46,51 @@ impl Condition {
     pub fn tree(&self) -> &Cond {
         &self.cond
     }
+
+    /// The top-level attributes the condition reads, in first-seen order, each once.
+    pub fn top_level_attrs(&self) -> Vec<String> {
+        fn operand(o: &Operand, out: &mut Vec<String>) {
+            match o {
+                Operand::Path(p) => path(p, out),
+                Operand::Value(_) => {}
+                Operand::Size(inner) => operand(inner, out),
+            }
+        }
+        fn path(p: &Path, out: &mut Vec<String>) {
+            if !out.iter().any(|a| a == p.top()) {
+                out.push(p.top().to_string());
+            }
+        }
+        fn walk(c: &Cond, out: &mut Vec<String>) {
+            match c {
+                Cond::Cmp(_, a, b)
+                | Cond::AttrType(a, b)
+                | Cond::BeginsWith(a, b)
+                | Cond::Contains(a, b) => {
+                    operand(a, out);
+                    operand(b, out);
+                }
+                Cond::Between(a, b, c) => {
+                    operand(a, out);
+                    operand(b, out);
+                    operand(c, out);
+                }
+                Cond::In(a, list) => {
+                    operand(a, out);
+                    list.iter().for_each(|o| operand(o, out));
+                }
+                Cond::And(x, y) | Cond::Or(x, y) => {
+                    walk(x, out);
+                    walk(y, out);
+                }
+                Cond::Not(x) => walk(x, out),
+                Cond::Exists(p) | Cond::NotExists(p) => path(p, out),
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.cond, &mut out);
+        out
+    }
 }
 
 /// Parses a ConditionExpression (`kind` = [`ExprKind::Condition`]) or FilterExpression
@@ -65,12 +110,14 @@ pub(crate) fn parse_cond_tree(
     kind: ExprKind,
     attrs: &Attrs<'_>,
 ) -> Result<Cond, ApiError> {
-    let mut p = Parser::new(src, kind, attrs, KEYWORDS)?;
-    let node = or(&mut p)?;
-    let cond = need_cond(&mut p, node)?;
-    p.expect_end()?;
-    p.finish()?;
-    Ok(cond)
+    crate::parser::on_deep_stack(src, || {
+        let mut p = Parser::new(src, kind, attrs, KEYWORDS)?;
+        let node = or(&mut p)?;
+        let cond = need_cond(&mut p, node)?;
+        p.expect_end()?;
+        p.finish()?;
+        Ok(cond)
+    })
 }
 
 /// What a sub-expression turned out to be.

@@ -33,7 +33,7 @@
 //! evaluate; [`reserved`] holds DynamoDB's 573 reserved words.
 //!
 //! Limits enforced: 4096 bytes per expression, 300 operators/functions per expression, 100
-//! operands for `IN`, 64 nested parentheses (ours: keeps the recursion bounded).
+//! operands for `IN`, 160 nested parentheses (ours: keeps the recursion bounded).
 
 pub mod ast;
 pub mod attrs;

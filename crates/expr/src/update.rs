@@ -98,6 +98,10 @@ impl Update {
 
 /// Parses an UpdateExpression.
 pub fn parse_update(src: &str, attrs: &Attrs<'_>) -> Result<Update, ApiError> {
+    crate::parser::on_deep_stack(src, || parse_update_here(src, attrs))
+}
+
+fn parse_update_here(src: &str, attrs: &Attrs<'_>) -> Result<Update, ApiError> {
     let mut p = Parser::new(src, ExprKind::Update, attrs, KEYWORDS)?;
     let mut actions = Vec::new();
     let mut seen: Vec<&str> = Vec::new();

@@ -138,10 +138,25 @@ impl KeySchema {
         Ok(())
     }
 
-    /// The storage key of an item whose key attributes have been checked.
+    /// The storage key of an item whose key attributes have been checked. Fails when a key
+    /// attribute is missing, has another type than the schema's, or is an empty string or
+    /// binary (so an item that cannot be in an index gets no index entry).
     pub fn encode(&self, item: &Item) -> Result<Vec<u8>, ApiError> {
         let missing = || ApiError::validation("The provided key element does not match the schema");
+        let usable = |a: &KeyAttr, v: &AttributeValue| {
+            a.ty.matches(v)
+                && !matches!(v, AttributeValue::S(s) if s.is_empty())
+                && !matches!(v, AttributeValue::B(b) if b.is_empty())
+        };
         let pk = item.get(&self.hash.name).ok_or_else(missing)?;
+        if !usable(&self.hash, pk) {
+            return Err(missing());
+        }
+        if let Some(r) = &self.range
+            && !item.get(&r.name).is_some_and(|v| usable(r, v))
+        {
+            return Err(missing());
+        }
         let mut out = Vec::with_capacity(32);
         let pk_enc = encode_ordered(pk)?;
         out.extend_from_slice(&partition_hash(&pk_enc).to_be_bytes());

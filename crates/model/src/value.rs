@@ -193,9 +193,24 @@ pub fn item_from_json(v: &Value) -> Result<Item, ApiError> {
         .ok_or_else(|| ser_err("a map of attribute values"))?;
     let mut item = Item::new();
     for (name, value) in obj {
+        check_attribute_name(name)?;
         item.insert(name.clone(), av_from_json(value)?);
     }
     Ok(item)
+}
+
+/// Longest attribute name DynamoDB accepts, in bytes.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 65535;
+
+/// Refuses an attribute name longer than [`MAX_ATTRIBUTE_NAME_BYTES`].
+pub fn check_attribute_name(name: &str) -> Result<(), ApiError> {
+    if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
+        return Err(ApiError::validation(format!(
+            "One or more parameter values were invalid: Attribute name is too large, must be less than {} bytes",
+            MAX_ATTRIBUTE_NAME_BYTES + 1
+        )));
+    }
+    Ok(())
 }
 
 /// The DynamoDB JSON form of a value.

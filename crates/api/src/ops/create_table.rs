@@ -14,6 +14,19 @@ fn invalid(msg: &str) -> ApiError {
     ApiError::validation(format!("One or more parameter values were invalid: {msg}"))
 }
 
+/// Longest key attribute name (table and index keys, attribute definitions), in bytes.
+pub(crate) const MAX_KEY_NAME_BYTES: usize = 255;
+
+/// Refuses a key attribute name longer than [`MAX_KEY_NAME_BYTES`].
+pub(crate) fn check_key_name_len(name: &str, field: &str) -> Result<(), ApiError> {
+    if name.len() > MAX_KEY_NAME_BYTES {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{name}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to {MAX_KEY_NAME_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses `AttributeDefinitions`.
 fn attribute_definitions(req: &Req) -> Result<Vec<(String, KeyType)>, ApiError> {
     let defs = req
@@ -24,6 +37,10 @@ fn attribute_definitions(req: &Req) -> Result<Vec<(String, KeyType)>, ApiError> 
         let d = Req::nested(d, "AttributeDefinitions")?;
         let name = d.req_str(
             "AttributeName",
+            &format!("attributeDefinitions.{}.member.attributeName", i + 1),
+        )?;
+        check_key_name_len(
+            name,
             &format!("attributeDefinitions.{}.member.attributeName", i + 1),
         )?;
         let ty = d.req_str(
@@ -71,6 +88,7 @@ pub(crate) fn key_schema(
             "AttributeName",
             &format!("{field}.{}.member.attributeName", i + 1),
         )?;
+        check_key_name_len(name, &format!("{field}.{}.member.attributeName", i + 1))?;
         let kt = e.req_str("KeyType", &format!("{field}.{}.member.keyType", i + 1))?;
         if kt != "HASH" && kt != "RANGE" {
             return Err(ApiError::validation(format!(

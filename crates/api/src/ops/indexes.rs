@@ -21,20 +21,32 @@ fn invalid(msg: String) -> ApiError {
 fn projection(v: Option<&Value>, index: &str) -> Result<IndexProjection, ApiError> {
     let p = Req::nested(v.ok_or_else(|| missing("projection"))?, "Projection")?;
     let non_key = p.list("NonKeyAttributes")?;
-    let pt = p.str("ProjectionType")?.unwrap_or("ALL");
+    let pt = p
+        .str("ProjectionType")?
+        .ok_or_else(|| invalid("Unknown ProjectionType: null".to_owned()))?;
     match (pt, non_key) {
         ("ALL", None) => Ok(IndexProjection::All),
         ("KEYS_ONLY", None) => Ok(IndexProjection::KeysOnly),
-        ("INCLUDE", Some(names)) if !names.is_empty() => Ok(IndexProjection::Include(
-            names
+        ("INCLUDE", Some(names)) if !names.is_empty() => {
+            let names: Vec<String> = names
                 .iter()
                 .map(|n| {
                     n.as_str().map(str::to_owned).ok_or_else(|| {
                         ApiError::Serialization("NonKeyAttributes must be strings".into())
                     })
                 })
-                .collect::<Result<_, _>>()?,
-        )),
+                .collect::<Result<_, _>>()?;
+            for n in &names {
+                super::create_table::check_key_name_len(n, "projection.nonKeyAttributes.member")?;
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {
+                return Err(invalid(format!(
+                    "Duplicate NonKeyAttributes in ProjectionType INCLUDE for index: {index}: {d}"
+                )));
+            }
+            Ok(IndexProjection::Include(names))
+        }
         ("INCLUDE", _) => Err(invalid(format!(
             "ProjectionType is INCLUDE, but NonKeyAttributes is not specified for index: {index}"
         ))),

@@ -187,6 +187,14 @@ pub fn translate(req: &mut Req, op: Op, schema: &KeySchema) -> Result<(), ApiErr
         out.push(("UpdateExpression", u));
     }
     if let Some(v) = req.get("Expected")
+        && v.as_object().is_some_and(|m| m.is_empty())
+        && req.get("ConditionalOperator").is_some()
+    {
+        return Err(invalid(
+            "ConditionalOperator cannot be used without Expected conditions",
+        ));
+    }
+    if let Some(v) = req.get("Expected")
         && let Some(c) = expected(&mut b, v, conditional_or)?
     {
         out.push(("ConditionExpression", c));
@@ -327,7 +335,7 @@ fn check_values(op: &str, vals: &[AttributeValue], check_types: bool) -> Result<
     }
     if check_types {
         let allowed: &[&str] = match op {
-            "EQ" | "NE" => &["S", "N", "B", "SS", "NS", "BS"],
+            "EQ" | "NE" => &["S", "N", "B", "SS", "NS", "BS", "BOOL", "NULL", "L", "M"],
             "BEGINS_WITH" => &["S", "B"],
             "NULL" | "NOT_NULL" => &[],
             _ => &["S", "N", "B"],
@@ -376,7 +384,8 @@ fn comparison(b: &mut Builder, attr: &str, op: &str, raw: &[Value]) -> String {
         "NULL" => format!("attribute_not_exists({n})"),
         "NOT_NULL" => format!("attribute_exists({n})"),
         "CONTAINS" => format!("contains({n}, {first})"),
-        "NOT_CONTAINS" => format!("NOT contains({n}, {first})"),
+        // A missing attribute fails NOT_CONTAINS too.
+        "NOT_CONTAINS" => format!("(attribute_exists({n}) AND NOT contains({n}, {first}))"),
         "BEGINS_WITH" => format!("begins_with({n}, {first})"),
         "IN" => format!("{n} IN ({})", vs.join(", ")),
         _ => format!(
@@ -440,7 +449,9 @@ fn expected(b: &mut Builder, v: &Value, or: bool) -> Result<Option<String>, ApiE
                 .iter()
                 .map(attribute_value)
                 .collect::<Result<Vec<_>, _>>()?;
-            check_values(op, &vals, false)?;
+            // Mismatched types only fail the condition, except where DynamoDB's
+            // operator takes scalars only.
+            check_values(op, &vals, matches!(op, "CONTAINS" | "NOT_CONTAINS" | "IN"))?;
             parts.push(comparison(b, attr, op, &raw));
         } else if list.is_some() {
             return Err(invalid(format!(

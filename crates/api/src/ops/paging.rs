@@ -128,6 +128,19 @@ pub fn after_start(
 }
 
 /// Where a page is read from.
+/// Refuses a strongly consistent read of a global secondary index.
+pub fn check_consistent(source: &Source, consistent: bool) -> Result<(), ApiError> {
+    if consistent
+        && let Source::Index { index, .. } = source
+        && index.kind == meridian_model::table::IndexKind::Global
+    {
+        return Err(ApiError::validation(
+            "Consistent reads are not supported on global secondary indexes",
+        ));
+    }
+    Ok(())
+}
+
 pub enum Source {
     /// The table's items.
     Table(Arc<TableMeta>),

@@ -13,6 +13,11 @@ use serde_json::Value;
 /// Reads one partition's items in sort-key order (or reversed), a page at a time.
 pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
+    // Checked before the legacy parameters, so a lone QueryFilter reports the missing
+    // key condition first, as DynamoDB does.
+    if req.get("KeyConditions").is_none() && req.get("KeyConditionExpression").is_none() {
+        return Err(missing("keyConditionExpression"));
+    }
     super::legacy::translate(&mut req, super::legacy::Op::Query, &t.key_schema)?;
     let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
     let capacity = super::capacity::Mode::from_req(&req)?;
@@ -29,12 +34,23 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
         req.str("Select")?,
         req.get("ProjectionExpression").is_some(),
     )?;
+    super::paging::check_consistent(&source, consistent)?;
     let key_schema = match &source {
         Source::Index { index, .. } => index.key_schema.clone(),
         Source::Table(_) => t.key_schema.clone(),
     };
     let kc = parse_key_condition(kc_src, &attrs, &key_schema)?;
     let filter = condition(&req, "FilterExpression", ExprKind::Filter, &attrs)?;
+    if let Some(f) = &filter
+        && let Some(k) = f
+            .top_level_attrs()
+            .into_iter()
+            .find(|a| key_schema.is_key_attr(a))
+    {
+        return Err(ApiError::validation(format!(
+            "Filter Expression can only contain non-primary key attributes: Primary key attribute: {k}"
+        )));
+    }
     let proj = projection(&req, &attrs)?;
     attrs.check_all_used()?;
     let (select, limit) = parse_select_and_limit(&req, proj.is_some(), index_name.is_some())?;

@@ -64,6 +64,21 @@ fn segments(req: &Req) -> Result<Option<(u64, u64)>, ApiError> {
     }
 }
 
+/// Whether a storage key lies inside a segment's range.
+fn in_range((lo, hi): &(Bound<Vec<u8>>, Bound<Vec<u8>>), k: &[u8]) -> bool {
+    let above = match lo {
+        Bound::Included(l) => k >= l.as_slice(),
+        Bound::Excluded(l) => k > l.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(h) => k <= h.as_slice(),
+        Bound::Excluded(h) => k < h.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
 /// Reads a table (or one segment of it) a page at a time.
 pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
@@ -79,6 +94,7 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     let index_name = req.str("IndexName")?;
     let (select, limit) = parse_select_and_limit(&req, proj.is_some(), index_name.is_some())?;
     let source = source_for(t.clone(), index_name, req.str("Select")?, proj.is_some())?;
+    super::paging::check_consistent(&source, consistent)?;
     let range = match seg {
         Some((s, total)) => segment_range(s, total),
         None => (Bound::Unbounded, Bound::Unbounded),
@@ -87,6 +103,13 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
         Source::Index { index, .. } => exclusive_start_in_index(&req, &t, index)?,
         Source::Table(_) => exclusive_start(&req, &t.key_schema)?,
     };
+    if let (Some((s, total)), Some(k)) = (seg, &start)
+        && !in_range(&range, k)
+    {
+        return Err(ApiError::validation(format!(
+            "The provided Exclusive start key does not map to the provided Segment: TotalSegments: {total}; Segment: {s}"
+        )));
+    }
     let range = after_start(range, start, false);
     let spec = PageSpec {
         limit,

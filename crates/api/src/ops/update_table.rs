@@ -189,6 +189,10 @@ fn index_updates(
         for d in extra {
             let d = Req::nested(d, "AttributeDefinitions")?;
             let n = d.req_str("AttributeName", "attributeDefinitions.member.attributeName")?;
+            super::create_table::check_key_name_len(
+                n,
+                "attributeDefinitions.member.attributeName",
+            )?;
             let ty = d.req_str("AttributeType", "attributeDefinitions.member.attributeType")?;
             let ty = KeyType::parse(ty).ok_or_else(|| {
                 ApiError::validation(format!(

@@ -489,3 +489,29 @@ fn update_functions_are_not_allowed_in_conditions() {
         }
     }
 }
+
+#[test]
+fn nesting_dynamodb_accepts_parses_on_any_stack() {
+    let req = Req::new(&[], &values());
+    // 149 nested levels, 299 operators: within DynamoDB's limits.
+    let deep = format!("{}a = :v{}", "a = :v OR (".repeat(149), ")".repeat(149));
+    let parsed = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || parse_condition(&deep, ExprKind::Condition, &req.attrs()).is_ok())
+        .expect("spawn")
+        .join()
+        .expect("join");
+    assert!(parsed);
+}
+
+#[test]
+fn top_level_attrs_lists_each_attribute_once() {
+    let req = Req::new(&[("#n", "name")], &values());
+    let c = parse_condition(
+        "a.b = :v AND (size(#n) > :v OR attribute_exists(c[1])) AND a IN (:v, d)",
+        ExprKind::Filter,
+        &req.attrs(),
+    )
+    .expect("parse");
+    assert_eq!(c.top_level_attrs(), vec!["a", "name", "c", "d"]);
+}
