@@ -54,7 +54,9 @@ impl LogEntry for meridian_storage::ChangeEntry {
 /// Tunables of a sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboundConfig {
-    /// Most entries read (and shipped) per batch.
+    /// Most entries read (and shipped) per batch. Default 2048: catching up after a partition
+    /// moves big batches (at 512 a 150k-entry backlog drained at 17k entries/s, at 2048 at 27k;
+    /// `meridian bench catchup --rate 10000 --partition-secs 15`, release, this 2-core box).
     pub max_batch_entries: usize,
     /// Most approximate bytes per batch (at least one entry is always taken).
     pub max_batch_bytes: usize,
@@ -67,7 +69,7 @@ pub struct OutboundConfig {
 impl Default for OutboundConfig {
     fn default() -> Self {
         Self {
-            max_batch_entries: 512,
+            max_batch_entries: 2048,
             max_batch_bytes: 1024 * 1024,
             window: Window::DEFAULT,
             ack_timeout_ms: 30_000,
