@@ -66,6 +66,11 @@ pub struct ClusterBenchArgs {
     /// Partition length of the catch-up suite in seconds (default 60; 5 with --quick).
     #[arg(long)]
     pub partition_secs: Option<u64>,
+    /// Another DynamoDB endpoint to run the `ops` suite against in the same run, side by side,
+    /// as `LABEL=http://host:port` (repeatable; e.g. dynalite or DynamoDB Local started by
+    /// `scripts/bench-peers.sh`); the report gives Meridian's throughput ratio to each.
+    #[arg(long = "peer", value_name = "LABEL=URL")]
+    pub peers: Vec<String>,
 }
 
 impl ClusterBenchArgs {

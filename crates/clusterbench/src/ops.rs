@@ -21,11 +21,19 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
         .map(|r| (r.name.clone(), r.endpoint.clone()))
         .ok_or_else(|| anyhow::anyhow!("the cluster has no region"))?;
     let (connections, secs) = if ctx.args.quick { (8, 4) } else { (32, 10) };
-    let targets = [
-        (format!("region {}", region.0), region.1.clone()),
+    let direct = format!("region {}", region.0);
+    let mut targets = vec![
+        (direct.clone(), region.1.clone()),
         ("gateway".to_owned(), file.gateway.endpoint.clone()),
     ];
-    let mut put_rates = Vec::new();
+    for peer in &ctx.args.peers {
+        let (label, url) = peer
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--peer wants LABEL=URL, got {peer:?}"))?;
+        targets.push((label.to_owned(), url.to_owned()));
+    }
+    // label → (PutItem ops/s, GetItem ops/s)
+    let mut rates: Vec<(String, f64, f64)> = Vec::new();
     for (label, endpoint) in targets {
         let args = KvArgs {
             endpoint,
@@ -66,24 +74,68 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
                     op.first_error.as_deref().unwrap_or("?")
                 ));
             }
-            if op.op == "PutItem" {
-                put_rates.push(op.ops_per_sec);
-            }
         }
+        let rate = |name: &str| {
+            report
+                .ops
+                .iter()
+                .find(|o| o.op == name)
+                .map_or(0.0, |o| o.ops_per_sec)
+        };
+        rates.push((label, rate("PutItem"), rate("GetItem")));
     }
-    if let [direct, gateway] = put_rates[..]
-        && direct > 0.0
-    {
-        out.rows.push(Row::new(
-            "gateway / direct PutItem throughput",
-            gateway / direct,
-            "×",
-        ));
-    }
+    push_ratios(&mut out, &direct, &rates);
     out.notes.push(format!(
         "{connections} connections, {secs} s per target split between the two operations; \
          the load generator shares the machine with all three regions, the gateway, DNS and \
          the control plane."
     ));
     Ok(out)
+}
+
+/// Throughput ratios of the region to every other target (gateway, peers), same run.
+fn push_ratios(out: &mut SuiteResult, direct: &str, rates: &[(String, f64, f64)]) {
+    let Some((_, put, get)) = rates.iter().find(|(l, _, _)| l == direct) else {
+        return;
+    };
+    for (label, other_put, other_get) in rates.iter().filter(|(l, _, _)| l != direct) {
+        for (op, mine, theirs) in [("PutItem", put, other_put), ("GetItem", get, other_get)] {
+            if *theirs > 0.0 {
+                out.rows.push(Row::new(
+                    format!("{direct} / {label}: {op} throughput"),
+                    mine / theirs,
+                    "×",
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_compare_the_region_with_every_other_target() {
+        let mut out = SuiteResult::new("ops", "");
+        let rates = vec![
+            ("region r".to_owned(), 100.0, 200.0),
+            ("gateway".to_owned(), 50.0, 100.0),
+            ("dynalite".to_owned(), 25.0, 0.0),
+        ];
+        push_ratios(&mut out, "region r", &rates);
+        let got: Vec<(String, f64)> = out
+            .rows
+            .iter()
+            .map(|r| (r.metric.clone(), r.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("region r / gateway: PutItem throughput".to_owned(), 2.0),
+                ("region r / gateway: GetItem throughput".to_owned(), 2.0),
+                ("region r / dynalite: PutItem throughput".to_owned(), 4.0),
+            ]
+        );
+    }
 }
