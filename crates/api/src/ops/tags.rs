@@ -52,9 +52,16 @@ pub fn arn_not_found(arn: &str) -> ApiError {
     ))
 }
 
+/// Whether `s` holds only what tags may: letters, digits and whitespace (any script), and
+/// `+ - = . _ : / @`.
+pub fn allowed_chars(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_alphanumeric() || c.is_whitespace() || "+-=._:/@".contains(c))
+}
+
 /// Checks a tag key.
 pub fn check_key(k: &str) -> Result<(), ApiError> {
-    if k.is_empty() || k.chars().count() > MAX_KEY_LEN {
+    if k.is_empty() || k.chars().count() > MAX_KEY_LEN || !allowed_chars(k) {
         return Err(ApiError::validation(format!(
             "The Tag Key provided is invalid, Key: {k}"
         )));
@@ -78,7 +85,7 @@ pub fn parse_tags(raw: &[Value]) -> Result<Vec<(String, String)>, ApiError> {
         let value = t.str("Value")?.ok_or_else(|| {
             ApiError::validation("The Tag Value provided is invalid, Value: null")
         })?;
-        if value.chars().count() > MAX_VALUE_LEN {
+        if value.chars().count() > MAX_VALUE_LEN || !allowed_chars(value) {
             return Err(ApiError::validation(format!(
                 "The Tag Value provided is invalid, Value: {value}"
             )));
@@ -200,6 +207,17 @@ mod tests {
             "arn:aws:dynamodb:us-east:acct:table/users",
         ] {
             assert!(table_of_arn(&req(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tag_characters() {
+        for ok in ["team", "a b", "k+-=._:/@", "законные буквы", "ѮѮ", "7", " "] {
+            assert!(allowed_chars(ok), "{ok}");
+        }
+        for bad in ["hi!", "d%g", "\"hello\"", "#!%%^$$&", "<><"] {
+            assert!(!allowed_chars(bad), "{bad}");
+            assert!(check_key(bad).is_err(), "{bad}");
         }
     }
 }

@@ -28,6 +28,8 @@ use std::time::Instant;
 pub const MAX_ITEMS: usize = 100;
 /// Longest `ClientRequestToken`.
 pub const MAX_TOKEN_LEN: usize = 36;
+/// Largest payload of one transaction: its new items (`Put`) and keys (other actions).
+pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 
 /// What one action does.
 enum Action {
@@ -37,6 +39,21 @@ enum Action {
     Check,
 }
 
+/// Why an action could not be parsed. `Request` fails the whole request (a
+/// `ValidationException`); `Action` is a problem of the item itself (a key of the wrong type, an
+/// item over the size limit), which DynamoDB reports as the action's `ValidationError`
+/// cancellation reason.
+enum Fail {
+    Request(ApiError),
+    Action(ApiError),
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        Fail::Request(e)
+    }
+}
+
 /// One parsed action.
 struct Op {
     table: Arc<TableMeta>,
@@ -44,6 +61,8 @@ struct Op {
     cond: Option<Condition>,
     action: Action,
     return_old: bool,
+    /// Bytes this action adds to the transaction's payload.
+    payload: usize,
 }
 
 /// The outcome of one action inside `decide`: its change (if any) and the bytes it touched.
@@ -61,7 +80,7 @@ const KINDS: [(&str, &str); 4] = [
 ];
 
 /// Parses and validates one `TransactItems` entry (`n` is 1-based, as in DynamoDB's messages).
-fn parse_op(state: &AppState, raw: &Value, n: usize) -> Result<Op, ApiError> {
+fn parse_op(state: &AppState, raw: &Value, n: usize) -> Result<Op, Fail> {
     let entry = Req::nested(raw, "TransactItems")?;
     let present: Vec<&(&str, &str)> = KINDS
         .iter()
@@ -70,14 +89,14 @@ fn parse_op(state: &AppState, raw: &Value, n: usize) -> Result<Op, ApiError> {
     let (kind, wire) = match present.as_slice() {
         [one] => **one,
         [] => {
-            return Err(ApiError::validation(
+            return Err(Fail::Request(ApiError::validation(
                 "The action or operation requested is invalid. Verify that the action is typed correctly.",
-            ));
+            )));
         }
         _ => {
-            return Err(ApiError::validation(
+            return Err(Fail::Request(ApiError::validation(
                 "TransactItems can only contain one of Check, Put, Update or Delete",
-            ));
+            )));
         }
     };
     let field = |member: &str| format!("transactItems.{n}.member.{wire}.{member}");
@@ -90,8 +109,8 @@ fn parse_op(state: &AppState, raw: &Value, n: usize) -> Result<Op, ApiError> {
         "Put" => {
             let item = sub.item("Item")?.ok_or_else(|| missing(&field("item")))?;
             refuse_reserved_attrs(&item)?;
-            let key = t.key_schema.key_of_item(&item)?;
-            check_item_size(&item)?;
+            let key = t.key_schema.key_of_item(&item).map_err(Fail::Action)?;
+            check_item_size(&item).map_err(Fail::Action)?;
             (key, Action::Put(item))
         }
         _ => {
@@ -118,18 +137,23 @@ fn parse_op(state: &AppState, raw: &Value, n: usize) -> Result<Op, ApiError> {
     let cond = match sub.str("ConditionExpression")? {
         Some(src) => Some(parse_condition(src, ExprKind::Condition, &attrs)?),
         None if matches!(action, Action::Check) => {
-            return Err(missing(&field("conditionExpression")));
+            return Err(Fail::Request(missing(&field("conditionExpression"))));
         }
         None => None,
     };
     attrs.check_all_used()?;
-    let key = t.key_schema.encode(&key_item)?;
+    let key = t.key_schema.encode(&key_item).map_err(Fail::Action)?;
+    let payload = match &action {
+        Action::Put(item) => item_size(item),
+        _ => item_size(&key_item),
+    };
     Ok(Op {
         table: t,
         key,
         cond,
         action,
         return_old,
+        payload,
     })
 }
 
@@ -254,14 +278,40 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     let mode = Mode::from_req(&req)?;
     let mut ops = Vec::with_capacity(raw_items.len());
     let mut seen = HashSet::new();
+    // The first action whose item is invalid, and why; DynamoDB stops looking there.
+    let mut invalid: Option<(usize, ApiError)> = None;
     for (i, raw) in raw_items.iter().enumerate() {
-        let op = parse_op(state, raw, i + 1)?;
+        let op = match parse_op(state, raw, i + 1) {
+            Ok(op) => op,
+            Err(Fail::Request(e)) => return Err(e),
+            Err(Fail::Action(e)) => {
+                invalid.get_or_insert((i, e));
+                continue;
+            }
+        };
         if !seen.insert((op.table.id, op.key.clone())) {
             return Err(ApiError::validation(
                 "Transaction request cannot include multiple operations on one item",
             ));
         }
         ops.push(op);
+    }
+    if let Some((at, e)) = invalid {
+        let reasons = (0..raw_items.len())
+            .map(|i| {
+                if i == at {
+                    validation_reason(&e)
+                } else {
+                    reason("None", None, None)
+                }
+            })
+            .collect();
+        return Err(cancelled(reasons));
+    }
+    if ops.iter().map(|o| o.payload).sum::<usize>() > MAX_PAYLOAD_BYTES {
+        return Err(ApiError::validation(
+            "Transaction payload size cannot exceed 4 MB",
+        ));
     }
     let print = fingerprint(req.get("TransactItems").unwrap_or(&Value::Null));
     let reads: Vec<_> = ops
