@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep, timeout};
 use crate::client::{Connection, Endpoint};
 use crate::item::{Bodies, Rng, get_found};
 use crate::report::{KvReport, OpReport, new_histogram};
-use crate::sign::Signer;
+use crate::sign::{SignArgs, Signer};
 use crate::table::ensure_table;
 
 /// A request slower than this counts as an error and its connection is replaced; it also
@@ -59,15 +59,9 @@ pub struct KvArgs {
     /// Name of the target in the report (defaults to the endpoint).
     #[arg(long)]
     pub label: Option<String>,
-    /// SigV4 access key id.
-    #[arg(long, default_value = "meridian")]
-    pub access_key: String,
-    /// SigV4 secret access key.
-    #[arg(long, default_value = "meridian")]
-    pub secret_key: String,
-    /// SigV4 signing region.
-    #[arg(long, default_value = "us-east-1")]
-    pub signing_region: String,
+    /// SigV4 credentials.
+    #[command(flatten)]
+    pub auth: SignArgs,
 }
 
 /// The operation a phase drives.
@@ -120,12 +114,7 @@ pub async fn run_kv(args: &KvArgs) -> anyhow::Result<KvReport> {
     }
     let shared = Arc::new(Shared {
         endpoint: Endpoint::parse(&args.endpoint)?,
-        signer: Arc::new(Signer::new(
-            &args.access_key,
-            &args.secret_key,
-            &args.signing_region,
-            "dynamodb",
-        )),
+        signer: Arc::new(args.auth.signer()),
         bodies: Bodies::new(&args.table, args.value_bytes)?,
     });
 

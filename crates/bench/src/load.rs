@@ -24,7 +24,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 use crate::client::{Connection, Endpoint, Response};
 use crate::item::{Bodies, Rng};
 use crate::report::new_histogram;
-use crate::sign::Signer;
+use crate::sign::{SignArgs, Signer};
 use crate::table::ensure_table;
 
 /// DynamoDB's limit on the writes in one `BatchWriteItem`.
@@ -68,15 +68,9 @@ pub struct LoadArgs {
     /// Name of the target in the report (defaults to the endpoint).
     #[arg(long)]
     pub label: Option<String>,
-    /// SigV4 access key id.
-    #[arg(long, default_value = "meridian")]
-    pub access_key: String,
-    /// SigV4 secret access key.
-    #[arg(long, default_value = "meridian")]
-    pub secret_key: String,
-    /// SigV4 signing region.
-    #[arg(long, default_value = "us-east-1")]
-    pub signing_region: String,
+    /// SigV4 credentials.
+    #[command(flatten)]
+    pub auth: SignArgs,
 }
 
 /// What a load measured.
@@ -167,12 +161,7 @@ pub async fn run_load(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         bail!("--rate must be at least 1 item per second");
     }
     let endpoint = Endpoint::parse(&args.endpoint)?;
-    let signer = Arc::new(Signer::new(
-        &args.access_key,
-        &args.secret_key,
-        &args.signing_region,
-        "dynamodb",
-    ));
+    let signer = Arc::new(args.auth.signer());
     let mut setup = Connection::open(&endpoint, signer.clone()).await?;
     ensure_table(&mut setup, &args.table).await?;
     drop(setup);

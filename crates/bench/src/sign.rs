@@ -93,6 +93,43 @@ pub struct Signer {
     key_cache: Mutex<Option<(String, [u8; 32])>>,
 }
 
+/// The SigV4 credentials every load generator signs with (`--access-key`, `--secret-key`,
+/// `--signing-region`). The defaults suit Meridian and DynamoDB Local, which accept any key.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SignArgs {
+    /// SigV4 access key id.
+    #[arg(long, default_value = "meridian")]
+    pub access_key: String,
+    /// SigV4 secret access key.
+    #[arg(long, default_value = "meridian")]
+    pub secret_key: String,
+    /// SigV4 signing region.
+    #[arg(long, default_value = "us-east-1")]
+    pub signing_region: String,
+}
+
+impl Default for SignArgs {
+    fn default() -> Self {
+        Self {
+            access_key: "meridian".into(),
+            secret_key: "meridian".into(),
+            signing_region: "us-east-1".into(),
+        }
+    }
+}
+
+impl SignArgs {
+    /// A signer for DynamoDB with these credentials.
+    pub fn signer(&self) -> Signer {
+        Signer::new(
+            &self.access_key,
+            &self.secret_key,
+            &self.signing_region,
+            "dynamodb",
+        )
+    }
+}
+
 impl Signer {
     pub fn new(access_key: &str, secret_key: &str, region: &str, service: &str) -> Self {
         Self {

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use meridian_bench::client::{Connection, Endpoint};
-use meridian_bench::table::ensure_table;
 use meridian_drill::faults::{self, LinkAction};
 use meridian_drill::plot::Band;
 use meridian_drill::sampler::Sampler;
@@ -41,11 +39,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
         ),
     );
     let table = "bench-catchup";
-    let mut conn = Connection::open(&Endpoint::parse(&a.1)?, ctx.signer.clone()).await?;
-    ensure_table(&mut conn, table).await?;
-    for (_, endpoint) in &regions {
-        io::wait_table(endpoint, &ctx.signer, table, Duration::from_secs(30)).await?;
-    }
+    io::create_table(ctx, &a.1, table).await?;
     io::wait_drained(ctx, Duration::from_secs(60)).await?;
     let file = ctx.cluster.file()?;
     let links = faults::links(&file, Some(&a.0), None)?;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use meridian_bench::client::{Connection, Endpoint};
-use meridian_bench::table::ensure_table;
 use meridian_drill::faults;
 use meridian_drill::plot::{Chart, line_chart};
 use meridian_drill::spec::USER_HEADER;
+use meridian_gateway::REGION_HEADER;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -22,9 +22,6 @@ use crate::{Ctx, io};
 
 /// Time between the client's reads.
 const EVERY: Duration = Duration::from_millis(20);
-/// The response header naming the region that served a request through the gateway
-/// (`meridian_gateway::REGION_HEADER`).
-const REGION_HEADER: &str = "x-meridian-region";
 /// Longest wait for failover or failback.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -55,11 +52,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
     );
     let home_endpoint = file.region(&home)?.endpoint.clone();
     let table = "bench-failover";
-    let mut conn = Connection::open(&Endpoint::parse(&home_endpoint)?, ctx.signer.clone()).await?;
-    ensure_table(&mut conn, table).await?;
-    for (_, endpoint) in ctx.regions()? {
-        io::wait_table(&endpoint, &ctx.signer, table, Duration::from_secs(30)).await?;
-    }
+    let mut conn = io::create_table(ctx, &home_endpoint, table).await?;
     let put = json!({"TableName": table, "Item": {"pk": {"S": user}, "v": {"S": "x"}}});
     let r = conn
         .call("PutItem", Bytes::from(serde_json::to_vec(&put)?))
@@ -147,9 +140,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
 /// The reads so far, shared between the reader task and the suite.
 type Reads = std::sync::Arc<std::sync::Mutex<Vec<Read>>>;
 
-/// Waits until a read started after `since_ms` was answered by `home` (`at_home`) or by
-/// another region (`!at_home`).
-async fn wait_served(reads: &Reads, since_ms: u64, home: &str, at_home: bool) -> bool {
+/// Waits (at most [`DEADLINE`]) until a read started after `since_ms` was answered by `home`
+/// (`at_home`) or by another region (`!at_home`). The suite then reads what happened, and
+/// when, from the reads themselves.
+async fn wait_served(reads: &Reads, since_ms: u64, home: &str, at_home: bool) {
     let end = Instant::now() + DEADLINE;
     while Instant::now() < end {
         let done = reads.lock().map(|v| {
@@ -158,11 +152,10 @@ async fn wait_served(reads: &Reads, since_ms: u64, home: &str, at_home: bool) ->
             })
         });
         if done.unwrap_or(false) {
-            return true;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    false
 }
 
 async fn read_loop(

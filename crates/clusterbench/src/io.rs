@@ -12,7 +12,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use meridian_bench::client::{Connection, Endpoint};
 use meridian_bench::load::{LoadArgs, LoadReport, run_load};
-use meridian_bench::sign::Signer;
+use meridian_bench::sign::{SignArgs, Signer};
+use meridian_bench::table::ensure_table;
 use meridian_control::Http;
 use meridian_drill::faults::{self, LinkAction};
 use meridian_drill::plot::{Band, Chart, line_chart};
@@ -47,15 +48,25 @@ pub async fn load(
         rate,
         json: false,
         label: None,
-        access_key: "meridian".into(),
-        secret_key: "meridian".into(),
-        signing_region: "us-east-1".into(),
+        auth: SignArgs::default(),
     };
     run_load(&args).await
 }
 
+/// Creates `table` (`pk` string key) at `endpoint` unless it exists, waits until it is ACTIVE
+/// in every region of the cluster (it arrives elsewhere by replication), and returns the
+/// connection to `endpoint`.
+pub async fn create_table(ctx: &Ctx, endpoint: &str, table: &str) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(&Endpoint::parse(endpoint)?, ctx.signer.clone()).await?;
+    ensure_table(&mut conn, table).await?;
+    for (_, region) in ctx.regions()? {
+        wait_table(&region, &ctx.signer, table, Duration::from_secs(30)).await?;
+    }
+    Ok(conn)
+}
+
 /// Waits until `table` is ACTIVE at `endpoint` (created elsewhere, arriving by replication).
-pub async fn wait_table(
+async fn wait_table(
     endpoint: &str,
     signer: &Arc<Signer>,
     table: &str,

@@ -37,18 +37,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
         .ok_or_else(|| anyhow::anyhow!("the cluster has no region"))?;
     io::set_all_delays(ctx, ONE_WAY_MS).await?;
     let table = "bench-lag";
-    meridian_bench::table::ensure_table(
-        &mut meridian_bench::client::Connection::open(
-            &meridian_bench::client::Endpoint::parse(&first.1)?,
-            ctx.signer.clone(),
-        )
-        .await?,
-        table,
-    )
-    .await?;
-    for (_, endpoint) in &regions {
-        io::wait_table(endpoint, &ctx.signer, table, Duration::from_secs(30)).await?;
-    }
+    io::create_table(ctx, &first.1, table).await?;
     let keys_per_phase = rate * secs;
     for (phase, writers) in [
         ("one region", vec![first.clone()]),

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use meridian_bench::sign::Signer;
+use meridian_bench::sign::{SignArgs, Signer};
 use meridian_control::Http;
 use meridian_drill::harness::Cluster;
 
@@ -127,7 +127,7 @@ pub async fn run(bin: &Path, suite: &str, args: ClusterBenchArgs) -> anyhow::Res
     let mut ctx = Ctx {
         cluster,
         http: Http::new(Duration::from_secs(5)),
-        signer: Arc::new(Signer::new("meridian", "meridian", "us-east-1", "dynamodb")),
+        signer: Arc::new(SignArgs::default().signer()),
         args,
     };
     let mut report = BenchReport::new(suite, ctx.args.quick);

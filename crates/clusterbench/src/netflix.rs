@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use meridian_bench::client::{Connection, Endpoint};
-use meridian_bench::table::ensure_table;
 use tokio::time::Instant;
 
 use crate::Ctx;
@@ -33,9 +31,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
     );
     for delay in [0u64, 80] {
         let table = format!("bench-netflix-{delay}ms");
-        let mut conn = Connection::open(&Endpoint::parse(&a.1)?, ctx.signer.clone()).await?;
-        ensure_table(&mut conn, &table).await?;
-        io::wait_table(&b.1, &ctx.signer, &table, Duration::from_secs(30)).await?;
+        io::create_table(ctx, &a.1, &table).await?;
         io::set_all_delays(ctx, delay).await?;
         let written = io::load(&a.1, &table, 0..n, None, 8).await?;
         let acked = Instant::now();

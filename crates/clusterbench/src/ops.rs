@@ -3,6 +3,7 @@
 //! side by side in the same run so the ratio is meaningful on a noisy machine.
 
 use meridian_bench::kv::{KvArgs, run_kv};
+use meridian_bench::sign::SignArgs;
 
 use crate::Ctx;
 use crate::report::{Row, SuiteResult};
@@ -45,9 +46,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
             table: "bench-ops".into(),
             json: false,
             label: Some(label.clone()),
-            access_key: "meridian".into(),
-            secret_key: "meridian".into(),
-            signing_region: "us-east-1".into(),
+            auth: SignArgs::default(),
         };
         let report = run_kv(&args).await?;
         for op in &report.ops {

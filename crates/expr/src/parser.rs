@@ -20,27 +20,20 @@ pub const MAX_EXPRESSION_BYTES: usize = 4096;
 /// recursive descent's stack bounded).
 pub const MAX_NESTING: usize = 160;
 
-/// Expressions with more opening parentheses than this are parsed on a thread with a large
-/// stack: the recursive descent needs a few frames per level, more than a runtime worker's
-/// stack holds at [`MAX_NESTING`] levels in unoptimised builds.
+/// Expressions with more opening parentheses than this are parsed on a larger stack: the
+/// recursive descent needs a few frames per level, more than a runtime worker's stack holds at
+/// [`MAX_NESTING`] levels in unoptimised builds.
 const SHALLOW_PARENS: usize = 24;
 const DEEP_STACK_BYTES: usize = 64 << 20;
 
-/// Runs `f` (a parse of `src`) directly, or on a scoped big-stack thread when `src` nests deeply.
-pub(crate) fn on_deep_stack<T: Send>(src: &str, f: impl FnOnce() -> T + Send) -> T {
+/// Runs `f` (a parse of `src`) directly, or — when `src` nests deeply — on a fresh stack
+/// segment of [`DEEP_STACK_BYTES`] on this same thread (`stacker`), so no thread is started
+/// per request and nothing can fail to spawn.
+pub(crate) fn on_deep_stack<T>(src: &str, f: impl FnOnce() -> T) -> T {
     if src.bytes().filter(|b| *b == b'(').count() <= SHALLOW_PARENS {
         return f();
     }
-    std::thread::scope(|s| {
-        match std::thread::Builder::new()
-            .name("meridian-expr".into())
-            .stack_size(DEEP_STACK_BYTES)
-            .spawn_scoped(s, f)
-        {
-            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            Err(e) => panic!("cannot start an expression parser thread: {e}"),
-        }
-    })
+    stacker::grow(DEEP_STACK_BYTES, f)
 }
 
 /// Most operators and function calls in one expression.

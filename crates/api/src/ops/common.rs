@@ -29,6 +29,21 @@ pub fn missing(field: &str) -> ApiError {
     ))
 }
 
+/// A capacity-unit member (`k`, reported as `provisionedThroughput.{wire}`) of a
+/// `ProvisionedThroughput`: present and at least 1, as CreateTable and UpdateTable require.
+pub fn capacity_units(pt: &Map<String, Value>, k: &str, wire: &str) -> Result<u64, ApiError> {
+    let v = pt
+        .get(k)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing(&format!("provisionedThroughput.{wire}")))?;
+    if v < 1 {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{v}' at 'provisionedThroughput.{wire}' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        )));
+    }
+    Ok(v as u64)
+}
+
 impl Req {
     /// Parses a request body.
     pub fn parse(body: &[u8]) -> Result<Req, ApiError> {

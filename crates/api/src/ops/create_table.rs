@@ -1,6 +1,6 @@
 //! `CreateTable`.
 
-use super::common::{Req, missing, store_err};
+use super::common::{Req, capacity_units, missing, store_err};
 use super::describe::describe;
 use super::indexes::{check_definitions_used, parse_indexes};
 use crate::state::AppState;
@@ -147,22 +147,10 @@ fn billing(req: &Req) -> Result<Billing, ApiError> {
             let pt = pt.ok_or_else(|| {
                 invalid("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
             })?;
-            let units = |k: &str, wire: &str| -> Result<u64, ApiError> {
-                let v = pt
-                    .get(k)
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| missing(&format!("provisionedThroughput.{wire}")))?;
-                if v < 1 {
-                    return Err(ApiError::validation(format!(
-                        "1 validation error detected: Value '{v}' at 'provisionedThroughput.{wire}' failed to satisfy constraint: Member must have value greater than or equal to 1"
-                    )));
-                }
-                Ok(v as u64)
-            };
             Ok(Billing {
                 mode: mode.into(),
-                read_units: units("ReadCapacityUnits", "readCapacityUnits")?,
-                write_units: units("WriteCapacityUnits", "writeCapacityUnits")?,
+                read_units: capacity_units(pt, "ReadCapacityUnits", "readCapacityUnits")?,
+                write_units: capacity_units(pt, "WriteCapacityUnits", "writeCapacityUnits")?,
             })
         }
         "PAY_PER_REQUEST" => {

@@ -4,7 +4,7 @@
 //! tables: the change replicates, and a region dropped from the set drops its copy). Other
 //! changes are refused with a clear `ValidationException`.
 
-use super::common::{Req, missing, store_err};
+use super::common::{Req, capacity_units, store_err};
 use super::describe::describe;
 use super::indexes::{MAX_GSIS, check_definitions_used, parse_index};
 use crate::state::AppState;
@@ -15,7 +15,7 @@ use meridian_model::table::{
     Billing, IndexKind, IndexMeta, IndexStatus, TableMeta, check_table_name,
 };
 use meridian_storage::StoreError;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Parameters of UpdateTable that Meridian does not implement, and why.
@@ -56,19 +56,6 @@ fn invalid(msg: &str) -> ApiError {
     ApiError::validation(format!("One or more parameter values were invalid: {msg}"))
 }
 
-fn units(pt: &Map<String, Value>, k: &str, wire: &str) -> Result<u64, ApiError> {
-    let v = pt
-        .get(k)
-        .and_then(Value::as_i64)
-        .ok_or_else(|| missing(&format!("provisionedThroughput.{wire}")))?;
-    if v < 1 {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{v}' at 'provisionedThroughput.{wire}' failed to satisfy constraint: Member must have value greater than or equal to 1"
-        )));
-    }
-    Ok(v as u64)
-}
-
 /// The billing the request asks for, given the current one.
 fn new_billing(req: &Req, cur: &Billing) -> Result<Billing, ApiError> {
     let mode = req.str("BillingMode")?;
@@ -101,8 +88,8 @@ fn new_billing(req: &Req, cur: &Billing) -> Result<Billing, ApiError> {
                     "ProvisionedThroughput must be specified when BillingMode is PROVISIONED",
                 ));
             };
-            let read = units(pt, "ReadCapacityUnits", "readCapacityUnits")?;
-            let write = units(pt, "WriteCapacityUnits", "writeCapacityUnits")?;
+            let read = capacity_units(pt, "ReadCapacityUnits", "readCapacityUnits")?;
+            let write = capacity_units(pt, "WriteCapacityUnits", "writeCapacityUnits")?;
             if cur.mode == "PROVISIONED" && cur.read_units == read && cur.write_units == write {
                 return Err(ApiError::validation(format!(
                     "The provisioned throughput for the table will not change. The requested value equals the current value. Current ReadCapacityUnits provisioned for the table: {}. Requested ReadCapacityUnits: {read}. Current WriteCapacityUnits provisioned for the table: {}. Requested WriteCapacityUnits: {write}. Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.",
@@ -263,8 +250,9 @@ fn index_updates(
                         ))
                     })?;
                 if let Some(pt) = upd.map("ProvisionedThroughput")? {
-                    idx.read_units = units(pt, "ReadCapacityUnits", "readCapacityUnits")?;
-                    idx.write_units = units(pt, "WriteCapacityUnits", "writeCapacityUnits")?;
+                    idx.read_units = capacity_units(pt, "ReadCapacityUnits", "readCapacityUnits")?;
+                    idx.write_units =
+                        capacity_units(pt, "WriteCapacityUnits", "writeCapacityUnits")?;
                 }
             }
             _ => {
