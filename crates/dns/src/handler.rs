@@ -21,6 +21,7 @@ use meridian_health::HealthSnapshot;
 use meridian_routing::{Availability, Client, Inputs, LatencyTable, Locator, Random, SplitMix64};
 use tokio::sync::watch;
 
+use crate::config::DnsConfig;
 use crate::metrics::DnsMetrics;
 use crate::zone::{Answer, Zones};
 
@@ -41,6 +42,8 @@ pub(crate) struct Response {
     metadata: Metadata,
     edns: Option<Edns>,
     answer: Answer,
+    /// Whether the query carried a client subnet (the `ecs` label of the query counter).
+    ecs: bool,
 }
 
 /// The client subnet a query carries, if any (source prefix > 0).
@@ -52,6 +55,25 @@ fn client_subnet(edns: Option<&Edns>) -> Option<ClientSubnet> {
 }
 
 impl Handler {
+    /// Compiles `config`'s zones and GeoIP data into a handler reading health from `health`,
+    /// with weighted choices seeded from `rng_seed`.
+    pub(crate) fn new(
+        config: &DnsConfig,
+        health: watch::Receiver<Arc<HealthSnapshot>>,
+        rng_seed: u64,
+    ) -> anyhow::Result<Handler> {
+        Ok(Handler {
+            zones: Zones::compile(config)?,
+            locator: Locator::from_config(&config.geo)?,
+            latency: config.latency.clone(),
+            health,
+            rng_seed,
+            rng_counter: AtomicU64::new(0),
+            max_udp_payload: config.max_udp_payload_bytes,
+            metrics: DnsMetrics::default(),
+        })
+    }
+
     fn client(&self, src: IpAddr, ecs: Option<&ClientSubnet>) -> Client {
         let ip = ecs.map_or(src, |s| s.addr());
         Client {
@@ -138,11 +160,22 @@ impl Handler {
             metadata,
             edns,
             answer,
+            ecs: ecs.is_some(),
         }
     }
 }
 
 impl Response {
+    /// The response code (the `rcode` label `respond` counted the query under).
+    pub(crate) fn rcode(&self) -> ResponseCode {
+        self.answer.rcode
+    }
+
+    /// Whether the query carried a client subnet (the `ecs` label it was counted under).
+    pub(crate) fn ecs(&self) -> bool {
+        self.ecs
+    }
+
     /// Encodes the response to `request` into `out` (cleared first). Over UDP the message is
     /// limited to the payload size the client advertised (512 without EDNS); a response that
     /// does not fit is sent as a header with TC set, so the client retries over TCP.

@@ -9,10 +9,12 @@
 //! NXDOMAIN with the SOA, malformed messages FORMERR (hickory decodes; we never panic).
 //!
 //! Layers: [`config`] (strict TOML) → [`zone`] (compiled zones, pure answers) → [`handler`]
-//! (hickory glue, EDNS/ECS) → `udp` (one answering loop per `SO_REUSEPORT` socket) and
-//! hickory's TCP server → [`server`] (sockets) → [`args`] (the `meridian dns` role).
+//! (hickory glue, EDNS/ECS) → `udp` (one answering loop per `SO_REUSEPORT` socket, each with
+//! its own memo of deterministic answers, `cache`) and hickory's TCP server → [`server`]
+//! (sockets) → [`args`] (the `meridian dns` role).
 
 pub mod args;
+mod cache;
 pub mod config;
 pub mod handler;
 pub mod metrics;

@@ -1,4 +1,6 @@
-//! Query counters, exported as `meridian_dns_queries_total{rcode,protocol,ecs}`.
+//! Query counters, exported as `meridian_dns_queries_total{rcode,protocol,ecs}`, and
+//! `meridian_dns_udp_answer_cache_hits_total` (UDP queries answered from a loop's memo of
+//! earlier answers, `cache.rs`; they are counted in `queries_total` too).
 
 use hickory_proto::op::ResponseCode;
 use hickory_server::net::xfer::Protocol;
@@ -32,6 +34,7 @@ pub struct DnsMetrics {
     /// `[rcode][protocol][ecs]` handles into `queries` for the common cases: counting a query
     /// is one atomic add, with no label strings built and no map lookup.
     common: Vec<Counter>,
+    cache_hits: Counter,
 }
 
 impl Default for DnsMetrics {
@@ -45,7 +48,11 @@ impl Default for DnsMetrics {
                 }
             }
         }
-        DnsMetrics { queries, common }
+        DnsMetrics {
+            queries,
+            common,
+            cache_hits: Counter::default(),
+        }
     }
 }
 
@@ -73,12 +80,28 @@ impl DnsMetrics {
         };
     }
 
+    /// Counts a UDP query answered from the answer cache.
+    pub(crate) fn cache_hit(&self) {
+        self.cache_hits.inc();
+    }
+
+    /// UDP queries answered from the answer cache so far.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.get()
+    }
+
     /// Registers the counters under `meridian_dns_`.
     pub fn register(&self, registry: &mut Registry) {
-        registry.sub_registry_with_prefix("meridian_dns").register(
+        let registry = registry.sub_registry_with_prefix("meridian_dns");
+        registry.register(
             "queries",
             "DNS queries answered by the handler",
             self.queries.clone(),
+        );
+        registry.register(
+            "udp_answer_cache_hits",
+            "UDP queries answered from a listener thread's cache of earlier identical answers",
+            self.cache_hits.clone(),
         );
     }
 }

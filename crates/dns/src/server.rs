@@ -4,12 +4,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hickory_server::Server;
 use meridian_health::HealthSnapshot;
-use meridian_routing::Locator;
 use prometheus_client::registry::Registry;
 use std::net::UdpSocket;
 
@@ -19,7 +18,6 @@ use tokio::sync::watch;
 use crate::config::DnsConfig;
 use crate::handler::{Handler, SharedHandler};
 use crate::metrics::DnsMetrics;
-use crate::zone::Zones;
 
 /// A bound, not yet running, DNS server.
 pub struct DnsServer {
@@ -37,8 +35,6 @@ impl DnsServer {
         config: DnsConfig,
         health: watch::Receiver<Arc<HealthSnapshot>>,
     ) -> anyhow::Result<Self> {
-        let zones = Zones::compile(&config)?;
-        let locator = Locator::from_config(&config.geo)?;
         if config.listen_udp.is_empty() && config.listen_tcp.is_empty() {
             anyhow::bail!("dns: no listen_udp or listen_tcp address configured");
         }
@@ -49,17 +45,8 @@ impl DnsServer {
             t.as_nanos() as u64 ^ u64::from(std::process::id())
         });
         tracing::info!(rng_seed, "dns: weighted choices seeded");
-        let metrics = DnsMetrics::default();
-        let handler = Handler {
-            zones,
-            locator,
-            latency: config.latency.clone(),
-            health,
-            rng_seed,
-            rng_counter: AtomicU64::new(0),
-            max_udp_payload: config.max_udp_payload_bytes,
-            metrics: metrics.clone(),
-        };
+        let handler = Handler::new(&config, health, rng_seed)?;
+        let metrics = handler.metrics.clone();
         let handler = Arc::new(handler);
         let mut server = Server::new(SharedHandler(handler.clone()));
         let mut udp_addrs = Vec::new();
