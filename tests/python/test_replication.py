@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import threading
 import time
@@ -36,8 +37,10 @@ def free_port():
 class Cluster:
     """Several regions replicating to each other."""
 
-    def __init__(self, tmp, names, topology="mesh", hub=None, secrets=None, lag_alarm_ms=None):
+    def __init__(self, tmp, names, topology="mesh", hub=None, secrets=None, lag_alarm_ms=None,
+                 extra_args=()):
         self.tmp = tmp
+        self.extra_args = list(extra_args)
         self.names = list(names)
         self.topology = topology
         self.hub = hub
@@ -57,7 +60,7 @@ class Cluster:
         for other in self.names:
             if other != name:
                 a += ["--peer", f"{other}=127.0.0.1:{self.repl_ports[other]}"]
-        return a
+        return a + self.extra_args
 
     def start(self, name=None):
         for n in [name] if name else self.names:
@@ -69,6 +72,47 @@ class Cluster:
     def stop(self):
         for r in self.regions.values():
             r.kill()
+
+    def remove(self, name):
+        """Stops region `name` and takes it out of every other region's peers (rolling
+        restart); its data directory stays."""
+        self.regions.pop(name).kill()
+        self.names.remove(name)
+        for n in self.names:
+            self.regions[n].terminate()
+            self.start(n)
+
+    def rejoin(self, name):
+        """Brings a removed region back with its old data: starts it, then adds it to every
+        other region's peers (rolling restart)."""
+        self.names.append(name)
+        self.start(name)
+        for n in self.names:
+            if n != name:
+                self.regions[n].terminate()
+                self.start(n)
+
+    def diagnose(self, table, keys):
+        """Prints what each region holds of `keys` and its replication state (for failures)."""
+        for n in self.names:
+            got = {i["pk"]["S"] for i in self.scan(n, table)}
+            st = self.status(n)
+            print(n, len(got), "missing", sorted(keys - got)[:10], "extra", sorted(got - keys)[:5])
+            print("   watermarks", st["watermarks"], "checkpoints", st["checkpoints"],
+                  st["changelog"], st["snapshots"])
+            for link in st["links"]:
+                print("   ", link["peer"], link["direction"], link["connected"], link["acked_seq"],
+                      link.get("last_error"))
+
+    def add(self, name, restart):
+        """Adds region `name` to the cluster: starts it (empty) and restarts each region of
+        `restart`, one at a time, with the new peer in its flags (a rolling restart)."""
+        self.names.append(name)
+        self.repl_ports[name] = free_port()
+        self.start(name)
+        for n in restart:
+            self.regions[n].terminate()
+            self.start(n)
 
     def __getitem__(self, name):
         return self.regions[name]
@@ -552,3 +596,211 @@ def test_counter_increments_from_every_region_all_count_across_a_kill_9(cluster)
 
     wait_until(exact_everywhere, timeout=60, interval=0.25, what=f"counter == {expected} in every region")
     c.wait_converged("counters")
+
+
+def digest(region, table):
+    return json.loads(region.get(f"/admin/ae/digest?table={table}"))["digest"]
+
+
+@pytest.mark.parametrize("topology", ["mesh", "star"])
+def test_a_region_added_to_a_loaded_cluster_is_seeded_from_a_snapshot(cluster, topology):
+    """A fourth region joins a loaded three-region cluster whose change logs were already
+    garbage-collected, so replaying them from the start is impossible. It installs a consistent
+    snapshot from a peer, then takes every origin's stream from the snapshot's watermarks while
+    writes go on, and ends identical: same items, tombstones and digests, exact counters (no
+    gap), and no GTID twice in its log (nothing applied twice)."""
+    rng = seeded(f"join-{topology}")
+    names = ["ja", "jb", "jc"]
+    kw = {"topology": "star", "hub": "ja"} if topology == "star" else {}
+    c = cluster(names, extra_args=["--changelog-retention-secs", "0",
+                                   "--changelog-gc-interval-ms", "200"], **kw)
+    c.create_table("joined")
+    keys = set()
+    for i in range(300):
+        put(c.client(names[i % 3]), "joined", f"k{i}", f"v{i}")
+        keys.add(f"k{i}")
+    for i in range(0, 300, 7):
+        c.client(names[i % 3]).delete_item(TableName="joined", Key={"pk": {"S": f"k{i}"}})
+        keys.discard(f"k{i}")
+    counter = 0
+    for i in range(30):
+        amount = rng.randint(1, 9)
+        c.client(names[i % 3]).update_item(
+            TableName="joined", Key={"pk": {"S": "ctr"}}, UpdateExpression="ADD n :a",
+            ExpressionAttributeValues={":a": {"N": str(amount)}})
+        counter += amount
+    keys.add("ctr")
+    c.wait_converged("joined", expect_count=len(keys))
+    wait_until(lambda: all(c.status(n)["changelog"]["purged_through"] > 0 for n in names),
+               timeout=30, interval=0.2, what="every change log purged")
+
+    # writes go on in the old regions while the new one joins (a rolling restart adds it)
+    stop = threading.Event()
+    live = []
+
+    def write_live():
+        j = 0
+        while not stop.is_set():
+            try:
+                put(c.client(names[j % 3]), "joined", f"live{j}", "x")
+                live.append(f"live{j}")
+            except Exception:  # noqa: BLE001 — the region is restarting; not acknowledged
+                pass
+            j += 1
+
+    t = threading.Thread(target=write_live)
+    t.start()
+    try:
+        c.add("jd", restart=names if topology == "mesh" else ["ja"])
+        wait_until(c.all_links_up, timeout=60, interval=0.2, what="all links up with jd")
+        wait_until(lambda: len(live) >= 50, timeout=30, what="writes during the join")
+    finally:
+        stop.set()
+        t.join(timeout=60)
+    keys.update(live)
+
+    st = c.status("jd")
+    assert st["changelog"]["bootstrap_pending"] is False
+    installed = st["snapshots"]["installed"]
+    assert installed and installed[0]["entries"] >= 300 - 43, installed
+    try:
+        items = c.wait_converged("joined", expect_count=len(keys), timeout=90)
+    except AssertionError:
+        c.diagnose("joined", keys)
+        raise
+    ctr = [i for i in items if i["pk"]["S"] == "ctr"][0]
+    assert int(ctr["n"]["N"]) == counter
+    wait_until(lambda: len({digest(c[n], "joined") for n in c.names}) == 1, timeout=30,
+               what="equal digests (tombstones included) in all four regions")
+    log = c.changelog("jd")
+    gtids = [(e["origin"], e["origin_seq"]) for e in log]
+    assert len(gtids) == len(set(gtids)), "a change was applied twice in jd"
+    # what was written before the join reached jd only through the snapshot
+    replayed = [e for e in log if ((e.get("item") or {}).get("pk") or {}).get("S", "").startswith("k")]
+    assert not replayed, replayed[:3]
+
+
+def test_a_region_back_after_its_peers_purged_what_it_missed_is_stale_until_reseeded(cluster):
+    """A region taken out of the cluster while the others go on writing, deleting and purging
+    (change logs and tombstones) comes back with its old data. Its peers can no longer stream
+    what it missed (`LogPurged`), and patching its data with a snapshot could resurrect items
+    deleted meanwhile (their tombstones are gone), so it reports itself stale and the others
+    are untouched. Restarted with an empty data directory it is seeded from a snapshot and
+    converges, each GTID at most once in its log."""
+    c = cluster(["pa", "pb", "pc"], extra_args=["--changelog-retention-secs", "0",
+                                                "--changelog-gc-interval-ms", "200"])
+    c.create_table("back")
+    for i in range(60):
+        put(c.client(["pa", "pb", "pc"][i % 3]), "back", f"before{i}", "x")
+    c.wait_converged("back", expect_count=60)
+    c.remove("pc")
+    wait_until(c.all_links_up, timeout=30, interval=0.2, what="pa and pb linked")
+    for i in range(80):
+        put(c.client(["pa", "pb"][i % 2]), "back", f"missed{i}", "y")
+        if i % 4 == 0:
+            c.client("pa").delete_item(TableName="back", Key={"pk": {"S": f"before{i}"}})
+    heads = {n: c.status(n)["head"] for n in ("pa", "pb")}
+    wait_until(lambda: all(c.status(n)["changelog"]["purged_through"] >= heads[n] for n in heads)
+               and all(tombstones(c[n], "back") == 0 for n in heads),
+               timeout=30, interval=0.2, what="pa and pb purged what pc missed")
+    c.rejoin("pc")
+    wait_until(lambda: set(c.status("pc")["snapshots"]["stale_from"]) == {"pa", "pb"},
+               timeout=60, interval=0.2, what="pc reports itself stale")
+    assert c.status("pc")["stale"] is True
+    assert not c.status("pc")["snapshots"]["installed"]
+    expected = 60 + 80 - 15  # before0, before4, … before56 deleted
+    c.wait_converged("back", expect_count=expected, names=["pa", "pb"])
+
+    c["pc"].terminate()
+    shutil.rmtree(c.tmp / "pc" / "data")
+    c.start("pc")
+    wait_until(c.all_links_up, timeout=60, interval=0.2, what="pc linked again")
+    st = c.status("pc")
+    assert st["stale"] is False and st["snapshots"]["installed"], st["snapshots"]
+    c.wait_converged("back", expect_count=expected, timeout=60)
+    wait_until(lambda: len({digest(c[n], "back") for n in c.names}) == 1, timeout=30,
+               what="equal digests in all three regions")
+    gtids = [(e["origin"], e["origin_seq"]) for e in c.changelog("pc")]
+    assert len(gtids) == len(set(gtids)), "a change was applied twice in pc"
+
+
+def tombstones(region, table):
+    return json.loads(region.get(f"/admin/ae/digest?table={table}"))["tombstones"]
+
+
+def gc_passes(region):
+    m = re.search(r"^meridian_replication_gc_passes_total ([0-9.e+-]+)$", region.get("/metrics"), re.M)
+    return float(m.group(1)) if m else 0
+
+
+def test_tombstones_are_purged_only_once_no_older_write_can_still_arrive(cluster):
+    """Deletes leave tombstones so that an older write still travelling cannot resurrect the
+    item. With no retention, a tombstone is purged once the delete is delivered and every
+    peer's older writes are applied — not before: while tc's stream to ta runs 4 s late, ta
+    keeps the tombstone of an item tc updated just before ta deleted it, even though every peer
+    has acknowledged the delete, so tc's stale update still loses when it arrives. Afterwards
+    every tombstone goes, and the item stays deleted."""
+    names = ["ta", "tb", "tc"]
+    c = cluster(names, extra_args=["--changelog-retention-secs", "0",
+                                   "--changelog-gc-interval-ms", "200"])
+    c.create_table("tomb")
+    for i in range(20):
+        put(c.client("ta"), "tomb", f"k{i}", "v")
+    c.wait_converged("tomb", expect_count=20)
+    for i in range(10):
+        c.client("tb").delete_item(TableName="tomb", Key={"pk": {"S": f"k{i}"}})
+    c.wait_converged("tomb", expect_count=10)
+    wait_until(lambda: all(tombstones(c[n], "tomb") == 0 for n in names), timeout=30,
+               interval=0.2, what="stable tombstones purged everywhere")
+
+    c["tc"].post("/admin/links/ta/delay?ms=4000")  # tc → ta only; ta → tc is on time
+    put(c.client("tc"), "tomb", "k15", "stale")
+    wait_until(lambda: c.client("tb").get_item(TableName="tomb", Key={"pk": {"S": "k15"}},
+                                               ConsistentRead=True)["Item"]["v"]["S"] == "stale",
+               timeout=30, what="tc's update at tb")
+    c.client("ta").delete_item(TableName="tomb", Key={"pk": {"S": "k15"}})  # the later write
+    deleted_at = c.status("ta")["head"]
+    wait_until(lambda: min(c.status("ta")["checkpoints"].values()) >= deleted_at, timeout=3,
+               what="every peer acknowledged ta's delete")
+    passes = gc_passes(c["ta"])
+    wait_until(lambda: gc_passes(c["ta"]) >= passes + 3, timeout=3, what="three GC passes in ta")
+    assert tombstones(c["ta"], "tomb") == 1, "ta purged a tombstone an older write can still reach"
+
+    c["tc"].post("/admin/links/ta/delay?ms=0")
+    c.wait_converged("tomb", expect_count=9)
+    wait_until(lambda: all(tombstones(c[n], "tomb") == 0 for n in names), timeout=30,
+               interval=0.2, what="every tombstone purged")
+    for n in names:
+        got = c.client(n).get_item(TableName="tomb", Key={"pk": {"S": "k15"}}, ConsistentRead=True)
+        assert "Item" not in got, (n, got)
+
+
+def test_a_region_added_back_to_a_tables_replicas_is_backfilled(cluster):
+    """UpdateTable ReplicaUpdates (global tables 2019.11.21): deleting a region's replica drops
+    its copy; creating it again brings back every item, including those written while it was
+    not a replica (their changes never reached it): it is seeded from a snapshot."""
+    c = cluster(["ra", "rb", "rc"])
+    c.create_table("reps")
+    for i in range(30):
+        put(c.client("ra"), "reps", f"a{i}", "x")
+    c.wait_converged("reps", expect_count=30)
+
+    def tables(n):
+        return c.client(n).list_tables()["TableNames"]
+
+    c.client("ra").update_table(TableName="reps", ReplicaUpdates=[{"Delete": {"RegionName": "rc"}}])
+    wait_until(lambda: "reps" not in tables("rc"), timeout=30, what="rc dropped its replica")
+    desc = c.client("rb").describe_table(TableName="reps")["Table"]
+    assert {r["RegionName"] for r in desc["Replicas"]} == {"ra", "rb"}
+    for i in range(30):
+        put(c.client("rb"), "reps", f"b{i}", "y")
+    c.wait_converged("reps", expect_count=60, names=["ra", "rb"])
+    assert "reps" not in tables("rc")
+
+    c.client("ra").update_table(TableName="reps", ReplicaUpdates=[{"Create": {"RegionName": "rc"}}])
+    c.wait_converged("reps", expect_count=60, timeout=60)
+    desc = c.client("rc").describe_table(TableName="reps")["Table"]
+    assert {r["RegionName"] for r in desc["Replicas"]} == {"ra", "rb", "rc"}
+    wait_until(lambda: any(s["peer"] == "ra" and s["entries"] >= 60
+                           for s in c.status("rc")["snapshots"]["installed"]),
+               timeout=30, what="rc installed a snapshot from ra")

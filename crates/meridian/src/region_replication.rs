@@ -30,6 +30,14 @@ pub struct ReplicationArgs {
     /// Lag in milliseconds above which a link raises its alarm flag.
     #[arg(long)]
     lag_alarm_ms: Option<u64>,
+    /// Keep change-log entries at least this many seconds, and until every peer has
+    /// acknowledged them; older ones are purged (default 3600). A peer that joins later is
+    /// seeded from a snapshot.
+    #[arg(long)]
+    changelog_retention_secs: Option<u64>,
+    /// How often change-log garbage collection runs, in milliseconds (default 10000).
+    #[arg(long)]
+    changelog_gc_interval_ms: Option<u64>,
 }
 
 /// Merges flags over the file section; `None` when replication is not configured.
@@ -90,6 +98,21 @@ pub fn resolve(
     config.topology = topology;
     if let Some(ms) = args.lag_alarm_ms.or(file.lag_alarm_ms) {
         config.lag_alarm_ms = ms;
+    }
+    if let Some(secs) = args
+        .changelog_retention_secs
+        .or(file.changelog_retention_secs)
+    {
+        config.changelog_retention_secs = secs;
+    }
+    if let Some(secs) = file.bootstrap_wait_secs {
+        config.bootstrap_wait_secs = secs;
+    }
+    if let Some(ms) = args
+        .changelog_gc_interval_ms
+        .or(file.changelog_gc_interval_ms)
+    {
+        config.changelog_gc_interval_ms = ms.max(10);
     }
     if let Some(ms) = file.heartbeat_ms {
         config.heartbeat_ms = ms.max(10);

@@ -67,6 +67,10 @@ pub struct TableMeta {
     /// Regions holding a replica (`None`: every region of the cluster).
     #[serde(default)]
     pub replicas: Option<std::collections::BTreeSet<String>>,
+    /// Version of the `CreateTable` (`None` for tables stored before it was recorded): a
+    /// replicated metadata change with another version is a change to an existing table.
+    #[serde(default)]
+    pub created: Option<meridian_core::Version>,
     /// Streams, TTL, tags…: fields without a typed home yet, kept as JSON.
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,

@@ -2,7 +2,8 @@
 //!
 //! - `GET  /admin/replication` — per link: connected/paused, acked sequence, lag in entries and
 //!   ms, alarm flag, and (sync-in) `apply_lag_ms` percentiles of every applied entry's lag;
-//!   per-origin dedup watermarks; outbound checkpoints.
+//!   per-origin dedup watermarks; outbound checkpoints; the change log's purge point and
+//!   whether this region still waits for its first snapshot; snapshots installed.
 //! - `POST /admin/replication/reset-lag` — clears the apply-lag histograms.
 //! - `POST /admin/links/{peer}/pause` | `/resume` | `/drop` | `/delay?ms=N` |
 //!   `/duplicate?on=BOOL` | `/reorder?on=BOOL` — fault hooks (the last two act on the
@@ -52,10 +53,14 @@ async fn status(State(s): State<AdminState>) -> Response {
             .iter()
             .map(|p| Ok((p.clone(), json!(store.checkpoint(p)?))))
             .collect::<Result<serde_json::Map<String, Value>, meridian_storage::StoreError>>()?;
-        Ok::<_, meridian_storage::StoreError>((watermarks, checkpoints, store.head()))
+        let gc = json!({
+            "purged_through": store.purged_through()?,
+            "bootstrap_pending": store.bootstrap_pending()?,
+        });
+        Ok::<_, meridian_storage::StoreError>((watermarks, checkpoints, store.head(), gc))
     })
     .await;
-    let (watermarks, checkpoints, head) = match durable {
+    let (watermarks, checkpoints, head, gc) = match durable {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -87,11 +92,26 @@ async fn status(State(s): State<AdminState>) -> Response {
                 if direction == "in" {
                     let lag = p.apply_lag.lock().map(|h| h.summary()).unwrap_or_default();
                     o.insert("apply_lag_ms".into(), lag);
+                    o.insert(
+                        "stable_ts".into(),
+                        json!(p.stable_ts.load(std::sync::atomic::Ordering::Acquire)),
+                    );
                 }
             }
             links.push(v);
         }
     }
+    let (snapshots, stale) = ctx
+        .links
+        .snapshots
+        .lock()
+        .map(|s| {
+            (
+                serde_json::to_value(&*s).unwrap_or_default(),
+                !s.stale_from.is_empty(),
+            )
+        })
+        .unwrap_or_default();
     let hub = match &ctx.config.topology {
         Topology::Star { hub } => Some(hub.clone()),
         Topology::Mesh => None,
@@ -107,6 +127,9 @@ async fn status(State(s): State<AdminState>) -> Response {
         "links": links,
         "watermarks": watermarks,
         "checkpoints": checkpoints,
+        "changelog": gc,
+        "snapshots": snapshots,
+        "stale": stale,
     }))
     .into_response()
 }

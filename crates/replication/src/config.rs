@@ -51,6 +51,15 @@ pub struct ReplicationConfig {
     pub backoff_initial_ms: u64,
     /// Longest reconnect delay.
     pub backoff_max_ms: u64,
+    /// Change-log entries are kept at least this long (and until every peer acknowledged
+    /// them); then garbage collection purges them.
+    pub changelog_retention_secs: u64,
+    /// How often garbage collection runs.
+    pub changelog_gc_interval_ms: u64,
+    /// A new region takes its first snapshot once every peer that ships to it has linked to
+    /// it (from then on none of them purges what the new region still needs); after this
+    /// long it takes it from whichever peer links, even if some never did.
+    pub bootstrap_wait_secs: u64,
 }
 
 impl ReplicationConfig {
@@ -67,6 +76,9 @@ impl ReplicationConfig {
             idle_timeout_ms: 10_000,
             backoff_initial_ms: 100,
             backoff_max_ms: 5_000,
+            changelog_retention_secs: 3_600,
+            changelog_gc_interval_ms: 10_000,
+            bootstrap_wait_secs: 60,
         }
     }
 
@@ -129,6 +141,12 @@ pub struct ReplicationSection {
     pub window_bytes: Option<u64>,
     /// Most entries per batch.
     pub batch_entries: Option<usize>,
+    /// Keep change-log entries at least this many seconds (default 3600).
+    pub changelog_retention_secs: Option<u64>,
+    /// Garbage-collection interval in milliseconds (default 10000).
+    pub changelog_gc_interval_ms: Option<u64>,
+    /// Longest wait of a new region for all its peers before its first snapshot (default 60).
+    pub bootstrap_wait_secs: Option<u64>,
     /// The peers.
     #[serde(default)]
     pub peers: Vec<PeerSection>,

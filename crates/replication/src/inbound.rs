@@ -176,6 +176,7 @@ mod tests {
             head: 5,
             hlc_now: 10_000 << 16,
             pending_since_ms: 9_000,
+            stable_ts: 0,
         };
         r.on_heartbeat(&hb, 10_000);
         assert_eq!(r.status().lag_ms, 1_000);
@@ -186,6 +187,7 @@ mod tests {
                 head: 5,
                 hlc_now: 0,
                 pending_since_ms: 0,
+                stable_ts: 0,
             },
             10_200,
         );

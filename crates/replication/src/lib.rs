@@ -21,9 +21,11 @@ mod admin;
 pub mod backoff;
 pub mod config;
 mod conn;
+mod gc;
 pub mod inbound;
 pub mod outbound;
 pub mod protocol;
+mod snapshot;
 pub mod status;
 mod sync_in;
 mod sync_out;
@@ -59,6 +61,8 @@ pub(crate) struct Ctx {
     pub(crate) links: Arc<Links>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) local_addr: SocketAddr,
+    /// When replication started.
+    pub(crate) started: std::time::Instant,
 }
 
 /// A running replication service: its links, metrics and admin routes.
@@ -130,6 +134,7 @@ pub async fn start(
         links,
         shutdown: token.clone(),
         local_addr,
+        started: std::time::Instant::now(),
     });
     tracing::info!(
         region = %ctx.config.region,
@@ -138,7 +143,10 @@ pub async fn start(
         peers = ctx.config.peers.len(),
         "replication listening"
     );
-    let mut tasks = vec![tokio::spawn(sync_in::listen(ctx.clone(), listener))];
+    let mut tasks = vec![
+        tokio::spawn(sync_in::listen(ctx.clone(), listener)),
+        tokio::spawn(gc::run(ctx.clone())),
+    ];
     for peer in &ctx.config.peers {
         if ctx.config.topology.sends_to(&ctx.config.region, &peer.name) {
             tasks.push(tokio::spawn(sync_out::run(ctx.clone(), peer.clone())));

@@ -218,6 +218,16 @@ impl Outbound {
         self.acked + 1
     }
 
+    /// The receiver already holds everything up to `seq` (its watermark of us, or a snapshot
+    /// it installed): the stream starts after it. Never moves backwards.
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq > self.acked {
+            self.acked = seq;
+            self.next = self.next.max(seq + 1);
+            self.max_sent = self.max_sent.max(seq);
+        }
+    }
+
     /// The handshake succeeded; the receiver offers `window`.
     pub fn on_open(&mut self, window: Window, now_ms: u64) {
         self.open = true;

@@ -64,6 +64,18 @@ pub struct Metrics {
     pub connects: Family<LinkLabel, Counter>,
     /// Handshakes refused (bad secret, unknown or disallowed peer), per claimed peer.
     pub refused: Family<PeerLabel, Counter>,
+    /// Snapshot entries sent (`out`) or installed (`in`), per link.
+    pub snapshot_entries: Family<LinkLabel, Counter>,
+    /// Snapshots completed, sent (`out`) or installed (`in`), per link.
+    pub snapshots: Family<LinkLabel, Counter>,
+    /// Change-log entries purged by garbage collection.
+    pub purged_entries: Counter,
+    /// Tombstones purged by garbage collection.
+    pub purged_tombstones: Counter,
+    /// Garbage-collection passes completed.
+    pub gc_passes: Counter,
+    /// Lowest change-log sequence still kept (the purge point + 1).
+    pub changelog_first: Gauge,
 }
 
 impl Metrics {
@@ -140,6 +152,36 @@ impl Metrics {
             "Replication handshakes refused",
             self.refused.clone(),
         );
+        r.register(
+            format!("{p}snapshot_entries"),
+            "Snapshot entries sent (out) or installed (in)",
+            self.snapshot_entries.clone(),
+        );
+        r.register(
+            format!("{p}snapshots"),
+            "Snapshots completed, sent (out) or installed (in)",
+            self.snapshots.clone(),
+        );
+        r.register(
+            format!("{p}changelog_purged_entries"),
+            "Change-log entries purged once every peer acknowledged them and the retention passed",
+            self.purged_entries.clone(),
+        );
+        r.register(
+            format!("{p}purged_tombstones"),
+            "Tombstones purged once the delete was delivered everywhere and causally stable",
+            self.purged_tombstones.clone(),
+        );
+        r.register(
+            format!("{p}gc_passes"),
+            "Garbage-collection passes completed",
+            self.gc_passes.clone(),
+        );
+        r.register(
+            format!("{p}changelog_first_seq"),
+            "Lowest change-log sequence still kept",
+            self.changelog_first.clone(),
+        );
     }
 }
 
@@ -202,6 +244,9 @@ pub struct PeerLinks {
     pub inbound_generation: AtomicU64,
     /// Sync-in: lag of every applied entry (origin commit → durable here), in ms.
     pub apply_lag: Mutex<LagHistogram>,
+    /// Sync-in: every write of the peer's own with an HLC timestamp below this is applied
+    /// here (0: nothing known since start).
+    pub stable_ts: AtomicU64,
 }
 
 /// Per-entry replication lag: a histogram from 1 ms to 1 hour at 3 significant digits.
@@ -241,6 +286,42 @@ impl LagHistogram {
     }
 }
 
+/// Snapshot bookkeeping of the sync-in side.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Snapshots {
+    /// The peer a snapshot is being installed from (one at a time).
+    pub installing_from: Option<String>,
+    /// The sync-in connection (generation) installing it.
+    #[serde(skip)]
+    pub claim: u64,
+    /// Peers whose next connection starts with a snapshot: this region became a replica of
+    /// an existing table, or it is new and the peer purged what it needs.
+    pub wanted_from: std::collections::BTreeSet<String>,
+    /// Peers that purged changes this region (not new) never received: its data is stale —
+    /// items deleted meanwhile may have lost their tombstones — so it must not be patched up
+    /// from a snapshot. The remedy is to restart it with an empty data directory (it is then
+    /// seeded from a snapshot like a new region). Peer → the peer's message.
+    pub stale_from: BTreeMap<String, String>,
+    /// Snapshots installed since start.
+    pub installed: Vec<InstalledSnapshot>,
+    /// Peers that have linked to this region since it started (a new region waits for all of
+    /// them before it takes its first snapshot).
+    pub linked: std::collections::BTreeSet<String>,
+}
+
+/// One installed snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstalledSnapshot {
+    /// The peer it came from.
+    pub peer: String,
+    /// Entries (tables, items and tombstones) in it.
+    pub entries: u64,
+    /// The peer's change-log head it corresponds to.
+    pub head: u64,
+    /// How long it took to receive and install, in ms.
+    pub millis: u64,
+}
+
 /// Every link of the region: shared by the drivers, the admin routes and metrics.
 pub struct Links {
     /// This region.
@@ -251,6 +332,8 @@ pub struct Links {
     pub metrics: Metrics,
     /// Per peer.
     pub peers: BTreeMap<String, Arc<PeerLinks>>,
+    /// Snapshots in and out of this region.
+    pub snapshots: Mutex<Snapshots>,
 }
 
 impl Links {
@@ -266,6 +349,7 @@ impl Links {
                     control: watch::Sender::new(Control::default()),
                     inbound_generation: AtomicU64::new(0),
                     apply_lag: Mutex::new(LagHistogram::default()),
+                    stable_ts: AtomicU64::new(0),
                 });
                 (p, links)
             })
@@ -275,6 +359,7 @@ impl Links {
             lag_alarm_ms,
             metrics: Metrics::default(),
             peers,
+            snapshots: Mutex::new(Snapshots::default()),
         }
     }
 

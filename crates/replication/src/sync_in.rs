@@ -8,7 +8,7 @@ use crate::conn::{self, FrameReader, FrameWriter, LinkError, now_ms};
 use crate::inbound::{Inbound, Verdict};
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, check_region_name};
-use crate::protocol::{AckReport, Challenge, ErrorCode, Frame, Heartbeat, Window};
+use crate::protocol::{AckReport, Challenge, ErrorCode, Frame, Heartbeat, Start, Welcome, Window};
 use crate::status::PeerLabel;
 use crate::sync_out::{frame_name, send_error};
 use std::sync::Arc;
@@ -181,8 +181,34 @@ async fn stream(
         .unwrap_or(0);
     let mut paused = control.borrow_and_update().paused;
     let drops_seen = control.borrow().drops;
-    writer.send(&Frame::Welcome(window_for(paused))).await?;
+    let start = match begin(ctx, peer, current)? {
+        Ok(start) => start,
+        Err(why) => {
+            let why = format!("{why}; try again later");
+            send_error(writer, ErrorCode::Busy, &why).await;
+            return Err(LinkError::Closed("busy with a snapshot"));
+        }
+    };
+    writer
+        .send(&Frame::Welcome(Welcome {
+            window: window_for(paused),
+            start,
+        }))
+        .await?;
     ctx.links.connected(peer, "in");
+    let resume_from = match start {
+        Start::After(n) => resume_from.max(n + 1),
+        Start::Snapshot => {
+            let installed = crate::snapshot::receive(ctx, peer, reader, writer).await;
+            if let Ok(mut s) = ctx.links.snapshots.lock()
+                && s.claim == current
+                && s.installing_from.as_deref() == Some(peer)
+            {
+                s.installing_from = None;
+            }
+            installed? + 1
+        }
+    };
     tracing::info!(peer = %peer, resume_from, "sync-in connected");
     let mut sm = Inbound::new(resume_from);
     ctx.links.update_inbound(peer, Some(&sm.status()), paused);
@@ -227,20 +253,31 @@ async fn stream(
                                 let entries: Vec<_> =
                                     entries.into_iter().filter(|e| e.seq >= from).collect();
                                 let newest = entries.last().map(|e| e.version.ts.physical_ms());
+                                // The sender's own writes arrive in its sequence order, which is
+                                // also its timestamp order.
+                                let stable = entries
+                                    .iter()
+                                    .filter(|e| e.gtid.origin == peer)
+                                    .map(|e| e.version.ts.0)
+                                    .max();
                                 let commits: Vec<u64> =
                                     entries.iter().map(|e| e.version.ts.physical_ms()).collect();
+                                let mut replicas_added = Vec::new();
                                 let report = if entries.is_empty() {
                                     AckReport::default()
                                 } else {
                                     match ctx.store.apply_remote(entries).await {
-                                        Ok(r) => AckReport {
-                                            applied: r.applied,
-                                            duplicates: r.duplicates,
-                                            stale: r.stale,
-                                            own: r.own,
-                                            missing_table: r.missing_table,
-                                            conflicts: r.conflicts.values().sum(),
-                                        },
+                                        Ok(r) => {
+                                            replicas_added = r.replicas_added;
+                                            AckReport {
+                                                applied: r.applied,
+                                                duplicates: r.duplicates,
+                                                stale: r.stale,
+                                                own: r.own,
+                                                missing_table: r.missing_table,
+                                                conflicts: r.conflicts.values().sum(),
+                                            }
+                                        }
                                         Err(e) => {
                                             send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
                                             return Err(e.into());
@@ -248,6 +285,9 @@ async fn stream(
                                     }
                                 };
                                 record_apply_lag(ctx, peer, &commits, now_ms());
+                                if let (Some(ts), Some(l)) = (stable, &links) {
+                                    l.stable_ts.fetch_max(ts, Ordering::AcqRel);
+                                }
                                 applied.inc_by(report.applied);
                                 dups.inc_by(report.duplicates);
                                 stale.inc_by(report.stale);
@@ -256,15 +296,37 @@ async fn stream(
                                 }
                                 let ack = sm.on_applied(b.last, b.attempt, report, newest, now_ms());
                                 writer.send(&Frame::Ack(ack)).await?;
+                                if !replicas_added.is_empty() {
+                                    // Their earlier items never came here: reconnect and
+                                    // take a snapshot from this peer.
+                                    tracing::info!(peer = %peer, tables = ?replicas_added, "became a replica of existing tables; asking for a snapshot");
+                                    if let Ok(mut s) = ctx.links.snapshots.lock() {
+                                        s.wanted_from.insert(peer.to_owned());
+                                    }
+                                    return Err(LinkError::Closed("reconnecting for a snapshot"));
+                                }
                             }
                         }
                     }
                     Frame::Heartbeat(hb) => {
                         sm.on_heartbeat(&hb, now_ms());
+                        // Caught up with the sender's stream as of `head`: every write of the
+                        // sender's older than `stable_ts` is applied here.
+                        if hb.stable_ts > 0
+                            && sm.status().acked >= hb.head
+                            && let Some(l) = &links
+                        {
+                            l.stable_ts.fetch_max(hb.stable_ts, Ordering::AcqRel);
+                        }
                         // the clock offset between the two regions' clocks, skew included
                         sm.on_sender_clock(hb.hlc_now >> 16, ctx.store.wall_ms());
                     }
-                    Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
+                    Frame::Error(e) => {
+                        if e.code == ErrorCode::LogPurged {
+                            log_purged(ctx, peer, &e.message)?;
+                        }
+                        return Err(LinkError::Peer(e.code, e.message));
+                    }
                     other => {
                         let msg = format!("unexpected frame {}", frame_name(&other));
                         send_error(writer, ErrorCode::Invalid, &msg).await;
@@ -297,6 +359,7 @@ async fn stream(
                     head: s.acked,
                     hlc_now: meridian_core::Timestamp::new(ctx.store.wall_ms(), 0).0,
                     pending_since_ms: 0,
+                    stable_ts: 0,
                 })).await?;
                 ctx.links.update_inbound(peer, Some(&s), paused);
             }
@@ -311,6 +374,72 @@ async fn stream(
         ctx.links.update_inbound(peer, None, paused);
     }
     result
+}
+
+/// Where the stream from `peer` starts: a snapshot first when this region is new (its store
+/// was created empty and has not installed one yet) or when the peer said it purged what this
+/// region needs; otherwise right after this region's watermark of the peer. One snapshot is
+/// installed at a time, and a new region takes its first only once all its peers have linked:
+/// `Err(why)` says what it is waiting for.
+fn begin(ctx: &Ctx, peer: &str, connection: u64) -> Result<Result<Start, String>, LinkError> {
+    let pending = ctx.store.bootstrap_pending()?;
+    let mut s = ctx
+        .links
+        .snapshots
+        .lock()
+        .map_err(|_| LinkError::Closed("snapshot state poisoned"))?;
+    s.linked.insert(peer.to_owned());
+    if pending || s.wanted_from.contains(peer) {
+        if let Some(other) = s.installing_from.clone().filter(|o| o != peer) {
+            return Ok(Err(format!("installing a snapshot from {other}")));
+        }
+        // A new region waits until every peer that ships to it has linked once: from then on
+        // their checkpoints for it hold back their garbage collection, so the snapshot's
+        // watermarks stay within what each of them can still stream.
+        let me = &ctx.config.region;
+        let missing: Vec<&str> = ctx
+            .config
+            .peers
+            .iter()
+            .filter(|p| {
+                ctx.config.topology.accepts_from(me, &p.name) && !s.linked.contains(&p.name)
+            })
+            .map(|p| p.name.as_str())
+            .collect();
+        if pending
+            && !missing.is_empty()
+            && ctx.started.elapsed().as_secs() < ctx.config.bootstrap_wait_secs
+        {
+            return Ok(Err(format!(
+                "waiting for {} to link before taking a first snapshot",
+                missing.join(", ")
+            )));
+        }
+        s.installing_from = Some(peer.to_owned());
+        s.claim = connection;
+        return Ok(Ok(Start::Snapshot));
+    }
+    Ok(Ok(Start::After(ctx.store.watermark(peer)?)))
+}
+
+/// The peer purged changes this region never received. A new region takes a snapshot from it
+/// at the next connection. Any other region has been away longer than its peers keep their
+/// logs: items deleted meanwhile may have lost their tombstones everywhere else, so patching
+/// its old data with a snapshot could resurrect them. It is marked stale instead, loudly.
+fn log_purged(ctx: &Ctx, peer: &str, message: &str) -> Result<(), LinkError> {
+    let pending = ctx.store.bootstrap_pending()?;
+    let Ok(mut s) = ctx.links.snapshots.lock() else {
+        return Ok(());
+    };
+    if pending {
+        s.wanted_from.insert(peer.to_owned());
+    } else {
+        if !s.stale_from.contains_key(peer) {
+            tracing::error!(peer = %peer, reason = %message, "this region's data is stale: {peer} purged changes it never received. Restart it with an empty data directory to have it seeded from a snapshot");
+        }
+        s.stale_from.insert(peer.to_owned(), message.to_owned());
+    }
+    Ok(())
 }
 
 /// Records the lag of every entry of a batch that just became durable here.

@@ -10,7 +10,7 @@ use crate::conn::{self, FrameReader, FrameWriter, LinkError, now_ms};
 use crate::outbound::{LogEntry, Outbound};
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, BatchHeader};
-use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, Window};
+use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, Start, Welcome};
 use crate::status::{Control, PeerLabel};
 use meridian_core::Timestamp;
 use std::sync::Arc;
@@ -89,7 +89,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, peer: PeerConfig) {
             now_ms(),
             Some(err.to_string()),
         );
-        let delay = Duration::from_millis(backoff.next_delay_ms());
+        // A receiver busy with a snapshot (or waiting for its other peers before taking one)
+        // is asked again soon, without growing the backoff.
+        let delay = match err {
+            LinkError::Peer(ErrorCode::Busy, _) => Duration::from_millis(250),
+            _ => Duration::from_millis(backoff.next_delay_ms()),
+        };
         tokio::select! {
             () = ctx.shutdown.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
@@ -124,7 +129,7 @@ async fn handshake(
     resume_from: u64,
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
-) -> Result<Window, LinkError> {
+) -> Result<Welcome, LinkError> {
     let client_nonce: [u8; 32] = rand::random();
     writer
         .send(&Frame::Hello(Hello {
@@ -193,15 +198,46 @@ async fn connect_and_stream(
     .await
     .map_err(|_| LinkError::Timeout("connecting"))??;
     let (mut reader, mut writer) = conn::split(stream);
-    let window = match handshake(me, peer, sm.resume_from(), &mut reader, &mut writer).await {
+    let welcome = match handshake(me, peer, sm.resume_from(), &mut reader, &mut writer).await {
         Ok(w) => w,
         Err(e) => {
             writer.finish(Duration::from_millis(200)).await; // deliver our error frame, if any
             return Err(e);
         }
     };
+    // Where the receiver wants the stream to start: after what it already holds, or after a
+    // snapshot of everything.
+    let skip_to = match welcome.start {
+        Start::After(n) => n,
+        Start::Snapshot => crate::snapshot::send(ctx, &peer.name, &mut reader, &mut writer).await?,
+    };
+    if skip_to > sm.status().head.max(ctx.store.head()) {
+        tracing::warn!(peer = %peer.name, skip_to, head = ctx.store.head(), "the peer holds changes of ours beyond our head (was this region's data lost?)");
+    }
+    sm.skip_to(skip_to);
+    if let Some(seq) = sm.poll_persist() {
+        let _ = persist_tx.send(seq);
+    }
+    // What this link could have shipped and no longer can: only our own changes, unless we
+    // are a star's hub (it forwards everyone's).
+    let hub =
+        matches!(&ctx.config.topology, crate::Topology::Star { hub } if *hub == ctx.config.region);
+    let purged = if hub {
+        ctx.store.purged_through()?
+    } else {
+        ctx.store.purged_own_through()?
+    };
+    if sm.resume_from() <= purged {
+        let why = format!(
+            "changes from {} on were purged here (through {purged}); take a snapshot",
+            sm.resume_from()
+        );
+        send_error(&mut writer, ErrorCode::LogPurged, &why).await;
+        writer.finish(Duration::from_millis(200)).await;
+        return Err(LinkError::Peer(ErrorCode::LogPurged, why));
+    }
     backoff.reset();
-    sm.on_open(window, now_ms());
+    sm.on_open(welcome.window, now_ms());
     ctx.links.connected(&peer.name, "out");
     tracing::info!(peer = %peer.name, resume_from = sm.resume_from(), "sync-out connected");
     let mut head_rx = ctx.store.subscribe_head();
@@ -314,10 +350,13 @@ async fn connect_and_stream(
                     return Err(LinkError::Timeout("peer silent"));
                 }
                 let pending = pending_since(ctx, sm).await;
+                let (head, stable_ts) = ctx.store.stable_mark();
                 let hb = Heartbeat {
-                    head: sm.status().head,
+                    head: head.max(sm.status().head),
                     hlc_now: Timestamp::new(ctx.store.wall_ms(), 0).0,
                     pending_since_ms: pending.unwrap_or(0),
+                    // only a consistent pair: the mark's head may trail the watched head
+                    stable_ts: if head >= sm.status().head { stable_ts } else { 0 },
                 };
                 writer.send_delayed(&Frame::Heartbeat(hb), delay).await?;
                 ctx.links.update_outbound(&peer.name, &sm.status(), pending, now, None);
@@ -387,5 +426,8 @@ pub(crate) fn frame_name(f: &Frame) -> &'static str {
         Frame::Heartbeat(_) => "Heartbeat",
         Frame::Credit(_) => "Credit",
         Frame::Error(_) => "Error",
+        Frame::SnapshotChunk(_) => "SnapshotChunk",
+        Frame::SnapshotEnd(_) => "SnapshotEnd",
+        Frame::SnapshotAck(_) => "SnapshotAck",
     }
 }

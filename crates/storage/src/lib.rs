@@ -17,10 +17,12 @@
 
 mod error;
 pub mod record;
+mod snapshot;
 mod store;
 mod writer;
 
 pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, StoredItem};
+pub use snapshot::StoreSnapshot;
 pub use store::{ChangeLogSummary, Store, StoreFaults, StoreOptions, TableStats};
 pub use writer::{ApplyReport, Change, ChangeKind, Decision};

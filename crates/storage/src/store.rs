@@ -19,6 +19,12 @@ pub(crate) const META_STATS: &[u8] = b"s/";
 pub(crate) const META_DROPPED: &[u8] = b"d/";
 pub(crate) const META_HLC: &[u8] = b"hlc";
 pub(crate) const META_NEXT_TABLE_ID: &[u8] = b"next_table_id";
+/// Present while a new region has not yet installed a snapshot from a peer.
+pub(crate) const META_BOOTSTRAP: &[u8] = b"bootstrap";
+/// The highest change-log sequence purged by garbage collection.
+pub(crate) const META_GC: &[u8] = b"gc";
+/// The highest purged sequence of a change this region originated.
+pub(crate) const META_GC_OWN: &[u8] = b"gc_own";
 
 /// How to open a store.
 #[derive(Clone)]
@@ -100,6 +106,9 @@ pub(crate) struct Inner {
     pub(crate) faults: Arc<StoreFaults>,
     /// The change-log head after each commit, for senders that tail the log.
     pub(crate) head_tx: tokio::sync::watch::Sender<u64>,
+    /// `(head, hlc)` after the last commit: every change this region makes later gets a
+    /// higher sequence than `head` and a higher timestamp than `hlc`.
+    pub(crate) mark: Mutex<(u64, u64)>,
     /// The physical clock under the HLC (skewed by fault injection, if it is).
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -156,6 +165,12 @@ impl Store {
         let tombstones = open_ks(&db, "tombstones", opts.memtable_bytes)?;
         let log = open_ks(&db, "changelog", opts.memtable_bytes)?;
         let index = open_ks(&db, "index", opts.memtable_bytes)?;
+        if meta.first_key_value().is_none() {
+            // A brand-new region: it takes a snapshot from the first peer that links to it
+            // before it takes change streams (see `snapshot.rs`). Written without a sync: if it
+            // is lost, the store is still empty at the next start and is marked again.
+            meta.insert(META_BOOTSTRAP, record::encode_u64(1))?;
+        }
 
         let mut tables = BTreeMap::new();
         for kv in meta.prefix(META_TABLE) {
@@ -178,10 +193,16 @@ impl Store {
                 },
             );
         }
+        // Sequences continue after purged ones even when the whole log was purged.
+        let purged = match meta.get(META_GC)? {
+            Some(v) => record::decode_u64(&v)?,
+            None => 0,
+        };
         let head = match log.last_key_value() {
             Some(kv) => u64_suffix(&kv.key()?, 0)?,
             None => 0,
-        };
+        }
+        .max(purged);
         let hlc_last = match meta.get(META_HLC)? {
             Some(v) => Timestamp(record::decode_u64(&v)?),
             None => Timestamp::ZERO,
@@ -217,6 +238,7 @@ impl Store {
             metrics: WriterMetrics::default(),
             faults: opts.faults.clone(),
             head_tx: tokio::sync::watch::Sender::new(head),
+            mark: Mutex::new((head, hlc_last.0)),
             clock: opts.clock.clone(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
@@ -638,6 +660,93 @@ impl Store {
             out.push(record::decode_change(seq, &v)?);
         }
         Ok(out)
+    }
+
+    /// `(head, hlc)` as of the last commit: every change of this region's own with a timestamp
+    /// at or below `hlc` is at or below `head` in its change log. A peer that has applied this
+    /// region's stream through `head` therefore holds every write of ours older than `hlc`
+    /// (what tombstone garbage collection needs to know).
+    pub fn stable_mark(&self) -> (u64, u64) {
+        self.inner.mark.lock().map(|m| *m).unwrap_or((0, 0))
+    }
+
+    /// Purges tombstones of every table whose timestamp is at or below `before_ts` (every
+    /// write with a timestamp up to it has been applied here, so no older write can still
+    /// arrive), recorded at a change-log sequence at or below
+    /// `upto_seq` (every peer has the delete) and committed before `older_than_ms`. Scans at
+    /// most `limit` tombstones after the cursor `after` (a full tombstone key); returns how many
+    /// were purged and where to continue (`None`: the end was reached).
+    pub async fn purge_tombstones(
+        &self,
+        before_ts: u64,
+        upto_seq: u64,
+        older_than_ms: u64,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        self.call(|reply| Job::PurgeTombstones {
+            before_ts,
+            upto_seq,
+            older_than_ms,
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Whether this region is new and still waits for its first snapshot from a peer.
+    pub fn bootstrap_pending(&self) -> Result<bool, StoreError> {
+        Ok(self.inner.meta.contains_key(META_BOOTSTRAP)?)
+    }
+
+    /// The highest change-log sequence garbage collection has purged (0: none).
+    pub fn purged_through(&self) -> Result<u64, StoreError> {
+        self.meta_u64(META_GC.to_vec())
+    }
+
+    /// The highest purged sequence of a change this region originated (0: none): what a link
+    /// that carries only this region's own changes can no longer ship.
+    pub fn purged_own_through(&self) -> Result<u64, StoreError> {
+        self.meta_u64(META_GC_OWN.to_vec())
+    }
+
+    /// A consistent snapshot of every table, item and tombstone with the watermarks and head
+    /// it corresponds to (see [`crate::StoreSnapshot`]). Reading it is blocking.
+    pub fn snapshot(&self) -> Result<crate::StoreSnapshot, StoreError> {
+        crate::snapshot::StoreSnapshot::take(self.inner.clone())
+    }
+
+    /// Completes the installation of a snapshot whose states were applied with
+    /// [`Store::repair`]: raises each origin's dedup watermark to the snapshot's (never lowers
+    /// it; this region's own is skipped) and clears the new-region mark. Durable when this
+    /// returns. Only then may the origins' streams resume from those watermarks: every change
+    /// at or below them is in the installed states.
+    pub async fn finish_snapshot(
+        &self,
+        watermarks: BTreeMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        self.call(|reply| Job::FinishSnapshot { watermarks, reply })
+            .await
+    }
+
+    /// Purges change-log entries up to `upto` (inclusive) whose commit time is before
+    /// `older_than_ms`, at most `limit` of them, oldest first; the purge point is recorded so
+    /// that sequences are never reused and senders know what they can no longer ship. Returns
+    /// how many entries were purged. The caller decides `upto` (every peer has acknowledged it).
+    pub async fn purge_changelog(
+        &self,
+        upto: u64,
+        older_than_ms: u64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.call(|reply| Job::PurgeLog {
+            upto,
+            older_than_ms,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// First and last sequence in the change log. Blocking.

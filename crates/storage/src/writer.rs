@@ -80,6 +80,9 @@ pub struct ApplyReport {
     /// Conflicts by table: a write from another region replaced, or lost to, a version from a
     /// different region.
     pub conflicts: std::collections::BTreeMap<String, u64>,
+    /// Tables this region became a replica of (`ReplicaUpdates` Create elsewhere): their
+    /// earlier items never reached this region, so it must be seeded from a snapshot.
+    pub replicas_added: Vec<String>,
 }
 
 /// What a change from another region does to its item: the new state (`None` = tombstone) and
@@ -122,6 +125,24 @@ pub(crate) enum Job {
         link: String,
         seq: u64,
         reply: Reply<()>,
+    },
+    FinishSnapshot {
+        watermarks: std::collections::BTreeMap<String, u64>,
+        reply: Reply<()>,
+    },
+    PurgeLog {
+        upto: u64,
+        older_than_ms: u64,
+        limit: usize,
+        reply: Reply<u64>,
+    },
+    PurgeTombstones {
+        before_ts: u64,
+        upto_seq: u64,
+        older_than_ms: u64,
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: Reply<(u64, Option<Vec<u8>>)>,
     },
     Shutdown,
 }
@@ -197,6 +218,8 @@ enum Done {
     Applied(Reply<ApplyReport>, ApplyReport),
     Cursor(Reply<Option<Vec<u8>>>, Option<Vec<u8>>),
     Unit(Reply<()>),
+    Count(Reply<u64>, u64),
+    Purged(Reply<(u64, Option<Vec<u8>>)>, (u64, Option<Vec<u8>>)),
 }
 
 struct Group<'a> {
@@ -616,7 +639,16 @@ impl<'a> Group<'a> {
             // Repairs (anti-entropy) carry item states, not change-log entries: no loop or
             // dedup bookkeeping, and nothing is logged (repair is between two regions).
             if repair {
-                self.repair_one(e, hlc, &mut report)?;
+                if matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop) {
+                    hlc.observe(e.version.ts);
+                    if self.apply_table_change(&e)? {
+                        report.applied += 1;
+                    } else {
+                        report.stale += 1;
+                    }
+                } else {
+                    self.repair_one(e, hlc, &mut report)?;
+                }
                 continue;
             }
             if e.gtid.origin == self.inner.region {
@@ -636,7 +668,16 @@ impl<'a> Group<'a> {
             );
             hlc.observe(e.version.ts);
             if matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop) {
+                // A table this region lacks arriving by a change other than its creation is
+                // an existing table this region became a replica of (`ReplicaUpdates`).
+                let added = self.lookup_table(&e.table).is_none()
+                    && matches!(&e.op, ChangeOp::TableUpsert(m)
+                        if m.created.as_ref() != Some(&e.version)
+                            && m.replicas.as_ref().is_none_or(|r| r.contains(&self.inner.region)));
                 if self.apply_table_change(&e)? {
+                    if added {
+                        report.replicas_added.push(e.table.clone());
+                    }
                     self.log_only(e);
                     report.applied += 1;
                 } else {
@@ -663,6 +704,116 @@ impl<'a> Group<'a> {
             report.applied += 1;
         }
         Ok(report)
+    }
+
+    /// Raises each origin's watermark to a snapshot's (never this region's own, never lower)
+    /// and clears the new-region mark, in this group's commit.
+    fn finish_snapshot(
+        &mut self,
+        watermarks: std::collections::BTreeMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        self.requests += 1;
+        for (origin, seq) in watermarks {
+            if origin == self.inner.region || seq <= self.watermark(&origin)? {
+                continue;
+            }
+            self.watermarks.insert(origin.clone(), seq);
+            self.batch.insert(
+                &self.inner.meta,
+                watermark_key(&origin),
+                record::encode_u64(seq),
+            );
+        }
+        self.batch
+            .remove(&self.inner.meta, crate::store::META_BOOTSTRAP.to_vec());
+        Ok(())
+    }
+
+    /// Removes the oldest change-log entries up to `upto` committed before `older_than_ms`
+    /// (at most `limit`), and records the purge point. Returns how many were removed.
+    fn purge_log(
+        &mut self,
+        upto: u64,
+        older_than_ms: u64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.requests += 1;
+        let upto = upto.min(self.head);
+        let mut last = None;
+        let mut last_own = None;
+        let mut n = 0;
+        for kv in self.inner.log.range(..=upto.to_be_bytes()).take(limit) {
+            let (k, v) = kv.into_inner()?;
+            let seq = crate::store::u64_suffix(&k, 0)?;
+            let entry = record::decode_change(seq, &v)?;
+            if entry.version.ts.physical_ms() >= older_than_ms {
+                break;
+            }
+            self.batch.remove(&self.inner.log, k.to_vec());
+            last = Some(seq);
+            if entry.gtid.origin == self.inner.region {
+                last_own = Some(seq);
+            }
+            n += 1;
+        }
+        if let Some(seq) = last {
+            self.batch.insert(
+                &self.inner.meta,
+                crate::store::META_GC.to_vec(),
+                record::encode_u64(seq),
+            );
+        }
+        if let Some(seq) = last_own {
+            self.batch.insert(
+                &self.inner.meta,
+                crate::store::META_GC_OWN.to_vec(),
+                record::encode_u64(seq),
+            );
+        }
+        Ok(n)
+    }
+
+    /// Removes the tombstones after `after` (at most `limit` scanned) with a timestamp at or
+    /// below `before_ts`, committed before `older_than_ms` and were recorded at or below `upto_seq`. Keys this group
+    /// already touched are left alone (their state in the batch is newer than what is read).
+    fn purge_tombstones(
+        &mut self,
+        before_ts: u64,
+        upto_seq: u64,
+        older_than_ms: u64,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        self.requests += 1;
+        let lo = match after {
+            Some(k) => std::ops::Bound::Excluded(k),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut purged = 0;
+        let mut scanned = 0;
+        let mut last = None;
+        for kv in self
+            .inner
+            .tombstones
+            .range::<Vec<u8>, _>((lo, std::ops::Bound::Unbounded))
+            .take(limit)
+        {
+            let (k, v) = kv.into_inner()?;
+            scanned += 1;
+            let (version, seq) = record::decode_tombstone(&v)?;
+            let key = k.to_vec();
+            if version.ts.0 <= before_ts
+                && seq <= upto_seq
+                && version.ts.physical_ms() < older_than_ms
+                && !self.overlay.contains_key(&key)
+                && !self.tomb_overlay.contains_key(&key)
+            {
+                self.batch.remove(&self.inner.tombstones, key.clone());
+                purged += 1;
+            }
+            last = Some(key);
+        }
+        Ok((purged, if scanned < limit { None } else { last }))
     }
 
     fn next_table_id(&mut self) -> Result<u64, StoreError> {
@@ -833,6 +984,7 @@ impl<'a> Group<'a> {
             region: self.inner.region.clone(),
         };
         meta.version = Some(version.clone());
+        meta.created = Some(version.clone());
         let meta = self.install_table(meta)?;
         self.log_table_change(
             &meta.name,
@@ -984,6 +1136,9 @@ impl<'a> Group<'a> {
         inner.metrics.changes.inc_by(changes);
         inner.metrics.head.set(self.head as i64);
         inner.head.store(self.head, Ordering::Release);
+        if let Ok(mut m) = inner.mark.lock() {
+            *m = (self.head, hlc.last().0);
+        }
         inner.head_tx.send_replace(self.head);
         if let Ok(mut s) = inner.stats.lock() {
             for id in &self.dropped {
@@ -1029,6 +1184,12 @@ impl<'a> Group<'a> {
                 Done::Cursor(reply, cursor) => {
                     let _ = reply.send(Ok(cursor));
                 }
+                Done::Count(reply, n) => {
+                    let _ = reply.send(Ok(n));
+                }
+                Done::Purged(reply, r) => {
+                    let _ = reply.send(Ok(r));
+                }
             }
         }
         Ok(())
@@ -1058,6 +1219,12 @@ fn fail_all(done: Vec<Done>, err: impl Fn() -> StoreError) {
             Done::Cursor(reply, _) => {
                 let _ = reply.send(Err(err()));
             }
+            Done::Count(reply, _) => {
+                let _ = reply.send(Err(err()));
+            }
+            Done::Purged(reply, _) => {
+                let _ = reply.send(Err(err()));
+            }
         }
     }
 }
@@ -1080,7 +1247,15 @@ fn fail_job(job: Job) -> bool {
             let _ = reply.send(Err(StoreError::Poisoned));
             false
         }
-        Job::SetCheckpoint { reply, .. } => {
+        Job::SetCheckpoint { reply, .. } | Job::FinishSnapshot { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Poisoned));
+            false
+        }
+        Job::PurgeLog { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Poisoned));
+            false
+        }
+        Job::PurgeTombstones { reply, .. } => {
             let _ = reply.send(Err(StoreError::Poisoned));
             false
         }
@@ -1147,6 +1322,29 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
                     group.done.push(Done::Unit(reply));
                     Ok(())
                 }
+                Job::FinishSnapshot { watermarks, reply } => {
+                    group.finish_snapshot(watermarks).map(|()| {
+                        group.done.push(Done::Unit(reply));
+                    })
+                }
+                Job::PurgeLog {
+                    upto,
+                    older_than_ms,
+                    limit,
+                    reply,
+                } => group
+                    .purge_log(upto, older_than_ms, limit)
+                    .map(|n| group.done.push(Done::Count(reply, n))),
+                Job::PurgeTombstones {
+                    before_ts,
+                    upto_seq,
+                    older_than_ms,
+                    after,
+                    limit,
+                    reply,
+                } => group
+                    .purge_tombstones(before_ts, upto_seq, older_than_ms, after, limit)
+                    .map(|r| group.done.push(Done::Purged(reply, r))),
                 Job::Shutdown => {
                     shutdown = true;
                     Ok(())

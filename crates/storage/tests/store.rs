@@ -33,6 +33,7 @@ fn meta(name: &str) -> TableMeta {
         indexes: Vec::new(),
         version: None,
         replicas: None,
+        created: None,
         extra: Default::default(),
     }
 }
@@ -628,4 +629,156 @@ async fn table_changes_replicate_with_last_writer_wins() {
     a.apply_remote(from_b).await.unwrap();
     let ta = a.table("ddl").expect("re-created from b");
     assert_eq!(a.stats(ta.id).item_count, 1);
+}
+
+async fn delete(store: &Store, t: &Arc<TableMeta>, pk: &str) {
+    let key = t.key_schema.encode(&item(pk, 0)).unwrap();
+    let t2 = t.clone();
+    store
+        .write(vec![(t.clone(), key.clone())], move |_| {
+            (
+                vec![Change {
+                    table: t2,
+                    key,
+                    kind: ChangeKind::Delete,
+                }],
+                (),
+            )
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_changelog_keeps_its_sequence_across_reopen_and_respects_upto_and_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(
+        store.bootstrap_pending().unwrap(),
+        "a new store waits for a snapshot"
+    );
+    let t = store.create_table(meta("t")).await.unwrap();
+    for i in 0..20 {
+        put(&store, &t, item(&format!("k{i}"), i)).await;
+    }
+    assert_eq!(store.head(), 21);
+    // nothing is older than a commit time of 0
+    assert_eq!(store.purge_changelog(21, 0, 100).await.unwrap(), 0);
+    // only up to `upto`, and at most `limit` per call
+    let far_future = store.wall_ms() + 3_600_000;
+    assert_eq!(store.purge_changelog(10, far_future, 4).await.unwrap(), 4);
+    assert_eq!(store.purged_through().unwrap(), 4);
+    assert_eq!(store.purge_changelog(10, far_future, 100).await.unwrap(), 6);
+    assert_eq!(store.purged_through().unwrap(), 10);
+    assert_eq!(store.changes(1, 100).unwrap().first().unwrap().seq, 11);
+    // everything: the head must not go back, now or after a restart
+    assert_eq!(
+        store
+            .purge_changelog(u64::MAX, far_future, 100)
+            .await
+            .unwrap(),
+        11
+    );
+    assert!(store.changes(1, 100).unwrap().is_empty());
+    assert_eq!(store.head(), 21);
+    store.shutdown();
+    drop(store);
+    let store = open(dir.path());
+    assert!(
+        store.bootstrap_pending().unwrap(),
+        "no snapshot was installed"
+    );
+    assert_eq!(store.head(), 21);
+    assert_eq!(store.purged_through().unwrap(), 21);
+    assert_eq!(
+        store.purged_own_through().unwrap(),
+        21,
+        "every entry was this region's own"
+    );
+    let t = store.table("t").unwrap();
+    put(&store, &t, item("after", 1)).await;
+    let log = store.changes(1, 100).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].seq, log[0].gtid.seq), (22, 22));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_installed_elsewhere_reproduces_tables_items_tombstones_and_watermarks() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = open_as(src_dir.path(), "src");
+    let t = src.create_table(meta("t")).await.unwrap();
+    for i in 0..50 {
+        put(&src, &t, item(&format!("k{i}"), i)).await;
+    }
+    for i in 0..50 {
+        if i % 5 == 0 {
+            delete(&src, &t, &format!("k{i}")).await;
+        }
+    }
+    // a change from a third region, so the snapshot has a watermark of it
+    let mut remote = src.changes(2, 1).unwrap().remove(0);
+    remote.gtid = meridian_core::Gtid {
+        origin: "other".into(),
+        seq: 7,
+    };
+    remote.version.region = "other".into();
+    remote.version.ts = meridian_core::Timestamp(remote.version.ts.0 + (1 << 20));
+    remote.key = t.key_schema.encode(&item("k1", 0)).unwrap();
+    remote.op = ChangeOp::Put(item("k1", 1000));
+    src.apply_remote(vec![remote]).await.unwrap();
+
+    let snap = src.snapshot().unwrap();
+    // writes after the snapshot are not in it
+    put(&src, &t, item("late", 1)).await;
+    let entries: Vec<_> = snap.entries().collect::<Result<_, _>>().unwrap();
+    assert_eq!(snap.head, 62); // CreateTable + 50 puts + 10 deletes + 1 applied
+    assert_eq!(snap.watermarks.get("src"), Some(&snap.head));
+    assert_eq!(snap.watermarks.get("other"), Some(&7));
+    assert!(matches!(entries[0].op, ChangeOp::TableUpsert(_)));
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.op, ChangeOp::Put(_)))
+            .count(),
+        40
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.op, ChangeOp::Delete))
+            .count(),
+        10
+    );
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
+    let watermarks = snap.watermarks.clone();
+    drop(snap);
+
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst = open_as(dst_dir.path(), "dst");
+    assert!(dst.bootstrap_pending().unwrap());
+    dst.repair(entries.clone()).await.unwrap();
+    // installing twice changes nothing (states are joins)
+    let again = dst.repair(entries).await.unwrap();
+    assert_eq!(again.applied, 0);
+    dst.finish_snapshot(watermarks).await.unwrap();
+    assert!(!dst.bootstrap_pending().unwrap());
+    assert_eq!(dst.watermark("src").unwrap(), 62);
+    assert_eq!(dst.watermark("other").unwrap(), 7);
+    let dt = dst.table("t").unwrap();
+    let read = |s: &Store, t: &TableMeta| -> Vec<(Vec<u8>, meridian_storage::StoredItem)> {
+        s.range(t, Bound::Unbounded, Bound::Unbounded, false)
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|(k, _)| *k != t.key_schema.encode(&item("late", 0)).unwrap())
+            .collect()
+    };
+    assert_eq!(read(&dst, &dt), read(&src, &src.table("t").unwrap()));
+    assert_eq!(dst.tombstones(&dt).unwrap().len(), 10);
+    assert_eq!(dst.stats(dt.id).item_count, 40);
+    // a lower watermark from a later snapshot never lowers it; our own origin is never set
+    let lower = [("src".to_owned(), 5), ("dst".to_owned(), 99)].into();
+    dst.finish_snapshot(lower).await.unwrap();
+    assert_eq!(dst.watermark("src").unwrap(), 62);
+    assert_eq!(dst.watermark("dst").unwrap(), 0);
 }

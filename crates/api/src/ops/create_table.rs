@@ -210,6 +210,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         indexes,
         version: None,
         replicas: None,
+        created: None,
         extra,
     };
     let t = state.store().create_table(meta).await.map_err(store_err)?;

@@ -1,7 +1,7 @@
 //! The frames of a replication link and their byte form.
 //!
 //! ```text
-//! frame := version:u8 (= 1) ‖ postcard(Frame)
+//! frame := version:u8 (= 2) ‖ postcard(Frame)
 //! ```
 //!
 //! The transport adds a 4-byte big-endian length in front of every frame
@@ -13,7 +13,8 @@ use super::ProtocolError;
 use serde::{Deserialize, Serialize};
 
 /// Version byte of every frame this build writes and the only one it reads.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version 2 added where the stream starts ([`Welcome`]) and snapshots.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest frame on the wire (after the length prefix), compressed payload included.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Length of the handshake nonces and HMAC proofs.
@@ -29,8 +30,8 @@ pub enum Frame {
     Challenge(Challenge),
     /// Sender → receiver: the sender's proof, and where its stream resumes.
     Auth(Auth),
-    /// Receiver → sender: the link is open, with the receiver's window.
-    Welcome(Window),
+    /// Receiver → sender: the link is open, with the receiver's window and where to start.
+    Welcome(Welcome),
     /// Sender → receiver: a contiguous range of the sender's change log.
     Batch(Batch),
     /// Receiver → sender: everything up to `up_to` is durably applied.
@@ -41,6 +42,45 @@ pub enum Frame {
     Credit(Window),
     /// Either way, then the connection closes.
     Error(ErrorFrame),
+    /// Sender → receiver, after a [`Start::Snapshot`] welcome: part of a consistent snapshot of
+    /// the sender's state (entries in repair form; `first..=last` number the snapshot's
+    /// entries, not change-log sequences).
+    SnapshotChunk(Batch),
+    /// Sender → receiver: the snapshot is complete; the stream follows from `head`.
+    SnapshotEnd(SnapshotEnd),
+    /// Receiver → sender: the snapshot's entries up to this number are durably installed.
+    SnapshotAck(u64),
+}
+
+/// The receiver's answer to [`Auth`]: the link is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// How much the sender may have unacknowledged.
+    pub window: Window,
+    /// Where the stream starts.
+    pub start: Start,
+}
+
+/// Where a sender starts, as the receiver asks in [`Welcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Start {
+    /// After the later of the sender's checkpoint and this sequence: the receiver's dedup
+    /// watermark of the sender (it already holds the sender's changes up to it).
+    After(u64),
+    /// Send a consistent snapshot first, then the stream from the snapshot's head: the
+    /// receiver is new, or the sender said it purged what the receiver needs.
+    Snapshot,
+}
+
+/// The end of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEnd {
+    /// Entries in the snapshot (the last chunk's `last`, 0 if empty).
+    pub entries: u64,
+    /// The sender's change-log head as of the snapshot: the stream resumes after it.
+    pub head: u64,
+    /// Per origin, the highest sequence whose effect the snapshot holds.
+    pub watermarks: Vec<(String, u64)>,
 }
 
 /// First frame of a connection.
@@ -172,6 +212,10 @@ pub struct Heartbeat {
     /// Sender: commit time (ms) of the oldest entry the receiver has not acknowledged, 0 if
     /// none. Lets the receiver measure lag while nothing flows (a paused link).
     pub pending_since_ms: u64,
+    /// Sender: every change of its own with an HLC timestamp at or below this is at or below
+    /// `head` in its log (0: unknown). A receiver that has applied the stream through `head`
+    /// holds all of them — the causal stability tombstone garbage collection waits for.
+    pub stable_ts: u64,
 }
 
 /// Why a side gave up on the connection.
@@ -185,6 +229,11 @@ pub enum ErrorCode {
     Invalid,
     /// The receiver could not apply (its store failed).
     Unavailable,
+    /// The sender no longer has the change-log entries the receiver asked to start from
+    /// (purged): the receiver must take a snapshot from it.
+    LogPurged,
+    /// The receiver is installing a snapshot from another peer: try again later.
+    Busy,
 }
 
 /// An error frame.
@@ -288,7 +337,31 @@ mod tests {
                 proof: [3; NONCE_BYTES],
                 resume_from: 42,
             }),
-            Frame::Welcome(Window::DEFAULT),
+            Frame::Welcome(Welcome {
+                window: Window::DEFAULT,
+                start: Start::After(7),
+            }),
+            Frame::Welcome(Welcome {
+                window: Window::CLOSED,
+                start: Start::Snapshot,
+            }),
+            Frame::SnapshotChunk(Batch {
+                first: 1,
+                last: 2,
+                attempt: 0,
+                head: 0,
+                hlc_now: 1,
+                count: 0,
+                compression: Compression::None,
+                raw_len: 0,
+                payload: Payload(vec![]),
+            }),
+            Frame::SnapshotEnd(SnapshotEnd {
+                entries: 2,
+                head: 40,
+                watermarks: vec![("a".into(), 40), ("c".into(), 3)],
+            }),
+            Frame::SnapshotAck(2),
             Frame::Batch(Batch {
                 first: 1,
                 last: 9,
@@ -323,9 +396,9 @@ mod tests {
         }
     }
 
-    /// Fixtures of version 1: a change here breaks mixed-version clusters.
+    /// Fixtures of version 2: a change here breaks mixed-version clusters.
     #[test]
-    fn version_1_fixtures() {
+    fn version_2_fixtures() {
         let ack = Frame::Ack(Ack {
             up_to: 300,
             attempt: 1,
@@ -336,17 +409,26 @@ mod tests {
                 ..AckReport::default()
             },
         });
-        // 01 | variant 5 (Ack) | up_to varint(300)=ac02 | attempt 01 | gap 00 | report 02 00 00 00 00 01
+        // 02 | variant 5 (Ack) | up_to varint(300)=ac02 | attempt 01 | gap 00 | report 02 00 00 00 00 01
         assert_eq!(
             hex(&encode(&ack).expect("encode")),
-            "0105ac020100020000000001"
+            "0205ac020100020000000001"
         );
         let credit = Frame::Credit(Window {
             max_batches: 8,
             max_bytes: 1024,
         });
-        // 01 | variant 7 (Credit) | 08 | varint(1024)=8008
-        assert_eq!(hex(&encode(&credit).expect("encode")), "0107088008");
+        // 02 | variant 7 (Credit) | 08 | varint(1024)=8008
+        assert_eq!(hex(&encode(&credit).expect("encode")), "0207088008");
+        let welcome = Frame::Welcome(Welcome {
+            window: Window {
+                max_batches: 8,
+                max_bytes: 1024,
+            },
+            start: Start::After(300),
+        });
+        // 02 | variant 3 (Welcome) | 08 | 8008 | Start::After = 00 | varint(300)=ac02
+        assert_eq!(hex(&encode(&welcome).expect("encode")), "020308800800ac02");
     }
 
     #[test]
@@ -355,8 +437,8 @@ mod tests {
         b.push(0);
         assert!(matches!(decode(&b), Err(ProtocolError::Malformed(_))));
         b.pop();
-        b[0] = 2;
-        assert_eq!(decode(&b), Err(ProtocolError::UnknownVersion(2)));
+        b[0] = 1;
+        assert_eq!(decode(&b), Err(ProtocolError::UnknownVersion(1)));
         assert!(decode(&[]).is_err());
     }
 }

@@ -12,7 +12,8 @@ pub mod frame;
 
 pub use frame::{
     Ack, AckReport, Auth, Batch, Challenge, Compression, ErrorCode, ErrorFrame, Frame, Heartbeat,
-    Hello, MAX_FRAME_BYTES, NONCE_BYTES, PROTOCOL_VERSION, Payload, Window, decode, encode,
+    Hello, MAX_FRAME_BYTES, NONCE_BYTES, PROTOCOL_VERSION, Payload, SnapshotEnd, Start, Welcome,
+    Window, decode, encode,
 };
 
 /// A frame that cannot be read or must not be applied.

@@ -1,0 +1,106 @@
+//! Change-log garbage collection. An entry is purged once every outbound link's peer has
+//! acknowledged it (the durable link checkpoints: nobody this region ships to still needs it)
+//! and it is older than the retention (`changelog_retention_secs`, which also keeps recent
+//! history for operators and `/admin/changelog`). A peer that later asks for a purged entry —
+//! a region added to the cluster after the purge — is told `LogPurged` and seeded from a
+//! snapshot instead (`crate::snapshot`). The purge point is durable, so sequences are never
+//! reused.
+//!
+//! Tombstones are purged too, in a mesh, once a delete is **delivered** (recorded at or below
+//! every outbound checkpoint) and **causally stable**: for every peer, every write it made
+//! with an older timestamp has been applied here (`PeerLinks::stable_ts`, learnt from the
+//! peer's applied entries and from heartbeats sent while this region had caught up with its
+//! stream). No older write can then arrive to be resurrected by the purge; any later write
+//! wins anyway. In a star, spokes hear other spokes only through the hub, whose heartbeats say
+//! nothing about them, so tombstones are kept there (see `docs/design/convergence.md`).
+
+use crate::Ctx;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most entries purged (or tombstones scanned) per writer turn (keeps each turn short).
+const PURGE_CHUNK: usize = 10_000;
+
+/// Runs garbage collection every `changelog_gc_interval_ms` until shutdown.
+pub(crate) async fn run(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        ctx.config.changelog_gc_interval_ms.max(10),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = collect(&ctx).await {
+            tracing::warn!(error = %e, "change-log garbage collection failed");
+        }
+    }
+}
+
+/// One pass: purges what every outbound peer acknowledged and the retention allows.
+async fn collect(ctx: &Ctx) -> Result<(), meridian_storage::StoreError> {
+    let me = &ctx.config.region;
+    let mut upto = u64::MAX;
+    for p in &ctx.config.peers {
+        if ctx.config.topology.sends_to(me, &p.name) {
+            upto = upto.min(ctx.store.checkpoint(&p.name)?);
+        }
+    }
+    if upto != u64::MAX && upto > 0 {
+        let retention_ms = ctx.config.changelog_retention_secs.saturating_mul(1000);
+        let older_than = ctx.store.wall_ms().saturating_sub(retention_ms);
+        loop {
+            let n = ctx
+                .store
+                .purge_changelog(upto, older_than, PURGE_CHUNK)
+                .await?;
+            ctx.links.metrics.purged_entries.inc_by(n);
+            if n < PURGE_CHUNK as u64 {
+                break;
+            }
+        }
+    }
+    if upto != u64::MAX
+        && upto > 0
+        && matches!(ctx.config.topology, crate::Topology::Mesh)
+        && let Some(before_ts) = stable_horizon(ctx)
+    {
+        let retention_ms = ctx.config.changelog_retention_secs.saturating_mul(1000);
+        let older_than = ctx.store.wall_ms().saturating_sub(retention_ms);
+        let mut cursor = None;
+        loop {
+            let (n, next) = ctx
+                .store
+                .purge_tombstones(before_ts, upto, older_than, cursor, PURGE_CHUNK)
+                .await?;
+            ctx.links.metrics.purged_tombstones.inc_by(n);
+            match next {
+                Some(k) => cursor = Some(k),
+                None => break,
+            }
+        }
+    }
+    let first = ctx.store.purged_through()? + 1;
+    ctx.links
+        .metrics
+        .changelog_first
+        .set(i64::try_from(first).unwrap_or(i64::MAX));
+    ctx.links.metrics.gc_passes.inc();
+    Ok(())
+}
+
+/// The timestamp up to which every peer's writes are all applied here: the smallest of the
+/// peers' stability marks (`None` while any peer's is unknown).
+fn stable_horizon(ctx: &Ctx) -> Option<u64> {
+    ctx.config
+        .peers
+        .iter()
+        .map(|p| {
+            ctx.links.peers.get(&p.name).map_or(0, |l| {
+                l.stable_ts.load(std::sync::atomic::Ordering::Acquire)
+            })
+        })
+        .min()
+        .filter(|ts| *ts > 0)
+}
