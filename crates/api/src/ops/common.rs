@@ -198,6 +198,14 @@ pub fn store_err(e: StoreError) -> ApiError {
     }
 }
 
+/// Runs one point read of the store on the calling task. A point read is a memtable lookup and
+/// at most a block from the cache or the page cache — microseconds — while handing it to the
+/// blocking pool and back cost more than the read itself (profile in docs/benchmarks.md: half
+/// of GetItem's CPU was thread hand-offs). Scans and multi-key reads still use [`blocking`].
+pub fn point_read<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, ApiError> {
+    f().map_err(store_err)
+}
+
 /// Runs blocking store work off the async executor.
 pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where

@@ -1,7 +1,7 @@
 //! `GetItem`.
 
 use super::capacity::{self, Consumed};
-use super::common::{Placeholders, Req, blocking, missing, projection, table};
+use super::common::{Placeholders, Req, missing, point_read, projection, table};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::size::item_size;
@@ -22,8 +22,7 @@ pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
     attrs.check_all_used()?;
     let enc = t.key_schema.encode(&key)?;
     let name = t.name.clone();
-    let store = state.store().clone();
-    let found = blocking(move || store.get(&t, &enc)).await?;
+    let found = point_read(|| state.store().get(&t, &enc))?;
     let size = found.as_ref().map_or(0, |s| item_size(&s.item));
     let mut out = match found {
         Some(s) => {
