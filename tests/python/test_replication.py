@@ -804,3 +804,41 @@ def test_a_region_added_back_to_a_tables_replicas_is_backfilled(cluster):
     wait_until(lambda: any(s["peer"] == "ra" and s["entries"] >= 60
                            for s in c.status("rc")["snapshots"]["installed"]),
                timeout=30, what="rc installed a snapshot from ra")
+
+
+def test_tombstones_in_a_star_are_purged_once_the_hub_vouches_for_every_spoke(cluster):
+    """In a star a spoke hears the other spokes only through the hub, which vouches in its
+    heartbeats for what it has applied of each. Settled tombstones are purged everywhere; but
+    while s2's stream to the hub runs 4 s late, s1 keeps the tombstone of an item s2 updated
+    just before s1 deleted it (the hub cannot vouch for s2 past that update), so the stale
+    update still loses when it arrives."""
+    names = ["sh", "s1", "s2"]
+    c = cluster(names, topology="star", hub="sh",
+                extra_args=["--changelog-retention-secs", "0", "--changelog-gc-interval-ms", "200"])
+    c.create_table("startomb")
+    for i in range(20):
+        put(c.client("s1"), "startomb", f"k{i}", "v")
+    c.wait_converged("startomb", expect_count=20)
+    for i in range(10):
+        c.client("s2").delete_item(TableName="startomb", Key={"pk": {"S": f"k{i}"}})
+    c.wait_converged("startomb", expect_count=10)
+    wait_until(lambda: all(tombstones(c[n], "startomb") == 0 for n in names), timeout=30,
+               interval=0.2, what="settled tombstones purged in the hub and both spokes")
+
+    c["s2"].post("/admin/links/sh/delay?ms=4000")  # s2 → hub only
+    put(c.client("s2"), "startomb", "k15", "stale")
+    c.client("s1").delete_item(TableName="startomb", Key={"pk": {"S": "k15"}})  # the later write
+    deleted_at = c.status("s1")["head"]
+    wait_until(lambda: c.status("s1")["checkpoints"]["sh"] >= deleted_at, timeout=3,
+               what="the hub acknowledged s1's delete")
+    passes = gc_passes(c["s1"])
+    wait_until(lambda: gc_passes(c["s1"]) >= passes + 3, timeout=3, what="three GC passes in s1")
+    assert tombstones(c["s1"], "startomb") == 1, "s1 purged a tombstone an older write can still reach"
+
+    c["s2"].post("/admin/links/sh/delay?ms=0")
+    c.wait_converged("startomb", expect_count=9)
+    wait_until(lambda: all(tombstones(c[n], "startomb") == 0 for n in names), timeout=30,
+               interval=0.2, what="every tombstone purged")
+    for n in names:
+        got = c.client(n).get_item(TableName="startomb", Key={"pk": {"S": "k15"}}, ConsistentRead=True)
+        assert "Item" not in got, (n, got)

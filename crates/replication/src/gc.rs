@@ -6,13 +6,15 @@
 //! snapshot instead (`crate::snapshot`). The purge point is durable, so sequences are never
 //! reused.
 //!
-//! Tombstones are purged too, in a mesh, once a delete is **delivered** (recorded at or below
-//! every outbound checkpoint) and **causally stable**: for every peer, every write it made
-//! with an older timestamp has been applied here (`PeerLinks::stable_ts`, learnt from the
-//! peer's applied entries and from heartbeats sent while this region had caught up with its
-//! stream). No older write can then arrive to be resurrected by the purge; any later write
-//! wins anyway. In a star, spokes hear other spokes only through the hub, whose heartbeats say
-//! nothing about them, so tombstones are kept there (see `docs/design/convergence.md`).
+//! Tombstones are purged too, once a delete is **delivered** (recorded at or below every
+//! outbound checkpoint) and **causally stable**: for every other region, every write it made
+//! with an older timestamp has been applied here. For a direct peer that is
+//! `PeerLinks::stable_ts`, learnt from the peer's applied entries and from heartbeats sent while
+//! this region had caught up with its stream. A star's spoke hears the other spokes only
+//! through the hub, which vouches for them in its heartbeats (`Heartbeat::origins`: what it
+//! has applied of each, hence logged below its head) and whose forwarded entries prove the
+//! same; that is `Links::origin_stable`. No older write can then arrive to be resurrected by
+//! the purge; any later write wins anyway.
 
 use crate::Ctx;
 use std::sync::Arc;
@@ -63,7 +65,6 @@ async fn collect(ctx: &Ctx) -> Result<(), meridian_storage::StoreError> {
     }
     if upto != u64::MAX
         && upto > 0
-        && matches!(ctx.config.topology, crate::Topology::Mesh)
         && let Some(before_ts) = stable_horizon(ctx)
     {
         let retention_ms = ctx.config.changelog_retention_secs.saturating_mul(1000);
@@ -90,17 +91,35 @@ async fn collect(ctx: &Ctx) -> Result<(), meridian_storage::StoreError> {
     Ok(())
 }
 
-/// The timestamp up to which every peer's writes are all applied here: the smallest of the
-/// peers' stability marks (`None` while any peer's is unknown).
+/// The timestamp up to which every other region's writes are all applied here: the smallest
+/// stability mark over the direct peers and, on a star's spoke, over the regions heard through
+/// the hub (every configured region and every one the hub vouched for). `None` while any is
+/// unknown.
 fn stable_horizon(ctx: &Ctx) -> Option<u64> {
-    ctx.config
-        .peers
-        .iter()
-        .map(|p| {
-            ctx.links.peers.get(&p.name).map_or(0, |l| {
-                l.stable_ts.load(std::sync::atomic::Ordering::Acquire)
-            })
+    let me = ctx.config.region.as_str();
+    let direct = |name: &str| {
+        ctx.links.peers.get(name).map_or(0, |l| {
+            l.stable_ts.load(std::sync::atomic::Ordering::Acquire)
         })
-        .min()
-        .filter(|ts| *ts > 0)
+    };
+    let horizon = match &ctx.config.topology {
+        crate::Topology::Star { hub } if hub != me => {
+            let heard = ctx.links.origin_stable.lock().ok()?.clone();
+            let others: std::collections::BTreeSet<&str> = ctx
+                .config
+                .peers
+                .iter()
+                .map(|p| p.name.as_str())
+                .chain(heard.keys().map(String::as_str))
+                .filter(|o| *o != me && *o != hub)
+                .collect();
+            others
+                .iter()
+                .map(|o| heard.get(*o).copied().unwrap_or(0))
+                .chain(std::iter::once(direct(hub)))
+                .min()
+        }
+        _ => ctx.config.peers.iter().map(|p| direct(&p.name)).min(),
+    };
+    horizon.filter(|ts| *ts > 0)
 }

@@ -177,6 +177,7 @@ mod tests {
             hlc_now: 10_000 << 16,
             pending_since_ms: 9_000,
             stable_ts: 0,
+            origins: Vec::new(),
         };
         r.on_heartbeat(&hb, 10_000);
         assert_eq!(r.status().lag_ms, 1_000);
@@ -188,6 +189,7 @@ mod tests {
                 hlc_now: 0,
                 pending_since_ms: 0,
                 stable_ts: 0,
+                origins: Vec::new(),
             },
             10_200,
         );

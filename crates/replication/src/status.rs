@@ -334,6 +334,9 @@ pub struct Links {
     pub peers: BTreeMap<String, Arc<PeerLinks>>,
     /// Snapshots in and out of this region.
     pub snapshots: Mutex<Snapshots>,
+    /// Regions this one hears only through a star's hub: per origin, a timestamp up to which
+    /// all of its writes are applied here (from the hub's heartbeats and forwarded entries).
+    pub origin_stable: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Links {
@@ -360,6 +363,7 @@ impl Links {
             metrics: Metrics::default(),
             peers,
             snapshots: Mutex::new(Snapshots::default()),
+            origin_stable: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -476,6 +480,14 @@ impl Links {
             .connects
             .get_or_create(&Self::label(peer, direction))
             .inc();
+    }
+
+    /// Raises what is known to be applied here of `origin`'s writes (see `origin_stable`).
+    pub fn raise_origin_stable(&self, origin: &str, ts: u64) {
+        if let Ok(mut m) = self.origin_stable.lock() {
+            let v = m.entry(origin.to_owned()).or_insert(0);
+            *v = (*v).max(ts);
+        }
     }
 
     /// The control switches of a peer.

@@ -260,6 +260,17 @@ async fn stream(
                                     .filter(|e| e.gtid.origin == peer)
                                     .map(|e| e.version.ts.0)
                                     .max();
+                                // Changes a hub forwards: each origin's arrive in its order too.
+                                let mut forwarded: std::collections::BTreeMap<&str, u64> =
+                                    std::collections::BTreeMap::new();
+                                for e in entries.iter().filter(|e| e.gtid.origin != peer) {
+                                    let v = forwarded.entry(e.gtid.origin.as_str()).or_insert(0);
+                                    *v = (*v).max(e.version.ts.0);
+                                }
+                                let forwarded: Vec<(String, u64)> = forwarded
+                                    .into_iter()
+                                    .map(|(o, t)| (o.to_owned(), t))
+                                    .collect();
                                 let commits: Vec<u64> =
                                     entries.iter().map(|e| e.version.ts.physical_ms()).collect();
                                 let mut replicas_added = Vec::new();
@@ -287,6 +298,9 @@ async fn stream(
                                 record_apply_lag(ctx, peer, &commits, now_ms());
                                 if let (Some(ts), Some(l)) = (stable, &links) {
                                     l.stable_ts.fetch_max(ts, Ordering::AcqRel);
+                                }
+                                for (origin, ts) in &forwarded {
+                                    ctx.links.raise_origin_stable(origin, *ts);
                                 }
                                 applied.inc_by(report.applied);
                                 dups.inc_by(report.duplicates);
@@ -317,6 +331,14 @@ async fn stream(
                             && let Some(l) = &links
                         {
                             l.stable_ts.fetch_max(hb.stable_ts, Ordering::AcqRel);
+                        }
+                        // A hub also vouches for the spokes this region hears through it.
+                        if sm.status().acked >= hb.head {
+                            for (origin, ts) in &hb.origins {
+                                if origin != me && origin != peer {
+                                    ctx.links.raise_origin_stable(origin, *ts);
+                                }
+                            }
                         }
                         // the clock offset between the two regions' clocks, skew included
                         sm.on_sender_clock(hb.hlc_now >> 16, ctx.store.wall_ms());
@@ -360,6 +382,7 @@ async fn stream(
                     hlc_now: meridian_core::Timestamp::new(ctx.store.wall_ms(), 0).0,
                     pending_since_ms: 0,
                     stable_ts: 0,
+                    origins: Vec::new(),
                 })).await?;
                 ctx.links.update_inbound(peer, Some(&s), paused);
             }

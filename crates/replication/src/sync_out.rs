@@ -350,6 +350,9 @@ async fn connect_and_stream(
                     return Err(LinkError::Timeout("peer silent"));
                 }
                 let pending = pending_since(ctx, sm).await;
+                // A hub vouches for the other spokes: read what it has applied of each before
+                // the mark, so everything vouched for is at or below the mark's head.
+                let origins = hub_origins(ctx, &peer.name);
                 let (head, stable_ts) = ctx.store.stable_mark();
                 let hb = Heartbeat {
                     head: head.max(sm.status().head),
@@ -357,12 +360,33 @@ async fn connect_and_stream(
                     pending_since_ms: pending.unwrap_or(0),
                     // only a consistent pair: the mark's head may trail the watched head
                     stable_ts: if head >= sm.status().head { stable_ts } else { 0 },
+                    origins: if head >= sm.status().head { origins } else { Vec::new() },
                 };
                 writer.send_delayed(&Frame::Heartbeat(hb), delay).await?;
                 ctx.links.update_outbound(&peer.name, &sm.status(), pending, now, None);
             }
         }
     }
+}
+
+/// For a star's hub sending to spoke `to`: every other spoke with the timestamp up to which all
+/// its writes are applied here (0: unknown). Empty for everyone else.
+fn hub_origins(ctx: &Ctx, to: &str) -> Vec<(String, u64)> {
+    let me = &ctx.config.region;
+    if !matches!(&ctx.config.topology, crate::Topology::Star { hub } if hub == me) {
+        return Vec::new();
+    }
+    ctx.links
+        .peers
+        .iter()
+        .filter(|(name, _)| name.as_str() != to)
+        .map(|(name, l)| {
+            (
+                name.clone(),
+                l.stable_ts.load(std::sync::atomic::Ordering::Acquire),
+            )
+        })
+        .collect()
 }
 
 /// Sends a batch frame — twice when the duplicate fault hook is on.

@@ -203,7 +203,7 @@ pub struct Ack {
 }
 
 /// Sent by either side after a quiet interval.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// Sender: its change-log head. Receiver: the last sequence it acknowledged.
     pub head: u64,
@@ -216,6 +216,10 @@ pub struct Heartbeat {
     /// `head` in its log (0: unknown). A receiver that has applied the stream through `head`
     /// holds all of them — the causal stability tombstone garbage collection waits for.
     pub stable_ts: u64,
+    /// A star's hub to a spoke: for every other spoke, a timestamp such that all of that
+    /// spoke's writes up to it are applied at the hub, hence at or below `head` in the hub's
+    /// log (0: unknown). Empty from everyone else.
+    pub origins: Vec<(String, u64)>,
 }
 
 /// Why a side gave up on the connection.
@@ -383,6 +387,13 @@ mod tests {
                 },
             }),
             Frame::Heartbeat(Heartbeat::default()),
+            Frame::Heartbeat(Heartbeat {
+                head: 9,
+                hlc_now: 1 << 20,
+                pending_since_ms: 3,
+                stable_ts: 1 << 19,
+                origins: vec![("s2".into(), 1 << 18), ("s3".into(), 0)],
+            }),
             Frame::Credit(Window::CLOSED),
             Frame::Error(ErrorFrame {
                 code: ErrorCode::Unauthorized,
