@@ -1,19 +1,9 @@
-//! A small AWS Signature Version 4 signer for the requests the load generator sends.
-//!
-//! Only the header form (`Authorization` + `X-Amz-Date`) is implemented. The caller passes the
-//! path and query already URI-encoded (the generator only ever sends `POST /`); the query is
-//! sorted here because the canonical form requires it.
+//! AWS Signature Version 4 for the requests the load generators send: the header form
+//! (`Authorization` + `X-Amz-Date`), signed by `meridian-sigv4` — the code the region server
+//! verifies with — plus the request time and a per-day signing-key cache.
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// The only algorithm implemented.
-const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// A request time in the two forms SigV4 uses: `YYYYMMDDTHHMMSSZ` and its `YYYYMMDD` prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,25 +132,31 @@ impl Signer {
     }
 
     /// The `Authorization` header value for `req` signed at `date`. `req.headers` must contain
-    /// an `x-amz-date` header equal to `date`.
+    /// an `x-amz-date` header equal to `date`. The canonical request and signature come from
+    /// `meridian-sigv4`, the same code that verifies requests in the region server.
     pub fn authorization(&self, req: &Request<'_>, date: &AmzDate) -> String {
-        let (signed_headers, canonical) = canonical_request(req);
-        let scope = format!(
-            "{}/{}/{}/aws4_request",
-            date.date(),
-            self.region,
-            self.service
-        );
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{}\n{scope}\n{}",
-            date.as_str(),
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
+        let headers: Vec<(&str, &[u8])> = req
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes()))
+            .collect();
+        let parts = meridian_sigv4::RequestParts {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: &headers,
+        };
         let key = self.signing_key(date.date());
-        let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-        format!(
-            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            self.access_key
+        meridian_sigv4::authorization(
+            &parts,
+            req.payload,
+            date.as_str(),
+            &meridian_sigv4::Credentials {
+                access_key: &self.access_key,
+                region: &self.region,
+                service: &self.service,
+                key: &key,
+            },
         )
     }
 
@@ -175,69 +171,10 @@ impl Signer {
         {
             return *key;
         }
-        let k_secret = format!("AWS4{}", self.secret_key);
-        let k_date = hmac(k_secret.as_bytes(), date.as_bytes());
-        let k_region = hmac(&k_date, self.region.as_bytes());
-        let k_service = hmac(&k_region, self.service.as_bytes());
-        let key = hmac(&k_service, b"aws4_request");
+        let key = meridian_sigv4::signing_key(&self.secret_key, date, &self.region, &self.service);
         *cache = Some((date.to_owned(), key));
         key
     }
-}
-
-/// Returns `(signed header names, canonical request)`.
-fn canonical_request(req: &Request<'_>) -> (String, String) {
-    let mut headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
-            (name.to_ascii_lowercase(), value)
-        })
-        .collect();
-    headers.sort();
-    let signed_headers = headers
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
-    let mut query: Vec<(&str, &str)> = req
-        .query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .collect();
-    query.sort();
-    let query = query
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-
-    let mut canonical = String::with_capacity(256);
-    canonical.push_str(req.method);
-    canonical.push('\n');
-    canonical.push_str(req.path);
-    canonical.push('\n');
-    canonical.push_str(&query);
-    canonical.push('\n');
-    for (name, value) in &headers {
-        canonical.push_str(name);
-        canonical.push(':');
-        canonical.push_str(value);
-        canonical.push('\n');
-    }
-    canonical.push('\n');
-    canonical.push_str(&signed_headers);
-    canonical.push('\n');
-    canonical.push_str(&hex::encode(Sha256::digest(req.payload)));
-    (signed_headers, canonical)
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! AWS Signature Version 4 verification for incoming DynamoDB JSON-protocol requests.
+//! AWS Signature Version 4 for DynamoDB JSON-protocol requests: verification of incoming
+//! requests, and signing of outgoing ones (the load generators and drills) with the same
+//! canonical request, so the two can never disagree.
 //!
 //! A pure crate: no sockets, no clock, no async. The API layer hands [`verify`] the request's
 //! method, path, query, headers and body plus the current time, and gets back who signed it or
-//! a [`SigV4Error`] that already is a DynamoDB error (`__type`, message, HTTP status).
+//! a [`SigV4Error`] that already is a DynamoDB error (`__type`, message, HTTP status). Clients
+//! derive a key with [`signing_key`] (once a day) and call [`authorization`].
 //!
 //! - [`parse_authorization`] reads the `Authorization` header.
 //! - [`KeyStore`] maps access key ids to secrets. An empty store means "open" mode, like
@@ -182,7 +185,8 @@ pub fn verify(
         auth.scope(),
         hex::encode(Sha256::digest(&canonical))
     );
-    let expected = hex::encode(hmac(&signing_key(secret, &auth), string_to_sign.as_bytes()));
+    let key = signing_key(secret, &auth.date, &auth.region, &auth.service);
+    let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         Ok(Verified::Verified {
             access_key: auth.access_key,
@@ -218,12 +222,65 @@ fn check_skew(request_time: i64, now: i64) -> Result<(), SigV4Error> {
     Ok(())
 }
 
-/// `HMAC("AWS4" + secret, date) → region → service → "aws4_request"`.
-fn signing_key(secret: &str, auth: &Authorization) -> [u8; 32] {
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
-    let k_region = hmac(&k_date, auth.region.as_bytes());
-    let k_service = hmac(&k_region, auth.service.as_bytes());
+/// The signing key of a day (`date` = `YYYYMMDD`), region and service:
+/// `HMAC("AWS4" + secret, date) → region → service → "aws4_request"`. Four HMACs; a client
+/// derives it once per day and reuses it.
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
     hmac(&k_service, b"aws4_request")
+}
+
+/// What a client signs with: its access key id, the credential scope and that scope's key.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// Access key id.
+    pub access_key: &'a str,
+    /// Region of the scope (DynamoDB's `us-east-1`, …).
+    pub region: &'a str,
+    /// Service of the scope (`dynamodb`).
+    pub service: &'a str,
+    /// [`signing_key`] of `amz_date`'s day, `region` and `service`.
+    pub key: &'a [u8; 32],
+}
+
+/// The `Authorization` header value for `req` with `payload`, signed at `amz_date`
+/// (`YYYYMMDDTHHMMSSZ`, which must also be the request's `x-amz-date` header). Every header of
+/// `req` is signed (`host` and `x-amz-date` must be among them). The canonical request is the
+/// one [`verify`] rebuilds.
+pub fn authorization(
+    req: &RequestParts<'_>,
+    payload: &[u8],
+    amz_date: &str,
+    creds: &Credentials<'_>,
+) -> String {
+    let mut signed: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect();
+    signed.sort();
+    signed.dedup();
+    let payload_hash = hex::encode(Sha256::digest(payload));
+    // Every name in `signed` comes from `req.headers`, so the canonical request always exists.
+    let canonical = canonical::canonical_request(req, &signed, &payload_hash).unwrap_or_default();
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        amz_date.get(..8).unwrap_or(amz_date),
+        creds.region,
+        creds.service
+    );
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(&canonical))
+    );
+    let signature = hex::encode(hmac(creds.key, string_to_sign.as_bytes()));
+    format!(
+        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+        creds.access_key,
+        signed.join(";")
+    )
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
