@@ -1,6 +1,5 @@
 //! Bucket digests of a table (pure functions over its states, plus the store scan).
 
-use meridian_core::Gtid;
 use meridian_model::table::TableMeta;
 use meridian_storage::record::encode_change;
 use meridian_storage::{ChangeEntry, ChangeOp, Store, StoreError};
@@ -25,33 +24,11 @@ pub fn bucket_states(
     let mut out: Vec<ChangeEntry> = Vec::new();
     for r in store.range(table, lo, hi, false)? {
         let (key, s) = r?;
-        out.push(ChangeEntry {
-            seq: 0,
-            gtid: Gtid {
-                origin: s.version.region.clone(),
-                seq: 0,
-            },
-            table: table.name.clone(),
-            key,
-            version: s.version,
-            op: ChangeOp::Put(s.item),
-            crdt: s.crdt,
-        });
+        out.push(ChangeEntry::live_state(&table.name, key, s));
     }
     for (key, version, _) in store.tombstones(table)? {
         if key.first() == Some(&bucket) {
-            out.push(ChangeEntry {
-                seq: 0,
-                gtid: Gtid {
-                    origin: version.region.clone(),
-                    seq: 0,
-                },
-                table: table.name.clone(),
-                key,
-                version,
-                op: ChangeOp::Delete,
-                crdt: None,
-            });
+            out.push(ChangeEntry::tombstone_state(&table.name, key, version));
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));

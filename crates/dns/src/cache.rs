@@ -244,25 +244,23 @@ mod tests {
 
     #[test]
     fn cleared_entirely_when_full() {
+        // Stores the answer `0 0 i` to the query `… i`, for each i in `range`.
+        let fill = |cache: &mut AnswerCache, range: std::ops::Range<u8>| {
+            for i in range {
+                cache.insert(
+                    ip(A),
+                    &query(1, &[i]),
+                    &[0, 0, i],
+                    ResponseCode::NoError,
+                    false,
+                );
+            }
+        };
         let mut cache = AnswerCache::with_limits(3, usize::MAX);
-        for i in 0..3u8 {
-            cache.insert(
-                ip(A),
-                &query(1, &[i]),
-                &[0, 0, i],
-                ResponseCode::NoError,
-                false,
-            );
-        }
+        fill(&mut cache, 0..3);
         assert_eq!(cache.len(), 3);
         // A fourth entry clears the other three first.
-        cache.insert(
-            ip(A),
-            &query(1, &[3]),
-            &[0, 0, 3],
-            ResponseCode::NoError,
-            false,
-        );
+        fill(&mut cache, 3..4);
         assert_eq!(cache.len(), 1);
         let mut out = Vec::new();
         assert!(cache.get(ip(A), &query(1, &[0]), &mut out).is_none());
@@ -271,15 +269,7 @@ mod tests {
 
         // The byte bound: key (1 + 4 + 1) + response (3) = 9 bytes per entry.
         let mut cache = AnswerCache::with_limits(100, 20);
-        for i in 0..3u8 {
-            cache.insert(
-                ip(A),
-                &query(1, &[i]),
-                &[0, 0, i],
-                ResponseCode::NoError,
-                false,
-            );
-        }
+        fill(&mut cache, 0..3);
         assert_eq!(cache.len(), 1, "the third entry would pass 20 bytes");
         cache.clear();
         assert_eq!(cache.len(), 0);

@@ -49,6 +49,7 @@ async fn collect(ctx: &Ctx) -> Result<(), meridian_storage::StoreError> {
             upto = upto.min(ctx.store.checkpoint(&p.name)?);
         }
     }
+    // Nothing is purged until every outbound peer has acknowledged something.
     if upto != u64::MAX && upto > 0 {
         let retention_ms = ctx.config.changelog_retention_secs.saturating_mul(1000);
         let older_than = ctx.store.wall_ms().saturating_sub(retention_ms);
@@ -62,23 +63,18 @@ async fn collect(ctx: &Ctx) -> Result<(), meridian_storage::StoreError> {
                 break;
             }
         }
-    }
-    if upto != u64::MAX
-        && upto > 0
-        && let Some(before_ts) = stable_horizon(ctx)
-    {
-        let retention_ms = ctx.config.changelog_retention_secs.saturating_mul(1000);
-        let older_than = ctx.store.wall_ms().saturating_sub(retention_ms);
-        let mut cursor = None;
-        loop {
-            let (n, next) = ctx
-                .store
-                .purge_tombstones(before_ts, upto, older_than, cursor, PURGE_CHUNK)
-                .await?;
-            ctx.links.metrics.purged_tombstones.inc_by(n);
-            match next {
-                Some(k) => cursor = Some(k),
-                None => break,
+        if let Some(before_ts) = stable_horizon(ctx) {
+            let mut cursor = None;
+            loop {
+                let (n, next) = ctx
+                    .store
+                    .purge_tombstones(before_ts, upto, older_than, cursor, PURGE_CHUNK)
+                    .await?;
+                ctx.links.metrics.purged_tombstones.inc_by(n);
+                match next {
+                    Some(k) => cursor = Some(k),
+                    None => break,
+                }
             }
         }
     }

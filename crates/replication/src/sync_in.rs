@@ -253,24 +253,16 @@ async fn stream(
                                 let entries: Vec<_> =
                                     entries.into_iter().filter(|e| e.seq >= from).collect();
                                 let newest = entries.last().map(|e| e.version.ts.physical_ms());
-                                // The sender's own writes arrive in its sequence order, which is
-                                // also its timestamp order.
-                                let stable = entries
-                                    .iter()
-                                    .filter(|e| e.gtid.origin == peer)
-                                    .map(|e| e.version.ts.0)
-                                    .max();
-                                // Changes a hub forwards: each origin's arrive in its order too.
-                                let mut forwarded: std::collections::BTreeMap<&str, u64> =
+                                // Each origin's changes arrive in its sequence order, which is
+                                // also its timestamp order: once applied, all its writes up to
+                                // the newest of them are here (the sender's own, and on a star's
+                                // spoke the ones the hub forwards).
+                                let mut stable_by_origin: std::collections::BTreeMap<String, u64> =
                                     std::collections::BTreeMap::new();
-                                for e in entries.iter().filter(|e| e.gtid.origin != peer) {
-                                    let v = forwarded.entry(e.gtid.origin.as_str()).or_insert(0);
+                                for e in &entries {
+                                    let v = stable_by_origin.entry(e.gtid.origin.clone()).or_insert(0);
                                     *v = (*v).max(e.version.ts.0);
                                 }
-                                let forwarded: Vec<(String, u64)> = forwarded
-                                    .into_iter()
-                                    .map(|(o, t)| (o.to_owned(), t))
-                                    .collect();
                                 let commits: Vec<u64> =
                                     entries.iter().map(|e| e.version.ts.physical_ms()).collect();
                                 let mut replicas_added = Vec::new();
@@ -296,11 +288,13 @@ async fn stream(
                                     }
                                 };
                                 record_apply_lag(ctx, peer, &commits, now_ms());
-                                if let (Some(ts), Some(l)) = (stable, &links) {
-                                    l.stable_ts.fetch_max(ts, Ordering::AcqRel);
-                                }
-                                for (origin, ts) in &forwarded {
-                                    ctx.links.raise_origin_stable(origin, *ts);
+                                for (origin, ts) in &stable_by_origin {
+                                    match &links {
+                                        Some(l) if origin == peer => {
+                                            l.stable_ts.fetch_max(*ts, Ordering::AcqRel);
+                                        }
+                                        _ => ctx.links.raise_origin_stable(origin, *ts),
+                                    }
                                 }
                                 applied.inc_by(report.applied);
                                 dups.inc_by(report.duplicates);

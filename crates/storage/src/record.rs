@@ -71,6 +71,43 @@ pub struct ChangeEntry {
     pub crdt: Option<Crdt>,
 }
 
+impl ChangeEntry {
+    /// A live item's state in repair form (what anti-entropy and snapshots ship and
+    /// `Store::repair` applies): a `Put` with its counters at the item's version. Not a
+    /// change-log entry: `seq` is 0 and the GTID names the version's region with sequence 0.
+    pub fn live_state(table: &str, key: Vec<u8>, s: StoredItem) -> Self {
+        Self::repair_form(table, key, s.version, ChangeOp::Put(s.item), s.crdt)
+    }
+
+    /// A tombstone in repair form: a `Delete` at the tombstone's version (see
+    /// [`ChangeEntry::live_state`]).
+    pub fn tombstone_state(table: &str, key: Vec<u8>, version: Version) -> Self {
+        Self::repair_form(table, key, version, ChangeOp::Delete, None)
+    }
+
+    /// A state of `table` (an item, a tombstone or the table's metadata) in repair form.
+    pub(crate) fn repair_form(
+        table: &str,
+        key: Vec<u8>,
+        version: Version,
+        op: ChangeOp,
+        crdt: Option<Crdt>,
+    ) -> Self {
+        ChangeEntry {
+            seq: 0,
+            gtid: Gtid {
+                origin: version.region.clone(),
+                seq: 0,
+            },
+            table: table.to_owned(),
+            key,
+            version,
+            op,
+            crdt,
+        }
+    }
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }

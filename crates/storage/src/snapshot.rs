@@ -78,18 +78,14 @@ impl StoreSnapshot {
                 ts: Timestamp(1),
                 region: me.clone(),
             });
-            Ok(ChangeEntry {
-                seq: 0,
-                gtid: Gtid {
-                    origin: String::new(),
-                    seq: 0,
-                },
-                table: t.name.clone(),
-                key: Vec::new(),
+            let op = ChangeOp::TableUpsert(Box::new(t.clone()));
+            Ok(ChangeEntry::repair_form(
+                &t.name,
+                Vec::new(),
                 version,
-                op: ChangeOp::TableUpsert(Box::new(t.clone())),
-                crdt: None,
-            })
+                op,
+                None,
+            ))
         });
         let states = self.tables.iter().flat_map(move |t| {
             let items = self
@@ -97,38 +93,18 @@ impl StoreSnapshot {
                 .prefix(&self.inner.items, t.id.to_be_bytes())
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
+                    let key = k.get(8..).unwrap_or_default().to_vec();
                     let s = record::decode_item_record(&v)?;
-                    Ok(ChangeEntry {
-                        seq: 0,
-                        gtid: Gtid {
-                            origin: String::new(),
-                            seq: 0,
-                        },
-                        table: t.name.clone(),
-                        key: k.get(8..).unwrap_or_default().to_vec(),
-                        version: s.version,
-                        op: ChangeOp::Put(s.item),
-                        crdt: s.crdt,
-                    })
+                    Ok(ChangeEntry::live_state(&t.name, key, s))
                 });
             let tombstones = self
                 .snap
                 .prefix(&self.inner.tombstones, t.id.to_be_bytes())
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
+                    let key = k.get(8..).unwrap_or_default().to_vec();
                     let (version, _) = record::decode_tombstone(&v)?;
-                    Ok(ChangeEntry {
-                        seq: 0,
-                        gtid: Gtid {
-                            origin: String::new(),
-                            seq: 0,
-                        },
-                        table: t.name.clone(),
-                        key: k.get(8..).unwrap_or_default().to_vec(),
-                        version,
-                        op: ChangeOp::Delete,
-                        crdt: None,
-                    })
+                    Ok(ChangeEntry::tombstone_state(&t.name, key, version))
                 });
             items.chain(tombstones)
         });

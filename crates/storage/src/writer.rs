@@ -773,9 +773,10 @@ impl<'a> Group<'a> {
         Ok(n)
     }
 
-    /// Removes the tombstones after `after` (at most `limit` scanned) with a timestamp at or
-    /// below `before_ts`, committed before `older_than_ms` and were recorded at or below `upto_seq`. Keys this group
-    /// already touched are left alone (their state in the batch is newer than what is read).
+    /// Removes the tombstones after `after` (at most `limit` scanned) whose timestamp is at or
+    /// below `before_ts`, that were committed before `older_than_ms` and recorded at or below
+    /// `upto_seq`. Keys this group already touched are left alone (their state in the batch is
+    /// newer than what is read).
     fn purge_tombstones(
         &mut self,
         before_ts: u64,

@@ -48,6 +48,11 @@ fn open(dir: &std::path::Path) -> Store {
 
 async fn put(store: &Store, t: &Arc<TableMeta>, it: Item) {
     let key = t.key_schema.encode(&it).unwrap();
+    write_one(store, t, key, ChangeKind::Put(it)).await;
+}
+
+/// One change to the item at storage key `key`, durably committed.
+async fn write_one(store: &Store, t: &Arc<TableMeta>, key: Vec<u8>, kind: ChangeKind) {
     let t2 = t.clone();
     store
         .write(vec![(t.clone(), key.clone())], move |_| {
@@ -55,7 +60,7 @@ async fn put(store: &Store, t: &Arc<TableMeta>, it: Item) {
                 vec![Change {
                     table: t2,
                     key,
-                    kind: ChangeKind::Put(it),
+                    kind,
                 }],
                 (),
             )
@@ -633,20 +638,7 @@ async fn table_changes_replicate_with_last_writer_wins() {
 
 async fn delete(store: &Store, t: &Arc<TableMeta>, pk: &str) {
     let key = t.key_schema.encode(&item(pk, 0)).unwrap();
-    let t2 = t.clone();
-    store
-        .write(vec![(t.clone(), key.clone())], move |_| {
-            (
-                vec![Change {
-                    table: t2,
-                    key,
-                    kind: ChangeKind::Delete,
-                }],
-                (),
-            )
-        })
-        .await
-        .unwrap();
+    write_one(store, t, key, ChangeKind::Delete).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
