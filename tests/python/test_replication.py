@@ -815,3 +815,31 @@ def test_a_region_added_back_to_a_tables_replicas_is_backfilled(cluster):
     wait_until(lambda: any(s["peer"] == "ra" and s["entries"] >= 60
                            for s in c.status("rc")["snapshots"]["installed"]),
                timeout=30, what="rc installed a snapshot from ra")
+
+
+def test_batches_that_arrive_together_are_applied_in_one_commit(cluster, tmp_path):
+    # One entry per batch, and a paused link: on resume the sender streams a window of small
+    # batches at once, and the receiver must take every batch already received into one apply
+    # instead of one durable apply (fsync) per batch.
+    cfg = tmp_path / "one-entry-batches.toml"
+    cfg.write_text("[replication]\nbatch_entries = 1\n")
+    c = cluster(["us", "eu"], extra_args=["--config", str(cfg)])
+    c.create_table("gather")
+    labels = {"peer": "us"}
+
+    def counters():
+        return tuple(metric(c["eu"], f"meridian_replication_{m}_total", labels) or 0
+                     for m in ["received_batches", "applies", "applied_entries"])
+
+    c["us"].post("/admin/links/eu/pause")
+    client = c.client("us")
+    for i in range(200):
+        put(client, "gather", f"k{i}", f"v{i}")
+    batches0, applies0, applied0 = counters()
+    c["us"].post("/admin/links/eu/resume")
+    c.wait_converged("gather", expect_count=200)
+    batches, applies, applied = (a - b for a, b in zip(counters(), (batches0, applies0, applied0)))
+    print(f"batches received {batches}, applies {applies}, entries applied {applied}")
+    assert batches >= 200, batches
+    assert applied == 200, applied
+    assert applies < batches / 2, (applies, batches)

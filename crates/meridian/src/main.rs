@@ -52,6 +52,14 @@ enum Command {
     Drill(drill::DrillArgs),
 }
 
+/// mimalloc instead of glibc's malloc: the write and replication paths allocate per item and per
+/// change (records, keys, batches) on several threads, where glibc's malloc took ~20 % of a
+/// replicating region's CPU; catch-up after a partition got ~1.4× faster. Built without
+/// transparent huge pages, which cost ~35 MB of RSS (`docs/benchmarks.md`, "Replication lag
+/// and catch-up").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     install_panic_hook();
     let cli = Cli::parse();

@@ -4,7 +4,7 @@
 
 use crate::protocol::{self, Frame, MAX_FRAME_BYTES};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -58,6 +58,12 @@ impl FrameReader {
             Some(Err(e)) => Err(LinkError::Io(e)),
             None => Err(LinkError::Closed("peer closed the connection")),
         }
+    }
+
+    /// The next frame if one is already received (`None` if reading would wait). Cancel-safe:
+    /// a partly received frame stays buffered for the next call.
+    pub fn try_next(&mut self) -> Option<Result<Frame, LinkError>> {
+        self.next().now_or_never()
     }
 
     /// The next frame within `timeout`.

@@ -4,12 +4,14 @@
 //! receiver accepts only the batch that continues the stream:
 //!
 //! - `last < expected` — a repeat: acknowledge again, apply nothing;
-//! - `first > expected` — a gap (a batch was lost or overtaken): ack `expected − 1` with
+//! - `first > expected` — a gap (a batch was lost or overtaken): ack what is durable with
 //!   `gap = true`, apply nothing; the sender rewinds;
 //! - otherwise apply the entries with `seq ≥ expected`, then ack `last`.
 //!
-//! The ack is sent only after the store made the batch durable, so an acknowledged sequence is
-//! never lost. Dedup of repeats across connections and restarts is the store's per-origin
+//! A batch accepted for applying moves the expected position at once, so the driver can accept
+//! several batches that arrived together and apply them in one commit. The ack is sent only
+//! after the store made them durable ([`Inbound::on_applied`]), so an acknowledged sequence is
+//! never lost; if the apply fails the connection ends and this state with it. Dedup of repeats across connections and restarts is the store's per-origin
 //! watermark, advanced in the same commit as the changes.
 
 use crate::protocol::{Ack, AckReport, Heartbeat};
@@ -44,7 +46,10 @@ pub struct InboundStatus {
 /// The sync-in state machine of one connection.
 #[derive(Debug, Clone)]
 pub struct Inbound {
+    /// First sequence not yet accepted for applying.
     expected: u64,
+    /// First sequence not yet durable here (`acked + 1`).
+    durable: u64,
     sender_head: u64,
     lag_ms: u64,
     clock_offset_ms: i64,
@@ -55,6 +60,7 @@ impl Inbound {
     pub fn new(resume_from: u64) -> Self {
         Self {
             expected: resume_from.max(1),
+            durable: resume_from.max(1),
             sender_head: resume_from.saturating_sub(1),
             lag_ms: 0,
             clock_offset_ms: 0,
@@ -62,7 +68,7 @@ impl Inbound {
     }
 
     fn acked(&self) -> u64 {
-        self.expected - 1
+        self.durable - 1
     }
 
     fn reply(&self, attempt: u32, gap: bool) -> Verdict {
@@ -82,13 +88,13 @@ impl Inbound {
         } else if first > self.expected {
             self.reply(attempt, true)
         } else {
-            Verdict::Apply {
-                from: self.expected,
-            }
+            let from = self.expected;
+            self.expected = last + 1;
+            Verdict::Apply { from }
         }
     }
 
-    /// The batch ending at `last` is durable. `newest_commit_ms` is the origin commit time of
+    /// The accepted batches up to the one ending at `last` are durable. `newest_commit_ms` is the origin commit time of
     /// its last entry (if it had any); the lag becomes `now − newest_commit_ms`, or 0 when
     /// the stream has caught up with an empty batch.
     pub fn on_applied(
@@ -99,7 +105,8 @@ impl Inbound {
         newest_commit_ms: Option<u64>,
         now_ms: u64,
     ) -> Ack {
-        self.expected = self.expected.max(last + 1);
+        self.durable = self.durable.max(last + 1);
+        self.expected = self.expected.max(self.durable);
         match newest_commit_ms {
             Some(c) => self.lag_ms = now_ms.saturating_sub(c),
             None if self.acked() >= self.sender_head => self.lag_ms = 0,
@@ -165,6 +172,28 @@ mod tests {
         // a gap
         match r.on_batch(27, 30, 2, 30) {
             Verdict::Reply(a) => assert_eq!((a.up_to, a.gap, a.attempt), (25, true, 2)),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn batches_accepted_together_are_acknowledged_once_durable() {
+        let mut r = Inbound::new(1);
+        assert_eq!(r.on_batch(1, 10, 1, 30), Verdict::Apply { from: 1 });
+        // the next batch continues the accepted one, not the durable position
+        assert_eq!(r.on_batch(11, 20, 1, 30), Verdict::Apply { from: 11 });
+        // a repeat of an accepted batch is acknowledged only up to what is durable
+        match r.on_batch(5, 10, 1, 30) {
+            Verdict::Reply(a) => assert_eq!((a.up_to, a.gap), (0, false)),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(r.status().acked, 0);
+        let ack = r.on_applied(20, 1, AckReport::default(), Some(1_000), 1_040);
+        assert_eq!((ack.up_to, ack.gap), (20, false));
+        assert_eq!(r.status().acked, 20);
+        // a gap is measured against the accepted position
+        match r.on_batch(22, 25, 1, 30) {
+            Verdict::Reply(a) => assert_eq!((a.up_to, a.gap), (20, true)),
             v => panic!("{v:?}"),
         }
     }

@@ -56,6 +56,11 @@ pub struct Metrics {
     pub duplicates: Family<PeerLabel, Counter>,
     /// Entries that lost last-writer-wins, sync-in.
     pub stale: Family<PeerLabel, Counter>,
+    /// Batches received, sync-in.
+    pub received_batches: Family<PeerLabel, Counter>,
+    /// Durable applies of received batches, sync-in: batches that arrived together are applied
+    /// in one.
+    pub applies: Family<PeerLabel, Counter>,
     /// Batches received again (already applied on this stream), acknowledged only, sync-in.
     pub repeated_batches: Family<PeerLabel, Counter>,
     /// Batches received out of order (a gap before them), refused with a gap ack, sync-in.
@@ -131,6 +136,16 @@ impl Metrics {
             format!("{p}stale_entries"),
             "Entries from the peer that lost last-writer-wins",
             self.stale.clone(),
+        );
+        r.register(
+            format!("{p}received_batches"),
+            "Batches received from the peer",
+            self.received_batches.clone(),
+        );
+        r.register(
+            format!("{p}applies"),
+            "Durable applies of batches from the peer (batches that arrived together share one)",
+            self.applies.clone(),
         );
         r.register(
             format!("{p}repeated_batches"),

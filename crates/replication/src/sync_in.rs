@@ -17,6 +17,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many entries (by sequence span) are gathered from batches already received
+/// into one apply.
+const GATHER_MAX_ENTRIES: u64 = 8192;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn listen(ctx: Arc<Ctx>, listener: TcpListener) {
@@ -225,160 +228,200 @@ async fn stream(
         m.repeated_batches.get_or_create(&label).clone(),
         m.gap_batches.get_or_create(&label).clone(),
     );
+    let (received, applies) = (
+        m.received_batches.get_or_create(&label).clone(),
+        m.applies.get_or_create(&label).clone(),
+    );
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.config.heartbeat_ms.max(10)));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
     let mut last_heard = tokio::time::Instant::now();
+    // A frame read while gathering batches, handled before reading again.
+    let mut held: Option<Frame> = None;
     let result = async { loop {
-        tokio::select! {
-            () = ctx.shutdown.cancelled() => return Ok(()),
-            frame = reader.next() => {
-                last_heard = tokio::time::Instant::now();
-                match frame? {
-                    Frame::Batch(b) => {
-                        let entries = match batch::open(&b, me) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                tracing::error!(peer = %peer, error = %e, "invalid batch refused");
-                                send_error(writer, ErrorCode::Invalid, &e.to_string()).await;
-                                return Err(e.into());
-                            }
-                        };
-                        sm.on_sender_clock(b.hlc_now >> 16, ctx.store.wall_ms());
-                        match sm.on_batch(b.first, b.last, b.attempt, b.head) {
-                            Verdict::Reply(ack) => {
-                                if ack.gap { gaps.inc() } else { repeats.inc() };
-                                writer.send(&Frame::Ack(ack)).await?;
-                            }
-                            Verdict::Apply { from } => {
-                                let entries: Vec<_> =
-                                    entries.into_iter().filter(|e| e.seq >= from).collect();
-                                let newest = entries.last().map(|e| e.version.ts.physical_ms());
-                                // Each origin's changes arrive in its sequence order, which is
-                                // also its timestamp order: once applied, all its writes up to
-                                // the newest of them are here (the sender's own, and on a star's
-                                // spoke the ones the hub forwards).
-                                let mut stable_by_origin: std::collections::BTreeMap<String, u64> =
-                                    std::collections::BTreeMap::new();
-                                for e in &entries {
-                                    let v = stable_by_origin.entry(e.gtid.origin.clone()).or_insert(0);
-                                    *v = (*v).max(e.version.ts.0);
-                                }
-                                let commits: Vec<u64> =
-                                    entries.iter().map(|e| e.version.ts.physical_ms()).collect();
-                                let mut replicas_added = Vec::new();
-                                let report = if entries.is_empty() {
-                                    AckReport::default()
-                                } else {
-                                    match ctx.store.apply_remote(entries).await {
-                                        Ok(r) => {
-                                            replicas_added = r.replicas_added;
-                                            AckReport {
-                                                applied: r.applied,
-                                                duplicates: r.duplicates,
-                                                stale: r.stale,
-                                                own: r.own,
-                                                missing_table: r.missing_table,
-                                                conflicts: r.conflicts.values().sum(),
-                                            }
-                                        }
-                                        Err(e) => {
-                                            send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
-                                            return Err(e.into());
-                                        }
-                                    }
-                                };
-                                record_apply_lag(ctx, peer, &commits, now_ms());
-                                for (origin, ts) in &stable_by_origin {
-                                    match &links {
-                                        Some(l) if origin == peer => {
-                                            l.stable_ts.fetch_max(*ts, Ordering::AcqRel);
-                                        }
-                                        _ => ctx.links.raise_origin_stable(origin, *ts),
-                                    }
-                                }
-                                applied.inc_by(report.applied);
-                                dups.inc_by(report.duplicates);
-                                stale.inc_by(report.stale);
-                                if report.missing_table > 0 {
-                                    tracing::warn!(peer = %peer, count = report.missing_table, "changes for tables this region does not have were skipped");
-                                }
-                                let ack = sm.on_applied(b.last, b.attempt, report, newest, now_ms());
-                                writer.send(&Frame::Ack(ack)).await?;
-                                if !replicas_added.is_empty() {
-                                    // Their earlier items never came here: reconnect and
-                                    // take a snapshot from this peer.
-                                    tracing::info!(peer = %peer, tables = ?replicas_added, "became a replica of existing tables; asking for a snapshot");
-                                    if let Ok(mut s) = ctx.links.snapshots.lock() {
-                                        s.wanted_from.insert(peer.to_owned());
-                                    }
-                                    return Err(LinkError::Closed("reconnecting for a snapshot"));
-                                }
-                            }
+        let frame = match held.take() {
+            Some(f) => f,
+            None => tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ok(()),
+                frame = reader.next() => {
+                    last_heard = tokio::time::Instant::now();
+                    frame?
+                }
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let c = *control.borrow_and_update();
+                    if c.drops != drops_seen {
+                        return Err(LinkError::Closed("dropped by operator"));
+                    }
+                    if c.paused != paused {
+                        paused = c.paused;
+                        writer.send(&Frame::Credit(window_for(paused))).await?;
+                    }
+                    continue;
+                }
+                _ = tick.tick() => {
+                    if links.as_ref().is_some_and(|l| l.inbound_generation.load(Ordering::Acquire) != current) {
+                        return Err(LinkError::Closed("superseded by a newer connection"));
+                    }
+                    if last_heard.elapsed() > idle {
+                        return Err(LinkError::Timeout("peer silent"));
+                    }
+                    let s = sm.status();
+                    writer.send(&Frame::Heartbeat(Heartbeat {
+                        head: s.acked,
+                        hlc_now: meridian_core::Timestamp::new(ctx.store.wall_ms(), 0).0,
+                        pending_since_ms: 0,
+                        stable_ts: 0,
+                        origins: Vec::new(),
+                    })).await?;
+                    ctx.links.update_inbound(peer, Some(&s), paused);
+                    continue;
+                }
+            },
+        };
+        match frame {
+            Frame::Batch(b) => {
+                // Every batch already received is taken too and applied in the same commit:
+                // one durable apply per batch would cap the link at the batches per second
+                // the store can sync, and a queue would build behind it.
+                let mut span = b.last.saturating_sub(b.first) + 1;
+                let mut batches = vec![b];
+                while span < GATHER_MAX_ENTRIES {
+                    match reader.try_next() {
+                        Some(Ok(Frame::Batch(b))) => {
+                            span += b.last.saturating_sub(b.first) + 1;
+                            batches.push(b);
+                        }
+                        Some(Ok(other)) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Some(Err(e)) => return Err(e),
+                        None => break,
+                    }
+                }
+                received.inc_by(batches.len() as u64);
+                let mut entries = Vec::new();
+                let mut accepted: Option<(u64, u32)> = None;
+                for b in &batches {
+                    let opened = match batch::open(b, me) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            tracing::error!(peer = %peer, error = %e, "invalid batch refused");
+                            send_error(writer, ErrorCode::Invalid, &e.to_string()).await;
+                            return Err(e.into());
+                        }
+                    };
+                    sm.on_sender_clock(b.hlc_now >> 16, ctx.store.wall_ms());
+                    match sm.on_batch(b.first, b.last, b.attempt, b.head) {
+                        Verdict::Reply(ack) => {
+                            if ack.gap { gaps.inc() } else { repeats.inc() };
+                            writer.send(&Frame::Ack(ack)).await?;
+                        }
+                        Verdict::Apply { from } => {
+                            entries.extend(opened.into_iter().filter(|e| e.seq >= from));
+                            accepted = Some((b.last, b.attempt));
                         }
                     }
-                    Frame::Heartbeat(hb) => {
-                        sm.on_heartbeat(&hb, now_ms());
-                        // Caught up with the sender's stream as of `head`: every write of the
-                        // sender's older than `stable_ts` is applied here.
-                        if hb.stable_ts > 0
-                            && sm.status().acked >= hb.head
-                            && let Some(l) = &links
-                        {
-                            l.stable_ts.fetch_max(hb.stable_ts, Ordering::AcqRel);
-                        }
-                        // A hub also vouches for the spokes this region hears through it.
-                        if sm.status().acked >= hb.head {
-                            for (origin, ts) in &hb.origins {
-                                if origin != me && origin != peer {
-                                    ctx.links.raise_origin_stable(origin, *ts);
-                                }
+                }
+                let Some((last, attempt)) = accepted else {
+                    continue;
+                };
+                let newest = entries.last().map(|e| e.version.ts.physical_ms());
+                // Each origin's changes arrive in its sequence order, which is
+                // also its timestamp order: once applied, all its writes up to
+                // the newest of them are here (the sender's own, and on a star's
+                // spoke the ones the hub forwards).
+                let mut stable_by_origin: std::collections::BTreeMap<String, u64> =
+                    std::collections::BTreeMap::new();
+                for e in &entries {
+                    let v = stable_by_origin.entry(e.gtid.origin.clone()).or_insert(0);
+                    *v = (*v).max(e.version.ts.0);
+                }
+                let commits: Vec<u64> =
+                    entries.iter().map(|e| e.version.ts.physical_ms()).collect();
+                let mut replicas_added = Vec::new();
+                let report = if entries.is_empty() {
+                    AckReport::default()
+                } else {
+                    applies.inc();
+                    match ctx.store.apply_remote(entries).await {
+                        Ok(r) => {
+                            replicas_added = r.replicas_added;
+                            AckReport {
+                                applied: r.applied,
+                                duplicates: r.duplicates,
+                                stale: r.stale,
+                                own: r.own,
+                                missing_table: r.missing_table,
+                                conflicts: r.conflicts.values().sum(),
                             }
                         }
-                        // the clock offset between the two regions' clocks, skew included
-                        sm.on_sender_clock(hb.hlc_now >> 16, ctx.store.wall_ms());
-                    }
-                    Frame::Error(e) => {
-                        if e.code == ErrorCode::LogPurged {
-                            log_purged(ctx, peer, &e.message)?;
+                        Err(e) => {
+                            send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
+                            return Err(e.into());
                         }
-                        return Err(LinkError::Peer(e.code, e.message));
                     }
-                    other => {
-                        let msg = format!("unexpected frame {}", frame_name(&other));
-                        send_error(writer, ErrorCode::Invalid, &msg).await;
-                        return Err(LinkError::Closed("protocol violation"));
+                };
+                record_apply_lag(ctx, peer, &commits, now_ms());
+                for (origin, ts) in &stable_by_origin {
+                    match &links {
+                        Some(l) if origin == peer => {
+                            l.stable_ts.fetch_max(*ts, Ordering::AcqRel);
+                        }
+                        _ => ctx.links.raise_origin_stable(origin, *ts),
                     }
+                }
+                applied.inc_by(report.applied);
+                dups.inc_by(report.duplicates);
+                stale.inc_by(report.stale);
+                if report.missing_table > 0 {
+                    tracing::warn!(peer = %peer, count = report.missing_table, "changes for tables this region does not have were skipped");
+                }
+                let ack = sm.on_applied(last, attempt, report, newest, now_ms());
+                writer.send(&Frame::Ack(ack)).await?;
+                if !replicas_added.is_empty() {
+                    // Their earlier items never came here: reconnect and
+                    // take a snapshot from this peer.
+                    tracing::info!(peer = %peer, tables = ?replicas_added, "became a replica of existing tables; asking for a snapshot");
+                    if let Ok(mut s) = ctx.links.snapshots.lock() {
+                        s.wanted_from.insert(peer.to_owned());
+                    }
+                    return Err(LinkError::Closed("reconnecting for a snapshot"));
                 }
             }
-            changed = control.changed() => {
-                if changed.is_err() {
-                    return Ok(());
+            Frame::Heartbeat(hb) => {
+                sm.on_heartbeat(&hb, now_ms());
+                // Caught up with the sender's stream as of `head`: every write of the
+                // sender's older than `stable_ts` is applied here.
+                if hb.stable_ts > 0
+                    && sm.status().acked >= hb.head
+                    && let Some(l) = &links
+                {
+                    l.stable_ts.fetch_max(hb.stable_ts, Ordering::AcqRel);
                 }
-                let c = *control.borrow_and_update();
-                if c.drops != drops_seen {
-                    return Err(LinkError::Closed("dropped by operator"));
+                // A hub also vouches for the spokes this region hears through it.
+                if sm.status().acked >= hb.head {
+                    for (origin, ts) in &hb.origins {
+                        if origin != me && origin != peer {
+                            ctx.links.raise_origin_stable(origin, *ts);
+                        }
+                    }
                 }
-                if c.paused != paused {
-                    paused = c.paused;
-                    writer.send(&Frame::Credit(window_for(paused))).await?;
-                }
+                // the clock offset between the two regions' clocks, skew included
+                sm.on_sender_clock(hb.hlc_now >> 16, ctx.store.wall_ms());
             }
-            _ = tick.tick() => {
-                if links.as_ref().is_some_and(|l| l.inbound_generation.load(Ordering::Acquire) != current) {
-                    return Err(LinkError::Closed("superseded by a newer connection"));
+            Frame::Error(e) => {
+                if e.code == ErrorCode::LogPurged {
+                    log_purged(ctx, peer, &e.message)?;
                 }
-                if last_heard.elapsed() > idle {
-                    return Err(LinkError::Timeout("peer silent"));
-                }
-                let s = sm.status();
-                writer.send(&Frame::Heartbeat(Heartbeat {
-                    head: s.acked,
-                    hlc_now: meridian_core::Timestamp::new(ctx.store.wall_ms(), 0).0,
-                    pending_since_ms: 0,
-                    stable_ts: 0,
-                    origins: Vec::new(),
-                })).await?;
-                ctx.links.update_inbound(peer, Some(&s), paused);
+                return Err(LinkError::Peer(e.code, e.message));
+            }
+            other => {
+                let msg = format!("unexpected frame {}", frame_name(&other));
+                send_error(writer, ErrorCode::Invalid, &msg).await;
+                return Err(LinkError::Closed("protocol violation"));
             }
         }
     } }

@@ -227,8 +227,11 @@ struct Group<'a> {
     batch: fjall::OwnedWriteBatch,
     /// Item state as of the changes so far in this group (full key → state).
     overlay: HashMap<Vec<u8>, Option<StoredItem>>,
-    /// Tombstones written by this group (full key → version).
-    tomb_overlay: HashMap<Vec<u8>, Version>,
+    /// Keys read from the items keyspace and found absent (not written by this group since).
+    absent: HashSet<Vec<u8>>,
+    /// Tombstones as of the changes so far in this group, read or written (full key → its
+    /// version, `None` = no tombstone).
+    tombs: HashMap<Vec<u8>, Option<Version>>,
     /// Dedup watermarks read or advanced by this group (origin → sequence).
     watermarks: HashMap<String, u64>,
     stats: HashMap<u64, TableStats>,
@@ -249,7 +252,8 @@ impl<'a> Group<'a> {
             inner,
             batch: inner.db.batch(),
             overlay: HashMap::new(),
-            tomb_overlay: HashMap::new(),
+            absent: HashSet::new(),
+            tombs: HashMap::new(),
             watermarks: HashMap::new(),
             stats: HashMap::new(),
             dropped: HashSet::new(),
@@ -266,17 +270,35 @@ impl<'a> Group<'a> {
         if let Some(s) = self.overlay.get(full_key) {
             return Ok(s.clone());
         }
+        if self.absent.contains(full_key) {
+            return Ok(None);
+        }
+        // Remember what was read: the write that follows reads it again. (An overlay `None`
+        // means "deleted in this group", so absent keys have a set of their own.)
         match self.inner.items.get(full_key)? {
             Some(v) => {
-                // Remember what was read: the write that follows reads it again. (Absent items
-                // are not remembered: an overlay `None` means "deleted in this group", and the
-                // tombstone lookup must still reach the store.)
                 let state = record::decode_item_record(&v)?;
                 self.overlay.insert(full_key.to_vec(), Some(state.clone()));
                 Ok(Some(state))
             }
-            None => Ok(None),
+            None => {
+                self.absent.insert(full_key.to_vec());
+                Ok(None)
+            }
         }
+    }
+
+    /// The version of the item's tombstone, if it has one, as of this group.
+    fn tombstone(&mut self, full_key: &[u8]) -> Result<Option<Version>, StoreError> {
+        if let Some(t) = self.tombs.get(full_key) {
+            return Ok(t.clone());
+        }
+        let t = match self.inner.tombstones.get(full_key)? {
+            Some(v) => Some(record::decode_tombstone(&v)?.0),
+            None => None,
+        };
+        self.tombs.insert(full_key.to_vec(), t.clone());
+        Ok(t)
     }
 
     fn table_live(&self, t: &TableMeta) -> bool {
@@ -380,18 +402,9 @@ impl<'a> Group<'a> {
 
     /// The version of an item's current state: its live version, or its tombstone's.
     fn current_version(&mut self, full: &[u8]) -> Result<Option<Version>, StoreError> {
-        if let Some(state) = self.overlay.get(full) {
-            return Ok(match state {
-                Some(s) => Some(s.version.clone()),
-                None => self.tomb_overlay.get(full).cloned(),
-            });
-        }
-        if let Some(v) = self.inner.items.get(full)? {
-            return Ok(Some(record::decode_item_record(&v)?.version));
-        }
-        match self.inner.tombstones.get(full)? {
-            Some(v) => Ok(Some(record::decode_tombstone(&v)?.0)),
-            None => Ok(None),
+        match self.current(full)? {
+            Some(s) => Ok(Some(s.version)),
+            None => self.tombstone(full),
         }
     }
 
@@ -448,10 +461,9 @@ impl<'a> Group<'a> {
                     full.clone(),
                     record::encode_item_record(stored),
                 );
-                if self.tomb_overlay.remove(&full).is_some()
-                    || self.inner.tombstones.contains_key(&full)?
-                {
+                if self.tombstone(&full)?.is_some() {
                     self.batch.remove(&self.inner.tombstones, full.clone());
+                    self.tombs.insert(full.clone(), None);
                 }
                 let new_size = item_size(&stored.item) as i64;
                 let st = self.stats_for(table.id);
@@ -470,7 +482,7 @@ impl<'a> Group<'a> {
                     full.clone(),
                     record::encode_tombstone(version, seq),
                 );
-                self.tomb_overlay.insert(full.clone(), version.clone());
+                self.tombs.insert(full.clone(), Some(version.clone()));
                 if let Some(s) = old_size {
                     let st = self.stats_for(table.id);
                     st.item_count -= 1;
@@ -478,6 +490,7 @@ impl<'a> Group<'a> {
                 }
             }
         }
+        self.absent.remove(&full);
         self.overlay.insert(full, state);
         Ok(())
     }
@@ -635,6 +648,8 @@ impl<'a> Group<'a> {
     ) -> Result<ApplyReport, StoreError> {
         self.requests += 1;
         let mut report = ApplyReport::default();
+        // Origins whose watermark this apply advanced: written once each, after the loop.
+        let mut advanced: Vec<String> = Vec::new();
         for e in entries {
             // Repairs (anti-entropy) carry item states, not change-log entries: no loop or
             // dedup bookkeeping, and nothing is logged (repair is between two regions).
@@ -661,11 +676,9 @@ impl<'a> Group<'a> {
                 continue;
             }
             self.watermarks.insert(e.gtid.origin.clone(), e.gtid.seq);
-            self.batch.insert(
-                &self.inner.meta,
-                watermark_key(&e.gtid.origin),
-                record::encode_u64(e.gtid.seq),
-            );
+            if !advanced.contains(&e.gtid.origin) {
+                advanced.push(e.gtid.origin.clone());
+            }
             hlc.observe(e.version.ts);
             if matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop) {
                 // A table this region lacks arriving by a change other than its creation is
@@ -702,6 +715,14 @@ impl<'a> Group<'a> {
             }
             self.record_change(&table, new_state, e)?;
             report.applied += 1;
+        }
+        for origin in advanced {
+            let seq = self.watermarks.get(&origin).copied().unwrap_or_default();
+            self.batch.insert(
+                &self.inner.meta,
+                watermark_key(&origin),
+                record::encode_u64(seq),
+            );
         }
         Ok(report)
     }
@@ -807,9 +828,10 @@ impl<'a> Group<'a> {
                 && seq <= upto_seq
                 && version.ts.physical_ms() < older_than_ms
                 && !self.overlay.contains_key(&key)
-                && !self.tomb_overlay.contains_key(&key)
+                && !self.tombs.contains_key(&key)
             {
                 self.batch.remove(&self.inner.tombstones, key.clone());
+                self.tombs.insert(key.clone(), None);
                 purged += 1;
             }
             last = Some(key);
