@@ -157,7 +157,11 @@ impl Store {
         std::fs::create_dir_all(&opts.path).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let db = Database::builder(&opts.path)
             .cache_size(opts.cache_bytes)
-            .worker_threads(2)
+            // One background worker, not two: with two, fjall 3.1's worker 0 hands every
+            // compaction request back to the queue and takes it again at once while worker 1
+            // compacts, a busy loop that took ~19 % of a replicating region's CPU
+            // (docs/benchmarks.md, "Replication lag and catch-up").
+            .worker_threads(1)
             .max_journaling_size(256 * 1024 * 1024)
             .open()?;
         let meta = open_ks(&db, "meta", opts.memtable_bytes)?;
