@@ -51,6 +51,34 @@ impl LogEntry for meridian_storage::ChangeEntry {
     }
 }
 
+impl LogEntry for meridian_storage::LogRead {
+    fn seq(&self) -> u64 {
+        match self {
+            Self::Entry(e) => e.seq(),
+            Self::Skipped { seq, .. } => *seq,
+        }
+    }
+    fn origin(&self) -> &str {
+        match self {
+            Self::Entry(e) => e.origin(),
+            Self::Skipped { origin, .. } => origin,
+        }
+    }
+    fn commit_ms(&self) -> u64 {
+        match self {
+            Self::Entry(e) => e.commit_ms(),
+            // never shipped, so never asked
+            Self::Skipped { .. } => 0,
+        }
+    }
+    fn wire_bytes(&self) -> usize {
+        match self {
+            Self::Entry(e) => e.wire_bytes(),
+            Self::Skipped { bytes, .. } => *bytes,
+        }
+    }
+}
+
 /// Tunables of a sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboundConfig {

@@ -13,6 +13,7 @@ use crate::protocol::batch::{self, BatchHeader};
 use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, Start, Welcome};
 use crate::status::{Control, PeerLabel};
 use meridian_core::Timestamp;
+use meridian_storage::LogRead;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -262,9 +263,12 @@ async fn connect_and_stream(
         // Send whatever the state machine allows before waiting again.
         while let Some(req) = sm.poll_read() {
             let s = ctx.store.clone();
-            let entries = tokio::task::spawn_blocking(move || s.changes(req.from, req.max_entries))
-                .await
-                .map_err(|_| LinkError::Closed("reader task failed"))??;
+            let ships = ships_to(ctx, &peer.name);
+            let entries = tokio::task::spawn_blocking(move || {
+                s.changes_for(req.from, req.max_entries, ships)
+            })
+            .await
+            .map_err(|_| LinkError::Closed("reader task failed"))??;
             let Some(cut) = sm.on_read(req.from, entries, now_ms()) else {
                 break;
             };
@@ -275,8 +279,13 @@ async fn connect_and_stream(
                 head: sm.status().head,
                 hlc_now: Timestamp::new(ctx.store.wall_ms(), 0).0,
             };
-            let frame = Frame::Batch(batch::build(header, &cut.entries)?);
-            shipped.inc_by(cut.entries.len() as u64);
+            let entries: Vec<_> = cut
+                .entries
+                .into_iter()
+                .filter_map(LogRead::into_entry)
+                .collect();
+            let frame = Frame::Batch(batch::build(header, &entries)?);
+            shipped.inc_by(entries.len() as u64);
             if faults.reorder && held.is_none() {
                 held = Some(frame);
                 continue;
@@ -389,6 +398,13 @@ fn hub_origins(ctx: &Ctx, to: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Whether the link to `peer` carries changes of a given origin (for reading the log).
+fn ships_to(ctx: &Ctx, peer: &str) -> impl Fn(&str) -> bool + Send + 'static {
+    let topology = ctx.config.topology.clone();
+    let (me, peer) = (ctx.config.region.clone(), peer.to_owned());
+    move |origin: &str| topology.ships(&me, &peer, origin)
+}
+
 /// Sends a batch frame — twice when the duplicate fault hook is on.
 async fn send_batch(
     writer: &mut FrameWriter,
@@ -414,15 +430,13 @@ async fn pending_since(ctx: &Ctx, sm: &Outbound) -> Option<u64> {
         return None;
     }
     let store = ctx.store.clone();
-    let topology = ctx.config.topology.clone();
-    let me = ctx.config.region.clone();
-    let peer = sm.peer().to_owned();
+    let ships = ships_to(ctx, sm.peer());
     let from = s.acked + 1;
     tokio::task::spawn_blocking(move || {
-        let entries = store.changes(from, 1024).ok()?;
+        let entries = store.changes_for(from, 1024, ships).ok()?;
         entries
-            .iter()
-            .find(|e| topology.ships(&me, &peer, e.origin()))
+            .into_iter()
+            .find_map(LogRead::into_entry)
             .map(|e| e.commit_ms())
     })
     .await

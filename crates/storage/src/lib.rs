@@ -24,5 +24,5 @@ mod writer;
 pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, StoredItem};
 pub use snapshot::StoreSnapshot;
-pub use store::{ChangeLogSummary, Store, StoreFaults, StoreOptions, TableStats};
+pub use store::{ChangeLogSummary, LogRead, Store, StoreFaults, StoreOptions, TableStats};
 pub use writer::{ApplyReport, Change, ChangeKind, Decision};

@@ -263,6 +263,14 @@ pub fn encode_change(e: &ChangeEntry) -> Vec<u8> {
     out
 }
 
+/// The origin region of an encoded change-log entry, read without decoding the rest.
+pub fn change_origin(b: &[u8]) -> Result<&str, StoreError> {
+    let mut r = Reader::new(b);
+    check_format(&mut r, "change")?;
+    let origin = r.len_bytes().map_err(|_| corrupt("change"))?;
+    std::str::from_utf8(origin).map_err(|_| corrupt("change origin"))
+}
+
 /// Decodes a change-log entry stored at sequence `seq`.
 pub fn decode_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
     let mut r = Reader::new(b);

@@ -151,6 +151,32 @@ fn open_ks(db: &Database, name: &str, memtable_bytes: u64) -> Result<Keyspace, S
     })?)
 }
 
+/// A change-log entry as read for one link ([`Store::changes_for`]).
+#[derive(Debug, Clone)]
+pub enum LogRead {
+    /// Decoded in full: the link carries its origin.
+    Entry(ChangeEntry),
+    /// Not decoded: a change of another origin the link does not carry.
+    Skipped {
+        /// Local sequence.
+        seq: u64,
+        /// Region where the change originated.
+        origin: String,
+        /// Encoded size.
+        bytes: usize,
+    },
+}
+
+impl LogRead {
+    /// The decoded entry, if it was decoded.
+    pub fn into_entry(self) -> Option<ChangeEntry> {
+        match self {
+            LogRead::Entry(e) => Some(e),
+            LogRead::Skipped { .. } => None,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store and starts its writer thread. Blocking.
     pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
@@ -662,6 +688,34 @@ impl Store {
             let (k, v) = kv.into_inner()?;
             let seq = u64_suffix(&k, 0)?;
             out.push(record::decode_change(seq, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Like [`Store::changes`], for one replication link: entries whose origin `wanted` refuses
+    /// are not decoded, only stepped over ([`LogRead::Skipped`]). A region's log holds the
+    /// changes it applied from every other region, which most links do not carry.
+    pub fn changes_for(
+        &self,
+        from_seq: u64,
+        limit: usize,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<LogRead>, StoreError> {
+        self.inner.check()?;
+        let mut out = Vec::new();
+        for kv in self.inner.log.range(from_seq.to_be_bytes()..).take(limit) {
+            let (k, v) = kv.into_inner()?;
+            let seq = u64_suffix(&k, 0)?;
+            let origin = record::change_origin(&v)?;
+            out.push(if wanted(origin) {
+                LogRead::Entry(record::decode_change(seq, &v)?)
+            } else {
+                LogRead::Skipped {
+                    seq,
+                    origin: origin.to_owned(),
+                    bytes: v.len(),
+                }
+            });
         }
         Ok(out)
     }

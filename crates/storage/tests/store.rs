@@ -774,3 +774,45 @@ async fn a_snapshot_installed_elsewhere_reproduces_tables_items_tombstones_and_w
     assert_eq!(dst.watermark("src").unwrap(), 62);
     assert_eq!(dst.watermark("dst").unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_reads_the_log_decoding_only_the_origins_it_ships() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open_as(da.path(), "a");
+    let b = open_as(db.path(), "b");
+    let ta = a.create_table(meta("l")).await.unwrap();
+    put(&a, &ta, item("k1", 1)).await;
+    b.apply_remote(a.changes(1, 100).unwrap()).await.unwrap();
+    let tb = b.table("l").unwrap();
+    put(&b, &tb, item("k2", 2)).await;
+    put(&b, &tb, item("k3", 3)).await;
+    // b's log: a's two changes, then two of b's own
+    let all = b.changes(1, 100).unwrap();
+    let read = b.changes_for(1, 100, |origin| origin == "b").unwrap();
+    assert_eq!(read.len(), all.len());
+    for (r, e) in read.iter().zip(&all) {
+        match r {
+            meridian_storage::LogRead::Entry(got) => {
+                assert_eq!(e.gtid.origin, "b");
+                assert_eq!(got, e);
+            }
+            meridian_storage::LogRead::Skipped { seq, origin, bytes } => {
+                assert_eq!((*seq, origin.as_str()), (e.seq, "a"));
+                assert!(*bytes > 0);
+            }
+        }
+    }
+    let kinds: Vec<bool> = read
+        .iter()
+        .map(|r| matches!(r, meridian_storage::LogRead::Entry(_)))
+        .collect();
+    assert_eq!(kinds, [false, false, true, true]);
+    // from the middle, with a limit
+    let read = b.changes_for(2, 2, |_| true).unwrap();
+    let seqs: Vec<u64> = read
+        .into_iter()
+        .filter_map(|r| r.into_entry())
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [2, 3]);
+}
