@@ -11,8 +11,9 @@
 //! A batch accepted for applying moves the expected position at once, so the driver can accept
 //! several batches that arrived together and apply them in one commit. The ack is sent only
 //! after the store made them durable ([`Inbound::on_applied`]), so an acknowledged sequence is
-//! never lost; if the apply fails the connection ends and this state with it. Dedup of repeats across connections and restarts is the store's per-origin
-//! watermark, advanced in the same commit as the changes.
+//! never lost; if the apply fails the connection ends and this state with it. Dedup of repeats
+//! across connections and restarts is the store's per-origin watermark, advanced in the same
+//! commit as the changes.
 
 use crate::protocol::{Ack, AckReport, Heartbeat};
 
@@ -94,9 +95,9 @@ impl Inbound {
         }
     }
 
-    /// The accepted batches up to the one ending at `last` are durable. `newest_commit_ms` is the origin commit time of
-    /// its last entry (if it had any); the lag becomes `now − newest_commit_ms`, or 0 when
-    /// the stream has caught up with an empty batch.
+    /// The accepted batches up to the one ending at `last` are durable. `newest_commit_ms` is
+    /// the origin commit time of their last entry (if they had any); the lag becomes
+    /// `now − newest_commit_ms`, or 0 when the stream has caught up with an empty batch.
     pub fn on_applied(
         &mut self,
         last: u64,

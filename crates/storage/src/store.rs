@@ -682,14 +682,8 @@ impl Store {
 
     /// Change-log entries from `from_seq` (inclusive), at most `limit`. Blocking.
     pub fn changes(&self, from_seq: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
-        self.inner.check()?;
-        let mut out = Vec::new();
-        for kv in self.inner.log.range(from_seq.to_be_bytes()..).take(limit) {
-            let (k, v) = kv.into_inner()?;
-            let seq = u64_suffix(&k, 0)?;
-            out.push(record::decode_change(seq, &v)?);
-        }
-        Ok(out)
+        let read = self.changes_for(from_seq, limit, |_| true)?;
+        Ok(read.into_iter().filter_map(LogRead::into_entry).collect())
     }
 
     /// Like [`Store::changes`], for one replication link: entries whose origin `wanted` refuses
