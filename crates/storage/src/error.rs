@@ -21,6 +21,9 @@ pub enum StoreError {
     /// A failure injected on purpose (tests and drills).
     #[error("injected fault: {0}")]
     Injected(&'static str),
+    /// Waited too long for the store (e.g. for a commit to become durable).
+    #[error("store timed out: {0}")]
+    Timeout(String),
     /// No such table.
     #[error("no such table: {0}")]
     NoSuchTable(String),

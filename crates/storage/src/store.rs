@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 pub(crate) const META_TABLE: &[u8] = b"t/";
@@ -52,6 +52,9 @@ pub struct StoreOptions {
 pub struct StoreFaults {
     /// The next group commit's fsync fails.
     pub fail_next_sync: AtomicBool,
+    /// The next group commit waits this many milliseconds between its engine commit and its
+    /// fsync (0: none) — holds a commit in the state a crash could still undo.
+    pub hold_next_sync_ms: AtomicU64,
 }
 
 impl StoreOptions {
@@ -109,6 +112,8 @@ pub(crate) struct Inner {
     /// `(head, hlc)` after the last commit: every change this region makes later gets a
     /// higher sequence than `head` and a higher timestamp than `hlc`.
     pub(crate) mark: Mutex<(u64, u64)>,
+    /// Signalled (with `mark` held) whenever the durable head advances.
+    pub(crate) durable: Condvar,
     /// The physical clock under the HLC (skewed by fault injection, if it is).
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -126,6 +131,8 @@ impl Inner {
         if !self.poisoned.swap(true, Ordering::AcqRel) {
             tracing::error!(error = %why, "store failed: refusing all further work (fail-stop)");
         }
+        // Wake whoever waits for durability: it never comes now.
+        self.durable.notify_all();
     }
 }
 
@@ -269,6 +276,7 @@ impl Store {
             faults: opts.faults.clone(),
             head_tx: tokio::sync::watch::Sender::new(head),
             mark: Mutex::new((head, hlc_last.0)),
+            durable: Condvar::new(),
             clock: opts.clock.clone(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
@@ -374,8 +382,14 @@ impl Store {
                 }
             }),
         };
+        let sent = std::time::Instant::now();
         self.send(job)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let out = rx.await.map_err(|_| StoreError::Closed)?;
+        self.inner
+            .metrics
+            .write_seconds
+            .observe(sent.elapsed().as_secs_f64());
+        out
     }
 
     /// Creates a table (its `id` is assigned here). Durable when this returns.
@@ -675,7 +689,30 @@ impl Store {
         }))
     }
 
-    /// The highest change-log sequence.
+    /// Blocks until every change-log entry up to `seq` is durable (at most `timeout`); returns
+    /// whether it is. Blocking.
+    pub fn wait_durable(&self, seq: u64, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut mark = self.inner.mark.lock().map_err(|_| StoreError::Poisoned)?;
+        loop {
+            self.inner.check()?;
+            if mark.0 >= seq {
+                return Ok(true);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            mark = self
+                .inner
+                .durable
+                .wait_timeout(mark, deadline - now)
+                .map_err(|_| StoreError::Poisoned)?
+                .0;
+        }
+    }
+
+    /// The highest durable change-log sequence (what readers of the log and senders see).
     pub fn head(&self) -> u64 {
         self.inner.head.load(Ordering::Acquire)
     }
@@ -697,7 +734,18 @@ impl Store {
     ) -> Result<Vec<LogRead>, StoreError> {
         self.inner.check()?;
         let mut out = Vec::new();
-        for kv in self.inner.log.range(from_seq.to_be_bytes()..).take(limit) {
+        // Only durable entries: a change committed but not yet fsynced must not reach a peer
+        // (after a crash its sequence would be reused for another change).
+        let head = self.head();
+        if from_seq > head {
+            return Ok(out);
+        }
+        for kv in self
+            .inner
+            .log
+            .range(from_seq.to_be_bytes()..=head.to_be_bytes())
+            .take(limit)
+        {
             let (k, v) = kv.into_inner()?;
             let seq = u64_suffix(&k, 0)?;
             let origin = record::change_origin(&v)?;
@@ -766,7 +814,16 @@ impl Store {
     /// A consistent snapshot of every table, item and tombstone with the watermarks and head
     /// it corresponds to (see [`crate::StoreSnapshot`]). Reading it is blocking.
     pub fn snapshot(&self) -> Result<crate::StoreSnapshot, StoreError> {
-        crate::snapshot::StoreSnapshot::take(self.inner.clone())
+        let snap = crate::snapshot::StoreSnapshot::take(self.inner.clone())?;
+        // The fjall snapshot may include the group being synced: hand it out only once that
+        // is durable, so a peer never holds a change this region could still lose.
+        if !self.wait_durable(snap.head, std::time::Duration::from_secs(30))? {
+            return Err(StoreError::Timeout(format!(
+                "change-log entry {} not durable after 30 s",
+                snap.head
+            )));
+        }
+        Ok(snap)
     }
 
     /// Completes the installation of a snapshot whose states were applied with

@@ -152,6 +152,11 @@ pub(crate) enum Job {
 pub(crate) struct WriterMetrics {
     group_size: Histogram,
     fsync_seconds: Histogram,
+    /// Time a write spends with the writer: queued, decided, committed, synced.
+    pub(crate) write_seconds: Histogram,
+    /// Time of the engine commit (journal append + memtables), before the fsync: long ones
+    /// are the engine's own stalls (flushes and compactions holding its locks).
+    commit_seconds: Histogram,
     commits: Counter,
     changes: Counter,
     head: Gauge,
@@ -172,6 +177,12 @@ impl Default for WriterMetrics {
             fsync_seconds: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
             ),
+            write_seconds: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 16),
+            ),
+            commit_seconds: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 16),
+            ),
             commits: Counter::default(),
             changes: Counter::default(),
             head: Gauge::default(),
@@ -191,6 +202,16 @@ impl WriterMetrics {
             "meridian_fsync_seconds",
             "Latency of the group commit's fsync",
             self.fsync_seconds.clone(),
+        );
+        r.register(
+            "meridian_write_seconds",
+            "Time a write spends with the writer: queued, decided, committed and fsynced",
+            self.write_seconds.clone(),
+        );
+        r.register(
+            "meridian_commit_seconds",
+            "Time of a group's engine commit (journal append and memtables) before its fsync",
+            self.commit_seconds.clone(),
         );
         r.register("meridian_commits", "Group commits", self.commits.clone());
         r.register(
@@ -1143,9 +1164,14 @@ impl<'a> Group<'a> {
         );
         let changes = self.head - inner.head.load(Ordering::Acquire);
         let done = std::mem::take(&mut self.done);
+        let committing = Instant::now();
         if let Err(e) = self.batch.commit() {
             return Err((e.into(), done));
         }
+        inner
+            .metrics
+            .commit_seconds
+            .observe(committing.elapsed().as_secs_f64());
         let started = Instant::now();
         if let Err(e) = sync(inner) {
             return Err((e, done));
@@ -1158,9 +1184,15 @@ impl<'a> Group<'a> {
         inner.metrics.commits.inc();
         inner.metrics.changes.inc_by(changes);
         inner.metrics.head.set(self.head as i64);
-        inner.head.store(self.head, Ordering::Release);
-        if let Ok(mut m) = inner.mark.lock() {
+        {
+            // Under the mark's lock, so `Store::wait_durable` cannot miss the wake-up.
+            let mut m = inner
+                .mark
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *m = (self.head, hlc.last().0);
+            inner.head.store(self.head, Ordering::Release);
+            inner.durable.notify_all();
         }
         inner.head_tx.send_replace(self.head);
         if let Ok(mut s) = inner.stats.lock() {
@@ -1222,6 +1254,10 @@ impl<'a> Group<'a> {
 fn sync(inner: &Inner) -> Result<(), StoreError> {
     if inner.faults.fail_next_sync.swap(false, Ordering::AcqRel) {
         return Err(StoreError::Injected("fsync failure"));
+    }
+    let hold = inner.faults.hold_next_sync_ms.swap(0, Ordering::AcqRel);
+    if hold > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(hold));
     }
     inner.db.persist(PersistMode::SyncData).map_err(Into::into)
 }

@@ -263,6 +263,65 @@ async fn failed_fsync_poisons_the_store_and_acknowledges_nothing() {
     );
 }
 
+/// A change committed to the engine but not yet fsynced is visible to reads, but not to the
+/// change log's readers (sync-outs, snapshots): after a crash its sequence would be reused for
+/// another change, and a peer holding it would skip that one as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_log_readers_and_snapshots_only_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = store.create_table(meta("d")).await.unwrap();
+    put(&store, &t, item("a", 1)).await;
+    let durable = store.head();
+    store_faults(&store)
+        .hold_next_sync_ms
+        .store(1500, std::sync::atomic::Ordering::SeqCst);
+    let (s2, t2) = (store.clone(), t.clone());
+    let write = tokio::spawn(async move { put(&s2, &t2, item("b", 2)).await });
+    // Wait (bounded) until the write is committed to the engine: reads see it.
+    let key_b = t.key_schema.encode(&item("b", 2)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.get(&t, &key_b).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(!write.is_finished(), "acknowledged before its fsync");
+    assert_eq!(store.head(), durable, "the head moved before the fsync");
+    assert!(
+        store.changes(durable + 1, 10).unwrap().is_empty(),
+        "a log reader saw a change that is not durable"
+    );
+    // A snapshot taken now waits for the held commit to be durable before it is handed out.
+    let s3 = store.clone();
+    let snap = tokio::task::spawn_blocking(move || s3.snapshot().map(|s| s.head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(snap, durable + 1);
+    assert!(
+        store.head() >= snap,
+        "the snapshot came before its head was durable"
+    );
+    write.await.unwrap();
+    let log = store.changes(durable + 1, 10).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].seq, durable + 1);
+    assert!(
+        store
+            .wait_durable(durable + 1, std::time::Duration::from_secs(1))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .wait_durable(durable + 2, std::time::Duration::from_millis(50))
+            .unwrap(),
+        "nothing was written after: that sequence is not durable"
+    );
+}
+
 fn store_faults(store: &Store) -> std::sync::Arc<meridian_storage::StoreFaults> {
     store.faults()
 }
