@@ -121,7 +121,7 @@ def test_meridian_clients_sign_what_the_server_verifies(tmp_path):
         def kv(secret):
             return subprocess.run(
                 [str(BIN), "bench", "kv", "--endpoint", r.endpoint, "--access-key", "AKIDTEST",
-                 "--secret-key", secret, "--connections", "2", "--duration-secs", "1",
+                 "--secret-key", secret, "--connections", "3", "--threads", "2", "--duration-secs", "1",
                  "--warmup-secs", "0", "--keys", "100", "--json"],
                 capture_output=True, text=True, timeout=60)
 

@@ -21,6 +21,7 @@ use crate::item::{Bodies, Rng, get_found};
 use crate::report::{KvReport, OpReport, new_histogram};
 use crate::sign::{SignArgs, Signer};
 use crate::table::ensure_table;
+use crate::wire::WireConn;
 
 /// A request slower than this counts as an error and its connection is replaced; it also
 /// bounds how far a phase can overrun its deadline.
@@ -37,6 +38,10 @@ pub struct KvArgs {
     /// Concurrent keep-alive connections, one request in flight on each.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
+    /// Load-generator threads the connections are spread over, each one event loop (like
+    /// `redis-benchmark --threads`; one by default, as `redis-benchmark`).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Total measured time, split evenly between the PutItem and GetItem phases.
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
@@ -109,8 +114,8 @@ struct Shared {
 
 /// Creates the table, then runs the put and get phases and reports both.
 pub async fn run_kv(args: &KvArgs) -> anyhow::Result<KvReport> {
-    if args.connections == 0 || args.duration_secs == 0 || args.keys == 0 {
-        bail!("--connections, --duration-secs and --keys must be at least 1");
+    if args.connections == 0 || args.duration_secs == 0 || args.keys == 0 || args.threads == 0 {
+        bail!("--connections, --threads, --duration-secs and --keys must be at least 1");
     }
     let shared = Arc::new(Shared {
         endpoint: Endpoint::parse(&args.endpoint)?,
@@ -122,21 +127,20 @@ pub async fn run_kv(args: &KvArgs) -> anyhow::Result<KvReport> {
     ensure_table(&mut setup, &args.table).await?;
     drop(setup);
 
-    let mut conns = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        conns.push(Some(
-            Connection::open(&shared.endpoint, shared.signer.clone()).await?,
-        ));
-    }
-
+    let workers = Workers::start(
+        &shared,
+        args.connections,
+        args.threads.min(args.connections),
+    )
+    .await?;
     let next_key = Arc::new(AtomicU64::new(0));
     if args.warmup_secs > 0 {
         let half = Duration::from_secs_f64(args.warmup_secs as f64 / 2.0);
-        (conns, _) = put_then_get(&shared, conns, &next_key, args.keys, half, 1).await?;
+        put_then_get(&workers, &next_key, args.keys, half, 1).await?;
     }
     let half = Duration::from_secs_f64(args.duration_secs as f64 / 2.0);
-    let (_, [put_report, get_report]) =
-        put_then_get(&shared, conns, &next_key, args.keys, half, 3).await?;
+    let [put_report, get_report] = put_then_get(&workers, &next_key, args.keys, half, 3).await?;
+    workers.stop();
 
     Ok(KvReport {
         target: args.label.clone().unwrap_or_else(|| args.endpoint.clone()),
@@ -153,18 +157,17 @@ pub async fn run_kv(args: &KvArgs) -> anyhow::Result<KvReport> {
 /// A put phase, then a get phase over the keys written so far, `time` each. `seed` and
 /// `seed + 1` seed the phases.
 async fn put_then_get(
-    shared: &Arc<Shared>,
-    conns: Vec<Option<Connection>>,
+    workers: &Workers,
     next_key: &Arc<AtomicU64>,
     keys: u64,
     time: Duration,
     seed: u64,
-) -> anyhow::Result<(Vec<Option<Connection>>, [OpReport; 2])> {
+) -> anyhow::Result<[OpReport; 2]> {
     let put = Phase::Put {
         next_key: next_key.clone(),
         keys,
     };
-    let (conns, put_report) = run_phase(shared, conns, put, time, seed).await?;
+    let put_report = workers.run_phase(put, time, seed).await?;
     let written = next_key.load(Ordering::Relaxed).min(keys);
     if written == 0 {
         bail!(
@@ -173,61 +176,176 @@ async fn put_then_get(
         );
     }
     let get = Phase::Get { written };
-    let (conns, get_report) = run_phase(shared, conns, get, time, seed + 1).await?;
-    Ok((conns, [put_report, get_report]))
+    let get_report = workers.run_phase(get, time, seed + 1).await?;
+    Ok([put_report, get_report])
 }
 
-/// Drives `phase` on every connection for `time`, then merges what they measured. Returns the
-/// connections (reopened where they broke) for the next phase.
-async fn run_phase(
-    shared: &Arc<Shared>,
-    conns: Vec<Option<Connection>>,
+/// One phase for one load-generator thread.
+struct PhaseCmd {
     phase: Phase,
-    time: Duration,
+    deadline: std::time::Instant,
     seed: u64,
-) -> anyhow::Result<(Vec<Option<Connection>>, OpReport)> {
-    let start = Instant::now();
-    let deadline = start + time;
-    let mut tasks = JoinSet::new();
-    for (i, conn) in conns.into_iter().enumerate() {
-        let rng = Rng::new(seed << 32 | i as u64);
-        tasks.spawn(drive(shared.clone(), conn, phase.clone(), deadline, rng));
+    reply: tokio::sync::oneshot::Sender<anyhow::Result<Vec<WorkerStats>>>,
+}
+
+/// The load-generator threads. Each owns its connections for the whole run and drives them on
+/// a single-threaded runtime: no work stealing, no cross-thread wake-ups, like
+/// `redis-benchmark`'s event loop.
+struct Workers {
+    commands: Vec<std::sync::mpsc::Sender<PhaseCmd>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `threads` threads sharing `connections` connections, each opened before this
+    /// returns.
+    async fn start(
+        shared: &Arc<Shared>,
+        connections: usize,
+        threads: usize,
+    ) -> anyhow::Result<Self> {
+        let mut workers = Workers {
+            commands: Vec::new(),
+            threads: Vec::new(),
+        };
+        let mut ready = Vec::new();
+        for t in 0..threads {
+            // Connection i goes to thread i mod threads.
+            let ids: Vec<usize> = (t..connections).step_by(threads).collect();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("bench-load-{t}"))
+                .spawn(move || worker_thread(shared, ids, rx, ready_tx))
+                .context("starting a load-generator thread")?;
+            workers.commands.push(tx);
+            workers.threads.push(handle);
+            ready.push(ready_rx);
+        }
+        for r in ready {
+            r.await.context("a load-generator thread stopped")??;
+        }
+        Ok(workers)
     }
 
-    let mut hist = new_histogram()?;
-    let (mut errors, mut misses, mut first_error) = (0, 0, None);
-    let mut conns = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (conn, stats) = joined.context("benchmark task panicked")??;
-        hist.add(&stats.hist)?;
-        errors += stats.errors;
-        misses += stats.misses;
-        first_error = first_error.or(stats.first_error);
-        conns.push(conn);
+    /// Drives `phase` on every connection for `time`, then merges what they measured.
+    async fn run_phase(&self, phase: Phase, time: Duration, seed: u64) -> anyhow::Result<OpReport> {
+        let start = Instant::now();
+        let deadline = std::time::Instant::now() + time;
+        let mut replies = Vec::new();
+        for tx in &self.commands {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            tx.send(PhaseCmd {
+                phase: phase.clone(),
+                deadline,
+                seed,
+                reply,
+            })
+            .map_err(|_| anyhow::anyhow!("a load-generator thread stopped"))?;
+            replies.push(rx);
+        }
+        let mut hist = new_histogram()?;
+        let (mut errors, mut misses, mut first_error) = (0, 0, None);
+        for rx in replies {
+            for stats in rx.await.context("a load-generator thread stopped")?? {
+                hist.add(&stats.hist)?;
+                errors += stats.errors;
+                misses += stats.misses;
+                first_error = first_error.or(stats.first_error);
+            }
+        }
+        let report = OpReport::new(
+            phase.operation(),
+            &hist,
+            errors,
+            misses,
+            start.elapsed(),
+            first_error,
+        );
+        if let Some(error) = &report.first_error {
+            eprintln!("{}: {} errors; first: {error}", report.op, report.errors);
+        }
+        Ok(report)
     }
-    let report = OpReport::new(
-        phase.operation(),
-        &hist,
-        errors,
-        misses,
-        start.elapsed(),
-        first_error,
-    );
-    if let Some(error) = &report.first_error {
-        eprintln!("{}: {} errors; first: {error}", report.op, report.errors);
+
+    fn stop(self) {
+        drop(self.commands);
+        for t in self.threads {
+            let _ = t.join();
+        }
     }
-    Ok((conns, report))
+}
+
+/// A load-generator thread: opens its connections, then runs each phase it is sent.
+fn worker_thread(
+    shared: Arc<Shared>,
+    ids: Vec<usize>,
+    commands: std::sync::mpsc::Receiver<PhaseCmd>,
+    ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    };
+    let opened: anyhow::Result<Vec<Option<WireConn>>> = runtime.block_on(async {
+        let mut conns = Vec::with_capacity(ids.len());
+        for _ in &ids {
+            conns.push(Some(WireConn::open(&shared.endpoint).await?));
+        }
+        Ok(conns)
+    });
+    let mut conns = match opened {
+        Ok(c) => {
+            let _ = ready.send(Ok(()));
+            c
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    while let Ok(cmd) = commands.recv() {
+        let deadline = tokio::time::Instant::from_std(cmd.deadline);
+        let result = runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            for (conn, id) in conns.drain(..).zip(&ids) {
+                let rng = Rng::new(cmd.seed << 32 | *id as u64);
+                tasks.spawn(drive(
+                    shared.clone(),
+                    conn,
+                    cmd.phase.clone(),
+                    deadline,
+                    rng,
+                ));
+            }
+            let mut stats = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                let (conn, s) = joined.context("benchmark task panicked")??;
+                conns.push(conn);
+                stats.push(s);
+            }
+            Ok(stats)
+        });
+        let _ = cmd.reply.send(result);
+    }
 }
 
 /// One connection's loop: send, time, repeat until `deadline`. A broken connection counts one
 /// error and is reopened.
 async fn drive(
     shared: Arc<Shared>,
-    mut conn: Option<Connection>,
+    mut conn: Option<WireConn>,
     phase: Phase,
     deadline: Instant,
     mut rng: Rng,
-) -> anyhow::Result<(Option<Connection>, WorkerStats)> {
+) -> anyhow::Result<(Option<WireConn>, WorkerStats)> {
     let mut stats = WorkerStats {
         hist: new_histogram()?,
         errors: 0,
@@ -236,8 +354,8 @@ async fn drive(
     };
     let operation = phase.operation();
     while Instant::now() < deadline {
-        let Some(open) = conn.as_mut() else {
-            match Connection::open(&shared.endpoint, shared.signer.clone()).await {
+        let Some(open) = conn.as_mut().filter(|c| !c.is_closed()) else {
+            match WireConn::open(&shared.endpoint).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     stats.error(format!("reconnect: {e:#}"));
@@ -248,20 +366,17 @@ async fn drive(
         };
         let body = phase.body(&shared.bodies, &mut rng);
         let sent = Instant::now();
-        match timeout(REQUEST_TIMEOUT, open.call(operation, body)).await {
-            Ok(Ok(response)) if response.is_ok() => {
+        match timeout(REQUEST_TIMEOUT, open.call(&shared.signer, operation, &body)).await {
+            Ok(Ok((200, response))) => {
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                 stats.hist.saturating_record(micros.max(1));
-                if matches!(phase, Phase::Get { .. }) && !get_found(&response.body) {
+                if matches!(phase, Phase::Get { .. }) && !get_found(response) {
                     stats.misses += 1;
                 }
             }
-            Ok(Ok(response)) => {
-                stats.error(format!(
-                    "HTTP {}: {}",
-                    response.status,
-                    response.body_text()
-                ));
+            Ok(Ok((status, response))) => {
+                let text = String::from_utf8_lossy(response).into_owned();
+                stats.error(format!("HTTP {status}: {text}"));
             }
             Ok(Err(e)) => {
                 stats.error(format!("{e:#}"));

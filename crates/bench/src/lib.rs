@@ -9,7 +9,8 @@
 //! Layers, bottom up:
 //! - [`sign`]: SigV4 signing (pure, tested against AWS's published vectors).
 //! - [`item`]: item and request-body generation.
-//! - [`client`]: one signed HTTP/1.1 connection.
+//! - [`client`]: one signed HTTP/1.1 connection (hyper), for setup and the other tools.
+//! - [`wire`]: a lean signed HTTP/1.1 connection, for the timed phases of `kv`.
 //! - [`table`]: create the table and wait for `ACTIVE`.
 //! - [`kv`]: the timed put and get phases; [`report`]: what they measured.
 //! - [`load`]: `meridian bench load`, a bulk load with `BatchWriteItem` (fills a table before
@@ -22,6 +23,7 @@ pub mod load;
 pub mod report;
 pub mod sign;
 pub mod table;
+pub mod wire;
 
 pub use kv::{KvArgs, run_kv};
 pub use load::{LoadArgs, LoadReport, run_load};

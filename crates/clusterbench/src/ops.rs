@@ -39,6 +39,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
         let args = KvArgs {
             endpoint,
             connections,
+            threads: 1,
             duration_secs: secs,
             keys: if ctx.args.quick { 10_000 } else { 100_000 },
             value_bytes: 180,
