@@ -69,6 +69,44 @@ impl Response {
     }
 }
 
+/// `DynamoDB_20120810.<operation>`, the value of `X-Amz-Target`.
+pub(crate) fn target(operation: &str) -> String {
+    format!("{TARGET_PREFIX}{operation}")
+}
+
+/// The headers every request carries and signs, as a DynamoDB SDK sends them.
+pub(crate) fn signed_headers<'a>(
+    authority: &'a str,
+    date: &'a AmzDate,
+    target: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("content-type", CONTENT_TYPE),
+        ("host", authority),
+        ("x-amz-date", date.as_str()),
+        ("x-amz-target", target),
+    ]
+}
+
+/// The `Authorization` header of a `POST /` with these `headers` and `body`, signed at `date`.
+pub(crate) fn authorization(
+    signer: &Signer,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    date: &AmzDate,
+) -> String {
+    signer.authorization(
+        &Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            payload: body,
+        },
+        date,
+    )
+}
+
 /// One open HTTP/1.1 connection.
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
@@ -113,24 +151,10 @@ impl Connection {
         body: Bytes,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<(Response, hyper::HeaderMap)> {
-        let target = format!("{TARGET_PREFIX}{operation}");
+        let target = target(operation);
         let date = AmzDate::now();
-        let headers = [
-            ("content-type", CONTENT_TYPE),
-            ("host", self.endpoint.authority.as_str()),
-            ("x-amz-date", date.as_str()),
-            ("x-amz-target", target.as_str()),
-        ];
-        let authorization = self.signer.authorization(
-            &Request {
-                method: "POST",
-                path: "/",
-                query: "",
-                headers: &headers,
-                payload: &body,
-            },
-            &date,
-        );
+        let headers = signed_headers(&self.endpoint.authority, &date, &target);
+        let authorization = authorization(&self.signer, &headers, &body, &date);
         let mut builder = hyper::Request::post("/");
         for (name, value) in headers {
             builder = builder.header(name, value);

@@ -14,13 +14,9 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::client::Endpoint;
-use crate::sign::{AmzDate, Request, Signer};
+use crate::client::{Endpoint, authorization, signed_headers, target};
+use crate::sign::{AmzDate, Signer};
 
-/// The content type of DynamoDB's JSON protocol.
-const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
-/// Prefix of every `X-Amz-Target` header value.
-const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 /// A response head larger than this is refused (no DynamoDB endpoint sends one).
 const MAX_HEAD: usize = 64 * 1024;
 /// A response body larger than this is refused (DynamoDB pages are at most 1 MB, plus JSON).
@@ -28,22 +24,21 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// The request time, formatted once per second rather than once per request.
 #[derive(Debug, Default)]
-struct Clock {
-    secs: u64,
-    date: Option<AmzDate>,
-}
+struct Clock(Option<(u64, AmzDate)>);
 
 impl Clock {
-    fn now(&mut self) -> &AmzDate {
+    fn now(&mut self) -> AmzDate {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if self.date.is_none() || secs != self.secs {
-            self.secs = secs;
-            self.date = Some(AmzDate::from_unix_secs(secs));
+        match &self.0 {
+            Some((s, date)) if *s == secs => date.clone(),
+            _ => {
+                let date = AmzDate::from_unix_secs(secs);
+                self.0 = Some((secs, date.clone()));
+                date
+            }
         }
-        self.date
-            .get_or_insert_with(|| AmzDate::from_unix_secs(secs))
     }
 }
 
@@ -242,9 +237,9 @@ impl WireConn {
                 while self.buf.len() < head.len + n {
                     self.fill().await?;
                 }
-                // The previous response's bytes are dropped at the next call (see `fill`).
+                // The response's bytes are dropped at the next call (`write_request`).
                 let body_end = head.len + n;
-                self.consume_later(body_end);
+                self.consumed = body_end;
                 Ok((
                     head.status,
                     self.buf.get(head.len..body_end).unwrap_or_default(),
@@ -258,7 +253,7 @@ impl WireConn {
                     }
                     self.fill().await?;
                 };
-                self.consume_later(head.len + used);
+                self.consumed = head.len + used;
                 Ok((head.status, &self.chunked))
             }
         }
@@ -266,27 +261,13 @@ impl WireConn {
 
     /// Builds the request: the same header set an SDK signs, then the body.
     fn write_request(&mut self, signer: &Signer, operation: &str, body: &[u8]) {
-        self.drop_consumed();
-        let date = self.clock.now().clone();
-        let mut target = String::with_capacity(TARGET_PREFIX.len() + operation.len());
-        target.push_str(TARGET_PREFIX);
-        target.push_str(operation);
-        let headers = [
-            ("content-type", CONTENT_TYPE),
-            ("host", self.authority.as_str()),
-            ("x-amz-date", date.as_str()),
-            ("x-amz-target", target.as_str()),
-        ];
-        let authorization = signer.authorization(
-            &Request {
-                method: "POST",
-                path: "/",
-                query: "",
-                headers: &headers,
-                payload: body,
-            },
-            &date,
-        );
+        // The previous response's bytes are no longer borrowed: drop them.
+        let n = std::mem::take(&mut self.consumed).min(self.buf.len());
+        self.buf.drain(..n);
+        let date = self.clock.now();
+        let target = target(operation);
+        let headers = signed_headers(&self.authority, &date, &target);
+        let authorization = authorization(signer, &headers, body, &date);
         let r = &mut self.request;
         r.clear();
         r.extend_from_slice(b"POST / HTTP/1.1\r\n");
@@ -320,17 +301,6 @@ impl WireConn {
             bail!("connection closed by the server mid-response");
         }
         Ok(())
-    }
-
-    /// Marks the first `n` buffered bytes as consumed (dropped before the next request, so the
-    /// body returned by `call` stays valid until then).
-    fn consume_later(&mut self, n: usize) {
-        self.consumed = n;
-    }
-
-    fn drop_consumed(&mut self) {
-        let n = std::mem::take(&mut self.consumed).min(self.buf.len());
-        self.buf.drain(..n);
     }
 }
 
