@@ -7,45 +7,18 @@
 #![allow(clippy::unwrap_used)]
 
 use meridian_core::SystemClock;
-use meridian_model::key::{KeyAttr, KeySchema, KeyType};
-use meridian_model::table::{Billing, TableMeta, TableStatus};
 use meridian_model::value::item_from_json;
 use meridian_model::{AttributeValue, Item, Number};
-use meridian_storage::{Change, ChangeKind, Store, StoreOptions};
+use meridian_storage::{Store, StoreOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+mod common;
+use common::{meta, put};
 
 const WRITERS: usize = 4;
 const KEYS_PER_WRITER: usize = 100;
 const WRITES_PER_WRITER: i64 = 1500;
-
-fn meta() -> TableMeta {
-    TableMeta {
-        name: "t".into(),
-        id: 0,
-        key_schema: KeySchema {
-            hash: KeyAttr {
-                name: "pk".into(),
-                ty: KeyType::S,
-            },
-            range: None,
-        },
-        attribute_definitions: vec![("pk".into(), KeyType::S)],
-        created_at: 0.0,
-        status: TableStatus::Active,
-        billing: Billing {
-            mode: "PAY_PER_REQUEST".into(),
-            read_units: 0,
-            write_units: 0,
-        },
-        table_uuid: "x".into(),
-        indexes: Vec::new(),
-        version: None,
-        replicas: None,
-        created: None,
-        extra: Default::default(),
-    }
-}
 
 fn key_name(w: usize, k: usize) -> String {
     format!("w{w}-k{k:03}")
@@ -96,7 +69,7 @@ fn table_files(dir: &std::path::Path) -> usize {
 async fn reads_and_writes_stay_consistent_while_tiny_memtables_flush_and_compact() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let t = store.create_table(meta()).await.unwrap();
+    let t = store.create_table(meta("t")).await.unwrap();
     // acked[w * KEYS_PER_WRITER + k]: the last acknowledged value of that key (-1: none yet).
     let acked: Arc<Vec<AtomicI64>> = Arc::new(
         (0..WRITERS * KEYS_PER_WRITER)
@@ -143,20 +116,7 @@ async fn reads_and_writes_stay_consistent_while_tiny_memtables_flush_and_compact
             for i in 0..WRITES_PER_WRITER {
                 let k = (i as usize * 37) % KEYS_PER_WRITER;
                 let it = item(&key_name(w, k), i);
-                let key = t.key_schema.encode(&it).unwrap();
-                let t2 = t.clone();
-                s.write(vec![(t.clone(), key.clone())], move |_| {
-                    (
-                        vec![Change {
-                            table: t2,
-                            key,
-                            kind: ChangeKind::Put(it),
-                        }],
-                        (),
-                    )
-                })
-                .await
-                .unwrap();
+                put(&s, &t, it).await;
                 acked[w * KEYS_PER_WRITER + k].store(i, Ordering::Release);
             }
         }));

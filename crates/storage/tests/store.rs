@@ -3,40 +3,15 @@
 
 use meridian_core::SystemClock;
 use meridian_model::key::{KeyAttr, KeySchema, KeyType};
-use meridian_model::table::{Billing, TableMeta, TableStatus};
+use meridian_model::table::TableMeta;
 use meridian_model::value::item_from_json;
 use meridian_model::{AttributeValue, Item};
 use meridian_storage::{Change, ChangeKind, ChangeOp, Store, StoreOptions};
 use std::ops::Bound;
 use std::sync::Arc;
 
-fn meta(name: &str) -> TableMeta {
-    TableMeta {
-        name: name.into(),
-        id: 0,
-        key_schema: KeySchema {
-            hash: KeyAttr {
-                name: "pk".into(),
-                ty: KeyType::S,
-            },
-            range: None,
-        },
-        attribute_definitions: vec![("pk".into(), KeyType::S)],
-        created_at: 0.0,
-        status: TableStatus::Active,
-        billing: Billing {
-            mode: "PAY_PER_REQUEST".into(),
-            read_units: 0,
-            write_units: 0,
-        },
-        table_uuid: "x".into(),
-        indexes: Vec::new(),
-        version: None,
-        replicas: None,
-        created: None,
-        extra: Default::default(),
-    }
-}
+mod common;
+use common::{meta, put, write_one};
 
 fn item(pk: &str, v: i64) -> Item {
     item_from_json(&serde_json::json!({"pk": {"S": pk}, "v": {"N": v.to_string()}})).unwrap()
@@ -44,29 +19,6 @@ fn item(pk: &str, v: i64) -> Item {
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(StoreOptions::new(dir, "r1", SystemClock::new())).unwrap()
-}
-
-async fn put(store: &Store, t: &Arc<TableMeta>, it: Item) {
-    let key = t.key_schema.encode(&it).unwrap();
-    write_one(store, t, key, ChangeKind::Put(it)).await;
-}
-
-/// One change to the item at storage key `key`, durably committed.
-async fn write_one(store: &Store, t: &Arc<TableMeta>, key: Vec<u8>, kind: ChangeKind) {
-    let t2 = t.clone();
-    store
-        .write(vec![(t.clone(), key.clone())], move |_| {
-            (
-                vec![Change {
-                    table: t2,
-                    key,
-                    kind,
-                }],
-                (),
-            )
-        })
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

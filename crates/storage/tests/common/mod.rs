@@ -1,0 +1,61 @@
+//! Fixtures shared by the store's integration tests.
+#![allow(dead_code, reason = "each test file uses its own subset")]
+
+use meridian_model::Item;
+use meridian_model::key::{KeyAttr, KeySchema, KeyType};
+use meridian_model::table::{Billing, TableMeta, TableStatus};
+use meridian_storage::{Change, ChangeKind, Store};
+use std::sync::Arc;
+
+/// A table `name` with a string partition key `pk`, not yet created (the store assigns its id).
+pub fn meta(name: &str) -> TableMeta {
+    TableMeta {
+        name: name.into(),
+        id: 0,
+        key_schema: KeySchema {
+            hash: KeyAttr {
+                name: "pk".into(),
+                ty: KeyType::S,
+            },
+            range: None,
+        },
+        attribute_definitions: vec![("pk".into(), KeyType::S)],
+        created_at: 0.0,
+        status: TableStatus::Active,
+        billing: Billing {
+            mode: "PAY_PER_REQUEST".into(),
+            read_units: 0,
+            write_units: 0,
+        },
+        table_uuid: "x".into(),
+        indexes: Vec::new(),
+        version: None,
+        replicas: None,
+        created: None,
+        extra: Default::default(),
+    }
+}
+
+/// Puts `it`, durably committed.
+pub async fn put(store: &Store, t: &Arc<TableMeta>, it: Item) {
+    let key = t.key_schema.encode(&it).unwrap();
+    write_one(store, t, key, ChangeKind::Put(it)).await;
+}
+
+/// One change to the item at storage key `key`, durably committed.
+pub async fn write_one(store: &Store, t: &Arc<TableMeta>, key: Vec<u8>, kind: ChangeKind) {
+    let t2 = t.clone();
+    store
+        .write(vec![(t.clone(), key.clone())], move |_| {
+            (
+                vec![Change {
+                    table: t2,
+                    key,
+                    kind,
+                }],
+                (),
+            )
+        })
+        .await
+        .unwrap();
+}
