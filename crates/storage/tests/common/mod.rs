@@ -1,5 +1,4 @@
 //! Fixtures shared by the store's integration tests.
-#![allow(dead_code, reason = "each test file uses its own subset")]
 
 use meridian_model::Item;
 use meridian_model::key::{KeyAttr, KeySchema, KeyType};
