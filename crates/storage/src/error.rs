@@ -24,6 +24,9 @@ pub enum StoreError {
     /// Waited too long for the store (e.g. for a commit to become durable).
     #[error("store timed out: {0}")]
     Timeout(String),
+    /// The data directory's on-disk layout is one this build cannot read.
+    #[error("unsupported store layout: {0}")]
+    Layout(String),
     /// No such table.
     #[error("no such table: {0}")]
     NoSuchTable(String),

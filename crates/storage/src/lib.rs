@@ -16,6 +16,7 @@
 //! **Reads** go straight to fjall and see every committed write.
 
 mod error;
+mod layout;
 pub mod record;
 mod snapshot;
 mod store;

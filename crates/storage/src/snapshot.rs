@@ -90,19 +90,25 @@ impl StoreSnapshot {
         let states = self.tables.iter().flat_map(move |t| {
             let items = self
                 .snap
-                .prefix(&self.inner.items, t.id.to_be_bytes())
+                .prefix(&self.inner.items, record::table_prefix(t.id))
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
-                    let key = k.get(8..).unwrap_or_default().to_vec();
+                    let key = k
+                        .get(record::prefix_len(t.id)..)
+                        .unwrap_or_default()
+                        .to_vec();
                     let s = record::decode_item_record(&v)?;
                     Ok(ChangeEntry::live_state(&t.name, key, s))
                 });
             let tombstones = self
                 .snap
-                .prefix(&self.inner.tombstones, t.id.to_be_bytes())
+                .prefix(&self.inner.tombstones, record::table_prefix(t.id))
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
-                    let key = k.get(8..).unwrap_or_default().to_vec();
+                    let key = k
+                        .get(record::prefix_len(t.id)..)
+                        .unwrap_or_default()
+                        .to_vec();
                     let (version, _) = record::decode_tombstone(&v)?;
                     Ok(ChangeEntry::tombstone_state(&t.name, key, version))
                 });

@@ -1,6 +1,7 @@
 //! Opening and recovering the store, and the read side.
 
 use crate::error::StoreError;
+use crate::layout;
 use crate::record::{self, ChangeEntry, StoredItem};
 use crate::writer::{self, Job, WriterMetrics};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -202,12 +203,23 @@ impl Store {
         let tombstones = open_ks(&db, "tombstones", opts.memtable_bytes)?;
         let log = open_ks(&db, "changelog", opts.memtable_bytes)?;
         let index = open_ks(&db, "index", opts.memtable_bytes)?;
-        if meta.first_key_value().is_none() {
+        let fresh = meta.first_key_value().is_none();
+        if fresh {
             // A brand-new region: it takes a snapshot from the first peer that links to it
             // before it takes change streams (see `snapshot.rs`). Written without a sync: if it
             // is lost, the store is still empty at the next start and is marked again.
             meta.insert(META_BOOTSTRAP, record::encode_u64(1))?;
         }
+        layout::ensure(
+            &db,
+            &meta,
+            &[
+                ("items", &items),
+                ("tombstones", &tombstones),
+                ("index", &index),
+            ],
+            fresh,
+        )?;
 
         let mut tables = BTreeMap::new();
         for kv in meta.prefix(META_TABLE) {
@@ -551,6 +563,7 @@ impl Store {
     {
         self.inner.check()?;
         let (lo, hi) = prefixed_bounds(table.id, lower, upper);
+        let n = record::prefix_len(table.id);
         let iter = self.inner.items.range::<Vec<u8>, _>((lo, hi));
         let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
             Box::new(iter.rev())
@@ -559,7 +572,7 @@ impl Store {
         };
         Ok(iter.map(move |g| {
             let (k, v) = g.into_inner()?;
-            let key = k.get(8..).unwrap_or_default().to_vec();
+            let key = k.get(n..).unwrap_or_default().to_vec();
             Ok((key, record::decode_item_record(&v)?))
         }))
     }
@@ -654,10 +667,11 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, meridian_core::Version, u64)>, StoreError> {
         self.inner.check()?;
         let mut out = Vec::new();
-        for kv in self.inner.tombstones.prefix(table.id.to_be_bytes()) {
+        let n = record::prefix_len(table.id);
+        for kv in self.inner.tombstones.prefix(record::table_prefix(table.id)) {
             let (k, v) = kv.into_inner()?;
             let (version, seq) = record::decode_tombstone(&v)?;
-            out.push((k.get(8..).unwrap_or_default().to_vec(), version, seq));
+            out.push((k.get(n..).unwrap_or_default().to_vec(), version, seq));
         }
         Ok(out)
     }
@@ -676,6 +690,7 @@ impl Store {
     > {
         self.inner.check()?;
         let (lo, hi) = prefixed_bounds(index_id, lower, upper);
+        let n = record::prefix_len(index_id);
         let iter = self.inner.index.range::<Vec<u8>, _>((lo, hi));
         let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
             Box::new(iter.rev())
@@ -684,7 +699,7 @@ impl Store {
         };
         Ok(iter.map(move |g| {
             let (k, v) = g.into_inner()?;
-            let key = k.get(8..).unwrap_or_default().to_vec();
+            let key = k.get(n..).unwrap_or_default().to_vec();
             Ok((key, record::decode_index_entry(&v)?))
         }))
     }
@@ -885,7 +900,7 @@ impl Store {
     }
 }
 
-/// Bounds over `id:u64be ‖ key` for key bounds within one table or index.
+/// Bounds over `varint(id) ‖ key` for key bounds within one table or index.
 fn prefixed_bounds(
     id: u64,
     lower: Bound<Vec<u8>>,
@@ -894,15 +909,12 @@ fn prefixed_bounds(
     let lo = match lower {
         Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
         Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
-        Bound::Unbounded => Bound::Included(id.to_be_bytes().to_vec()),
+        Bound::Unbounded => Bound::Included(record::table_prefix(id)),
     };
     let hi = match upper {
         Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
         Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
-        Bound::Unbounded => match id.checked_add(1) {
-            Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
-            None => Bound::Unbounded,
-        },
+        Bound::Unbounded => Bound::Excluded(record::table_end(id)),
     };
     (lo, hi)
 }

@@ -612,12 +612,10 @@ impl<'a> Group<'a> {
         };
         let lo = match &after {
             Some(k) => std::ops::Bound::Excluded(record::item_key(t.id, k)),
-            None => std::ops::Bound::Included(t.id.to_be_bytes().to_vec()),
+            None => std::ops::Bound::Included(record::table_prefix(t.id)),
         };
-        let hi = match t.id.checked_add(1) {
-            Some(n) => std::ops::Bound::Excluded(n.to_be_bytes().to_vec()),
-            None => std::ops::Bound::Unbounded,
-        };
+        let hi = std::ops::Bound::Excluded(record::table_end(t.id));
+        let n = record::prefix_len(t.id);
         let keys: Vec<Vec<u8>> = self
             .inner
             .items
@@ -626,7 +624,7 @@ impl<'a> Group<'a> {
             .map(|g| g.key().map(|k| k.to_vec()))
             .collect::<Result<_, _>>()?;
         for full in &keys {
-            let base = full.get(8..).unwrap_or_default();
+            let base = full.get(n..).unwrap_or_default();
             if let Some(state) = self.current(full)?
                 && let (Some(k), Some(entry)) = (
                     index_entry_key(&idx, &state.item, base),
@@ -640,7 +638,7 @@ impl<'a> Group<'a> {
         Ok(if keys.len() < BACKFILL_CHUNK {
             None
         } else {
-            keys.last().map(|k| k.get(8..).unwrap_or_default().to_vec())
+            keys.last().map(|k| k.get(n..).unwrap_or_default().to_vec())
         })
     }
 
@@ -1453,7 +1451,7 @@ pub(crate) fn checkpoint_key(link: &str) -> Vec<u8> {
     k
 }
 
-/// Key of an item's entry in an index: `index_id:u64be ‖ index storage key ‖ base storage key`
+/// Key of an item's entry in an index: `varint(index_id) ‖ index storage key ‖ base storage key`
 /// (`None` when the item has no value, or a value of the wrong type, for an index key).
 pub(crate) fn index_entry_key(
     idx: &meridian_model::table::IndexMeta,
@@ -1461,8 +1459,8 @@ pub(crate) fn index_entry_key(
     base_key: &[u8],
 ) -> Option<Vec<u8>> {
     let ik = idx.key_schema.encode(item).ok()?;
-    let mut k = Vec::with_capacity(8 + ik.len() + base_key.len());
-    k.extend_from_slice(&idx.id.to_be_bytes());
+    let mut k = record::table_prefix(idx.id);
+    k.reserve(ik.len() + base_key.len());
     k.extend_from_slice(&ik);
     k.extend_from_slice(base_key);
     Some(k)
@@ -1516,12 +1514,12 @@ fn purge(
     meta: &fjall::Keyspace,
     id: u64,
 ) -> Result<(), StoreError> {
-    let prefix = id.to_be_bytes();
+    let prefix = record::table_prefix(id);
     let mut removed = 0usize;
     for ks in keyspaces.iter().copied() {
         loop {
             let keys: Vec<_> = ks
-                .prefix(prefix)
+                .prefix(&prefix)
                 .take(1000)
                 .map(|g| g.key())
                 .collect::<Result<_, _>>()?;
