@@ -92,17 +92,23 @@ pub struct Writer {
     linked_blob_files: Vec<LinkedFile>,
 
     initial_level: u8,
+
+    /// Starts the file's writeback as it grows (Meridian patch, see `crate::file::Writeback`)
+    writeback: crate::file::Writeback,
 }
 
 impl Writer {
     pub fn new(path: PathBuf, table_id: TableId, initial_level: u8) -> crate::Result<Self> {
-        let writer = BufWriter::with_capacity(u16::MAX.into(), File::create_new(&path)?);
+        let file = File::create_new(&path)?;
+        let writeback = crate::file::Writeback::new(&file)?;
+        let writer = BufWriter::with_capacity(u16::MAX.into(), file);
         let writer = ChecksummedWriter::new(writer);
         let mut writer = sfa::Writer::from_writer(writer);
         writer.start("data")?;
 
         Ok(Self {
             initial_level,
+            writeback,
 
             meta: meta::Metadata::default(),
 
@@ -338,6 +344,8 @@ impl Writer {
 
         // Adjust metadata
         self.meta.file_pos += u64::from(bytes_written);
+        self.writeback
+            .advance(*self.meta.file_pos, u64::from(u16::MAX));
         self.meta.item_count += self.chunk.len();
         self.meta.data_block_count += 1;
 
