@@ -1,8 +1,10 @@
 //! A region's durable store.
 //!
-//! Four fjall keyspaces hold the region's state (byte layouts in `docs/design/storage.md`):
-//! `meta` (tables, stats, counters), `items` (live items), `tombstones` (versions of deleted
-//! items, for last-writer-wins), and `changelog` (every change, by local sequence).
+//! Five fjall keyspaces hold the region's state (byte layouts in `docs/design/storage.md`):
+//! `meta` (tables, stats, counters, the layout version), `items` (live items), `tombstones`
+//! (versions of deleted items, for last-writer-wins), `index` (secondary-index entries) and
+//! `changelog` (every change, by local sequence). Older key layouts are upgraded at open
+//! ([`layout`]).
 //!
 //! **Write path.** All writes go through one writer thread ([`writer`]). A request hands the
 //! writer the keys it reads and a pure `decide` closure; the writer reads the current state
