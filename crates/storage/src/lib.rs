@@ -4,7 +4,7 @@
 //! `meta` (tables, stats, counters, the layout version), `items` (live items), `tombstones`
 //! (versions of deleted items, for last-writer-wins), `index` (secondary-index entries) and
 //! `changelog` (every change, by local sequence). Older key layouts are upgraded at open
-//! ([`layout`]).
+//! (`layout.rs`).
 //!
 //! **Write path.** All writes go through one writer thread ([`writer`]). A request hands the
 //! writer the keys it reads and a pure `decide` closure; the writer reads the current state
