@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use meridian_core::SystemClock;
-use meridian_model::key::{KeyAttr, KeySchema, KeyType};
-use meridian_model::table::{IndexKind, IndexMeta, IndexProjection, IndexStatus, TableMeta};
+use meridian_model::table::{IndexStatus, TableMeta};
 use meridian_model::value::item_from_json;
 use meridian_model::{AttributeValue, Item};
 use meridian_storage::{ChangeKind, Store, StoreError, StoreOptions, StoredItem};
@@ -14,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod common;
-use common::{meta, put, write_one};
+use common::{index_on_g, meta, put, write_one};
 
 const KEYSPACES: [&str; 3] = ["items", "tombstones", "index"];
 
@@ -33,22 +32,7 @@ fn item(i: usize) -> Item {
 
 fn with_index(name: &str) -> TableMeta {
     let mut m = meta(name);
-    m.indexes.push(IndexMeta {
-        name: "by_g".into(),
-        kind: IndexKind::Global,
-        id: 0,
-        key_schema: KeySchema {
-            hash: KeyAttr {
-                name: "g".into(),
-                ty: KeyType::S,
-            },
-            range: None,
-        },
-        projection: IndexProjection::KeysOnly,
-        status: IndexStatus::Active,
-        read_units: 0,
-        write_units: 0,
-    });
+    m.indexes.push(index_on_g(IndexStatus::Active));
     m
 }
 
@@ -210,27 +194,27 @@ async fn an_upgrade_cut_off_half_way_is_finished_at_the_next_open() {
     assert_layout_2(dir.path());
 }
 
+/// Writes the layout mark (a u64 record: format byte `01`, then the value big-endian).
+fn set_layout_mark(dir: &Path, layout: u64) {
+    let db = fjall::Database::builder(dir).open().unwrap();
+    let meta = db.keyspace("meta", Default::default).unwrap();
+    let mut v = vec![1u8];
+    v.extend_from_slice(&layout.to_be_bytes());
+    meta.insert("layout", v).unwrap();
+    db.persist(fjall::PersistMode::SyncAll).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_layout_newer_than_the_build_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let before = fill(dir.path()).await;
-    {
-        let db = fjall::Database::builder(dir.path()).open().unwrap();
-        let meta = db.keyspace("meta", Default::default).unwrap();
-        meta.insert("layout", [1, 0, 0, 0, 0, 0, 0, 0, 3]).unwrap();
-        db.persist(fjall::PersistMode::SyncAll).unwrap();
-    }
+    set_layout_mark(dir.path(), 3);
     match open(dir.path()) {
         Err(StoreError::Layout(msg)) => assert!(msg.contains("layout 3"), "{msg}"),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a layout-3 store was opened"),
     }
-    {
-        let db = fjall::Database::builder(dir.path()).open().unwrap();
-        let meta = db.keyspace("meta", Default::default).unwrap();
-        meta.insert("layout", [1, 0, 0, 0, 0, 0, 0, 0, 2]).unwrap();
-        db.persist(fjall::PersistMode::SyncAll).unwrap();
-    }
+    set_layout_mark(dir.path(), 2);
     let store = open(dir.path()).unwrap();
     assert_eq!(contents(&store, &["a", "b"]), before);
 }

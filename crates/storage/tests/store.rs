@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 mod common;
-use common::{meta, put, write_one};
+use common::{index_on_g, meta, put, write_one};
 
 fn item(pk: &str, v: i64) -> Item {
     item_from_json(&serde_json::json!({"pk": {"S": pk}, "v": {"N": v.to_string()}})).unwrap()
@@ -389,7 +389,7 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn added_index_is_backfilled_while_writes_continue_and_dropped_index_is_purged() {
-    use meridian_model::table::{IndexKind, IndexMeta, IndexProjection, IndexStatus};
+    use meridian_model::table::IndexStatus;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let t = store.create_table(meta("bf")).await.unwrap();
@@ -410,22 +410,7 @@ async fn added_index_is_backfilled_while_writes_continue_and_dropped_index_is_pu
         )
         .await;
     }
-    let idx = IndexMeta {
-        name: "by_g".into(),
-        kind: IndexKind::Global,
-        id: 0,
-        key_schema: KeySchema {
-            hash: KeyAttr {
-                name: "g".into(),
-                ty: KeyType::S,
-            },
-            range: None,
-        },
-        projection: IndexProjection::KeysOnly,
-        status: IndexStatus::Creating,
-        read_units: 0,
-        write_units: 0,
-    };
+    let idx = index_on_g(IndexStatus::Creating);
     let t = store
         .update_table("bf", Box::new(move |m: &mut TableMeta| m.indexes.push(idx)))
         .await

@@ -2,7 +2,9 @@
 
 use meridian_model::Item;
 use meridian_model::key::{KeyAttr, KeySchema, KeyType};
-use meridian_model::table::{Billing, TableMeta, TableStatus};
+use meridian_model::table::{
+    Billing, IndexKind, IndexMeta, IndexProjection, IndexStatus, TableMeta, TableStatus,
+};
 use meridian_storage::{Change, ChangeKind, Store};
 use std::sync::Arc;
 
@@ -32,6 +34,31 @@ pub fn meta(name: &str) -> TableMeta {
         replicas: None,
         created: None,
         extra: Default::default(),
+    }
+}
+
+/// A global index `by_g` on the string attribute `g`, keys only, not yet created (the store
+/// assigns its id).
+#[allow(
+    dead_code,
+    reason = "each test binary compiles this module; not every one uses it"
+)]
+pub fn index_on_g(status: IndexStatus) -> IndexMeta {
+    IndexMeta {
+        name: "by_g".into(),
+        kind: IndexKind::Global,
+        id: 0,
+        key_schema: KeySchema {
+            hash: KeyAttr {
+                name: "g".into(),
+                ty: KeyType::S,
+            },
+            range: None,
+        },
+        projection: IndexProjection::KeysOnly,
+        status,
+        read_units: 0,
+        write_units: 0,
     }
 }
 
