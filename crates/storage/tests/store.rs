@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 use meridian_core::SystemClock;
-use meridian_model::key::{KeyAttr, KeySchema, KeyType};
 use meridian_model::table::TableMeta;
 use meridian_model::value::item_from_json;
 use meridian_model::{AttributeValue, Item};
