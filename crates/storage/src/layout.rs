@@ -4,7 +4,7 @@
 //! - Layout 1 keyed `items`, `tombstones` and `index` by `id:u64be ‖ key`.
 //! - Layout 2 keys them by `varint(id) ‖ key` ([`record::table_prefix`]): the memtables compare a
 //!   key's first four bytes inline before they follow a pointer to the rest, and in layout 1 those
-//!   were always `00 00 00 00` (docs/design/storage.md, "Keys").
+//!   were always `00 00 00 00` (docs/design/storage.md, "Table prefix and layout versions").
 //!
 //! Table ids start at 1, so every layout-1 key starts with `00` and no layout-2 key does. The
 //! upgrade moves the `00…` keys chunk by chunk, each chunk one atomic batch (remove the old key,
@@ -65,16 +65,15 @@ fn upgrade_from_1(
     keyspaces: &[(&str, &Keyspace)],
 ) -> Result<(), StoreError> {
     let started = Instant::now();
-    let mut moved_total = 0u64;
+    let mut moved = 0u64;
     for &(name, ks) in keyspaces {
-        let moved = move_layout_1_keys(db, name, ks)?;
-        moved_total += moved;
+        moved += move_layout_1_keys(db, name, ks)?;
     }
     db.persist(PersistMode::SyncAll)?;
     meta.insert(META_LAYOUT, record::encode_u64(LAYOUT))?;
     db.persist(PersistMode::SyncAll)?;
     tracing::info!(
-        entries = moved_total,
+        entries = moved,
         seconds = started.elapsed().as_secs_f64(),
         "store upgraded from on-disk layout 1 to {LAYOUT}"
     );

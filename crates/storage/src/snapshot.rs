@@ -88,15 +88,13 @@ impl StoreSnapshot {
             ))
         });
         let states = self.tables.iter().flat_map(move |t| {
+            let n = record::prefix_len(t.id);
             let items = self
                 .snap
                 .prefix(&self.inner.items, record::table_prefix(t.id))
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
-                    let key = k
-                        .get(record::prefix_len(t.id)..)
-                        .unwrap_or_default()
-                        .to_vec();
+                    let key = k.get(n..).unwrap_or_default().to_vec();
                     let s = record::decode_item_record(&v)?;
                     Ok(ChangeEntry::live_state(&t.name, key, s))
                 });
@@ -105,10 +103,7 @@ impl StoreSnapshot {
                 .prefix(&self.inner.tombstones, record::table_prefix(t.id))
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
-                    let key = k
-                        .get(record::prefix_len(t.id)..)
-                        .unwrap_or_default()
-                        .to_vec();
+                    let key = k.get(n..).unwrap_or_default().to_vec();
                     let (version, _) = record::decode_tombstone(&v)?;
                     Ok(ChangeEntry::tombstone_state(&t.name, key, version))
                 });

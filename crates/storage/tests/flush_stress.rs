@@ -210,8 +210,7 @@ async fn table_files_larger_than_the_writeback_step_read_back_after_reopen() {
     for i in 0..N {
         put(&store, &t, big(i)).await;
     }
-    // ~13 MB of items and as much change log through 4 MiB memtables: flushed while writing,
-    // the rest at shutdown.
+    // ~13 MB of items and as much change log through 4 MiB memtables: flushed while writing.
     store.shutdown();
     drop(store);
     let largest = table_files(dir.path()).into_iter().max().unwrap_or(0);

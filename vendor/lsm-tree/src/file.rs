@@ -150,6 +150,8 @@ pub fn rewrite_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
 pub struct Writeback {
     #[cfg(target_os = "linux")]
     file: std::fs::File,
+    /// Bytes the writer buffers before they reach the file (left out of each request).
+    buffered: u64,
     /// Start of the range not yet handed to the kernel.
     started: u64,
 }
@@ -158,19 +160,21 @@ impl Writeback {
     /// Bytes between two writeback requests.
     const STEP: u64 = 1 << 20;
 
-    /// Keeps a second handle on `file` (a table file being written).
-    pub fn new(file: &std::fs::File) -> std::io::Result<Self> {
+    /// Keeps a second handle on `file`, a table file written through a buffer of `buffered`
+    /// bytes.
+    pub fn new(file: &std::fs::File, buffered: usize) -> std::io::Result<Self> {
         Ok(Self {
             #[cfg(target_os = "linux")]
             file: file.try_clone()?,
+            buffered: buffered as u64,
             started: 0,
         })
     }
 
-    /// Called with the number of bytes written to the file so far (some of them still in the
-    /// writer's buffer of `buffered` bytes, which are left out).
-    pub fn advance(&mut self, written: u64, buffered: u64) {
-        let end = written.saturating_sub(buffered);
+    /// Called with the number of bytes written to the file so far, the last ones possibly still
+    /// in the writer's buffer.
+    pub fn advance(&mut self, written: u64) {
+        let end = written.saturating_sub(self.buffered);
         if end < self.started + Self::STEP {
             return;
         }

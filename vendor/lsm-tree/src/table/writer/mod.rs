@@ -100,8 +100,9 @@ pub struct Writer {
 impl Writer {
     pub fn new(path: PathBuf, table_id: TableId, initial_level: u8) -> crate::Result<Self> {
         let file = File::create_new(&path)?;
-        let writeback = crate::file::Writeback::new(&file)?;
-        let writer = BufWriter::with_capacity(u16::MAX.into(), file);
+        let buffer = usize::from(u16::MAX);
+        let writeback = crate::file::Writeback::new(&file, buffer)?;
+        let writer = BufWriter::with_capacity(buffer, file);
         let writer = ChecksummedWriter::new(writer);
         let mut writer = sfa::Writer::from_writer(writer);
         writer.start("data")?;
@@ -344,8 +345,7 @@ impl Writer {
 
         // Adjust metadata
         self.meta.file_pos += u64::from(bytes_written);
-        self.writeback
-            .advance(*self.meta.file_pos, u64::from(u16::MAX));
+        self.writeback.advance(*self.meta.file_pos);
         self.meta.item_count += self.chunk.len();
         self.meta.data_block_count += 1;
 
