@@ -53,10 +53,7 @@ impl LogEntry for meridian_storage::ChangeEntry {
 
 impl LogEntry for meridian_storage::LogRead {
     fn seq(&self) -> u64 {
-        match self {
-            Self::Entry(e) => e.seq(),
-            Self::Skipped { seq, .. } => *seq,
-        }
+        meridian_storage::LogRead::seq(self)
     }
     fn origin(&self) -> &str {
         match self {
@@ -73,7 +70,7 @@ impl LogEntry for meridian_storage::LogRead {
     }
     fn wire_bytes(&self) -> usize {
         match self {
-            Self::Entry(e) => e.wire_bytes(),
+            Self::Entry(e) => e.record().len(),
             Self::Skipped { bytes, .. } => *bytes,
         }
     }

@@ -7,7 +7,7 @@ use crate::Ctx;
 use crate::backoff::{Backoff, OsJitter};
 use crate::config::PeerConfig;
 use crate::conn::{self, FrameReader, FrameWriter, LinkError, now_ms};
-use crate::outbound::{LogEntry, Outbound};
+use crate::outbound::Outbound;
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, BatchHeader};
 use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, Start, Welcome};
@@ -284,7 +284,8 @@ async fn connect_and_stream(
                 .into_iter()
                 .filter_map(LogRead::into_entry)
                 .collect();
-            let frame = Frame::Batch(batch::build(header, &entries)?);
+            let records = entries.iter().map(|e| (e.seq(), e.record()));
+            let frame = Frame::Batch(batch::build_records(header, records)?);
             shipped.inc_by(entries.len() as u64);
             if faults.reorder && held.is_none() {
                 held = Some(frame);

@@ -27,5 +27,7 @@ mod writer;
 pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, StoredItem};
 pub use snapshot::StoreSnapshot;
-pub use store::{ChangeLogSummary, LogRead, Store, StoreFaults, StoreOptions, TableStats};
+pub use store::{
+    ChangeLogSummary, LogRead, RawChange, Store, StoreFaults, StoreOptions, TableStats,
+};
 pub use writer::{ApplyReport, Change, ChangeKind, Decision};

@@ -271,6 +271,21 @@ pub fn change_origin(b: &[u8]) -> Result<&str, StoreError> {
     std::str::from_utf8(origin).map_err(|_| corrupt("change origin"))
 }
 
+/// The origin region and the version's timestamp of an encoded change-log entry, read from
+/// its header without decoding the item.
+pub fn change_header(b: &[u8]) -> Result<(&str, Timestamp), StoreError> {
+    let mut r = Reader::new(b);
+    check_format(&mut r, "change")?;
+    let bad = |_| corrupt("change");
+    let origin = r.len_bytes().map_err(bad)?;
+    let origin = std::str::from_utf8(origin).map_err(|_| corrupt("change origin"))?;
+    r.varint().map_err(bad)?; // origin sequence
+    r.len_bytes().map_err(bad)?; // table
+    r.len_bytes().map_err(bad)?; // key
+    let ts = r.u64_be().map_err(|_| corrupt("version"))?;
+    Ok((origin, Timestamp(ts)))
+}
+
 /// Decodes a change-log entry stored at sequence `seq`.
 pub fn decode_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
     let mut r = Reader::new(b);

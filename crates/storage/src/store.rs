@@ -159,11 +159,73 @@ fn open_ks(db: &Database, name: &str, memtable_bytes: u64) -> Result<Keyspace, S
     })?)
 }
 
+/// The change log's keyspace. It is only ever scanned by sequence, never point-read, so its
+/// tables carry no Bloom filters: building them cost ~5 % of a region's CPU while it applied a
+/// replicated backlog (`cargo bench -p meridian-storage --bench apply`). fjall keeps a
+/// keyspace's options from its creation, so this holds for stores created since.
+fn open_log_ks(db: &Database, memtable_bytes: u64) -> Result<Keyspace, StoreError> {
+    Ok(db.keyspace("changelog", || {
+        KeyspaceCreateOptions::default()
+            .max_memtable_size(memtable_bytes)
+            .filter_policy(fjall::config::FilterPolicy::disabled())
+    })?)
+}
+
+/// A change-log entry as stored: its local sequence and its record (what [`record::encode_change`]
+/// wrote), with the origin and commit time read from the header. Replication ships the record
+/// as it is, without decoding and re-encoding the item.
+#[derive(Clone, Debug)]
+pub struct RawChange {
+    seq: u64,
+    origin: String,
+    commit_ms: u64,
+    record: fjall::Slice,
+}
+
+impl RawChange {
+    /// Reads the header of `record`, stored at sequence `seq`.
+    pub fn new(seq: u64, record: fjall::Slice) -> Result<Self, StoreError> {
+        let (origin, ts) = record::change_header(&record)?;
+        Ok(Self {
+            seq,
+            origin: origin.to_owned(),
+            commit_ms: ts.physical_ms(),
+            record,
+        })
+    }
+
+    /// Local sequence.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Region where the change originated.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Commit time at the origin (ms, the HLC's physical part).
+    pub fn commit_ms(&self) -> u64 {
+        self.commit_ms
+    }
+
+    /// The encoded record.
+    pub fn record(&self) -> &[u8] {
+        &self.record
+    }
+
+    /// Decodes the record in full.
+    pub fn decode(&self) -> Result<ChangeEntry, StoreError> {
+        record::decode_change(self.seq, &self.record)
+    }
+}
+
 /// A change-log entry as read for one link ([`Store::changes_for`]).
 #[derive(Debug, Clone)]
 pub enum LogRead {
-    /// Decoded in full: the link carries its origin.
-    Entry(ChangeEntry),
+    /// A change of an origin the link carries, as stored (decode it with
+    /// [`RawChange::decode`]).
+    Entry(RawChange),
     /// Not decoded: a change of another origin the link does not carry.
     Skipped {
         /// Local sequence.
@@ -176,8 +238,16 @@ pub enum LogRead {
 }
 
 impl LogRead {
-    /// The decoded entry, if it was decoded.
-    pub fn into_entry(self) -> Option<ChangeEntry> {
+    /// Local sequence.
+    pub fn seq(&self) -> u64 {
+        match self {
+            LogRead::Entry(e) => e.seq(),
+            LogRead::Skipped { seq, .. } => *seq,
+        }
+    }
+
+    /// The change, if the link carries it.
+    pub fn into_entry(self) -> Option<RawChange> {
         match self {
             LogRead::Entry(e) => Some(e),
             LogRead::Skipped { .. } => None,
@@ -201,7 +271,7 @@ impl Store {
         let meta = open_ks(&db, "meta", opts.memtable_bytes)?;
         let items = open_ks(&db, "items", opts.memtable_bytes)?;
         let tombstones = open_ks(&db, "tombstones", opts.memtable_bytes)?;
-        let log = open_ks(&db, "changelog", opts.memtable_bytes)?;
+        let log = open_log_ks(&db, opts.memtable_bytes)?;
         let index = open_ks(&db, "index", opts.memtable_bytes)?;
         let fresh = meta.first_key_value().is_none();
         if fresh {
@@ -735,12 +805,16 @@ impl Store {
     /// Change-log entries from `from_seq` (inclusive), at most `limit`. Blocking.
     pub fn changes(&self, from_seq: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
         let read = self.changes_for(from_seq, limit, |_| true)?;
-        Ok(read.into_iter().filter_map(LogRead::into_entry).collect())
+        read.into_iter()
+            .filter_map(LogRead::into_entry)
+            .map(|raw| raw.decode())
+            .collect()
     }
 
-    /// Like [`Store::changes`], for one replication link: entries whose origin `wanted` refuses
-    /// are not decoded, only stepped over ([`LogRead::Skipped`]). A region's log holds the
-    /// changes it applied from every other region, which most links do not carry.
+    /// Like [`Store::changes`], for one replication link, and not decoded: the entries of
+    /// origins `wanted` accepts as stored, the others only stepped over ([`LogRead::Skipped`]).
+    /// A region's log holds the changes it applied from every other region, which most links
+    /// do not carry.
     pub fn changes_for(
         &self,
         from_seq: u64,
@@ -765,7 +839,7 @@ impl Store {
             let seq = u64_suffix(&k, 0)?;
             let origin = record::change_origin(&v)?;
             out.push(if wanted(origin) {
-                LogRead::Entry(record::decode_change(seq, &v)?)
+                LogRead::Entry(RawChange::new(seq, v)?)
             } else {
                 LogRead::Skipped {
                     seq,

@@ -85,9 +85,18 @@ pub struct ApplyReport {
     pub replicas_added: Vec<String>,
 }
 
-/// What a change from another region does to its item: the new state (`None` = tombstone) and
+/// What a change from another region does to its item: the state it leaves the item in and
 /// the version it replaces — or `None` when it has no effect.
-type Resolved = Option<(Option<StoredItem>, Option<Version>)>;
+type Resolved = Option<(After, Option<Version>)>;
+
+/// The state a change leaves its item in.
+enum After {
+    /// The change's own: its put's item and counters, or deleted. Taken from the change when
+    /// it is recorded, so the item is moved, not copied.
+    Change,
+    /// The change merged into the item's current state (counters joined).
+    Merged(StoredItem),
+}
 
 type DecideFn = Box<dyn FnOnce(Vec<Option<StoredItem>>) -> Decision + Send>;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -417,8 +426,7 @@ impl<'a> Group<'a> {
             op,
             crdt,
         };
-        let state = new_state_of(&entry);
-        self.record_change(&change.table, state, entry)
+        self.record_change(&change.table, After::Change, entry)
     }
 
     /// The version of an item's current state: its live version, or its tombstone's.
@@ -435,19 +443,19 @@ impl<'a> Group<'a> {
     fn record_change(
         &mut self,
         table: &TableMeta,
-        state: Option<StoredItem>,
+        after: After,
         mut entry: ChangeEntry,
     ) -> Result<(), StoreError> {
         self.head += 1;
         let seq = self.head;
         entry.seq = seq;
-        self.write_state(table, &entry.key, state, &entry.version, seq)?;
         self.batch.insert(
             &self.inner.log,
             seq.to_be_bytes().to_vec(),
             record::encode_change(&entry),
         );
-        Ok(())
+        let (key, version, state) = state_after(entry, after);
+        self.write_state(table, &key, state, &version, seq)
     }
 
     /// Writes an item's new state — the live item, or a tombstone at `version` recorded at
@@ -553,23 +561,27 @@ impl<'a> Group<'a> {
             Some(s) => Some(s.version.clone()),
             None => self.current_version(&full)?,
         };
-        let incoming = new_state_of(e);
-        let new_state = match (&current_item, &incoming) {
-            (Some(cur), Some(inc)) if cur.crdt.is_some() || inc.crdt.is_some() => {
-                let m = merge(&cur.to_state(), &inc.to_state());
+        let after = match (&current_item, &e.op) {
+            (Some(cur), ChangeOp::Put(item)) if cur.crdt.is_some() || e.crdt.is_some() => {
+                let incoming = StoredItem {
+                    version: e.version.clone(),
+                    item: item.clone(),
+                    crdt: e.crdt.clone(),
+                };
+                let m = merge(&cur.to_state(), &incoming.to_state());
                 let m = StoredItem {
                     version: m.version,
                     item: m.item,
                     crdt: m.crdt,
                 };
-                (m != *cur).then_some(Some(m))
+                (m != *cur).then_some(After::Merged(m))
             }
             _ if BROKEN_APPLY || meridian_core::lww_wins(&e.version, current.as_ref()) => {
-                Some(incoming)
+                Some(After::Change)
             }
             _ => None,
         };
-        Ok(new_state.map(|s| (s, current)))
+        Ok(after.map(|a| (a, current)))
     }
 
     /// Applies one item state received by anti-entropy repair: merge or last-writer-wins, as for
@@ -585,11 +597,12 @@ impl<'a> Group<'a> {
             report.missing_table += 1;
             return Ok(());
         };
-        let Some((state, _)) = self.resolve(&table, &e)? else {
+        let Some((after, _)) = self.resolve(&table, &e)? else {
             report.stale += 1;
             return Ok(());
         };
-        self.write_state(&table, &e.key, state, &e.version, self.head)?;
+        let (key, version, state) = state_after(e, after);
+        self.write_state(&table, &key, state, &version, self.head)?;
         report.applied += 1;
         Ok(())
     }
@@ -721,7 +734,7 @@ impl<'a> Group<'a> {
                 report.missing_table += 1;
                 continue;
             };
-            let Some((new_state, current)) = self.resolve(&table, &e)? else {
+            let Some((after, current)) = self.resolve(&table, &e)? else {
                 report.stale += 1;
                 *report.conflicts.entry(table.name.clone()).or_default() += 1;
                 continue;
@@ -732,7 +745,7 @@ impl<'a> Group<'a> {
             {
                 *report.conflicts.entry(table.name.clone()).or_default() += 1;
             }
-            self.record_change(&table, new_state, e)?;
+            self.record_change(&table, after, e)?;
             report.applied += 1;
         }
         for origin in advanced {
@@ -1425,16 +1438,26 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
     tracing::info!("writer stopped");
 }
 
-/// The state a change leaves its item in: the put's item and counters, or `None` (deleted).
-fn new_state_of(e: &ChangeEntry) -> Option<StoredItem> {
-    match &e.op {
-        ChangeOp::Put(item) => Some(StoredItem {
-            version: e.version.clone(),
-            item: item.clone(),
-            crdt: e.crdt.clone(),
+/// Takes a change apart into its item's storage key, its version and the state it leaves the
+/// item in (`None` = deleted): the merge, or else the put's own item and counters.
+fn state_after(e: ChangeEntry, after: After) -> (Vec<u8>, Version, Option<StoredItem>) {
+    let ChangeEntry {
+        key,
+        version,
+        op,
+        crdt,
+        ..
+    } = e;
+    let state = match (after, op) {
+        (After::Merged(m), _) => Some(m),
+        (After::Change, ChangeOp::Put(item)) => Some(StoredItem {
+            version: version.clone(),
+            item,
+            crdt,
         }),
-        _ => None,
-    }
+        (After::Change, _) => None,
+    };
+    (key, version, state)
 }
 
 /// Meta key of the dedup watermark of an origin: `w/<origin>`.

@@ -42,19 +42,33 @@ pub struct BatchHeader {
 
 /// Builds a batch frame from the entries of `header.first..=header.last` the link carries.
 pub fn build(header: BatchHeader, entries: &[ChangeEntry]) -> Result<Batch, ProtocolError> {
-    let mut raw = Vec::with_capacity(entries.len() * 96);
-    for e in entries {
-        put_varint(&mut raw, e.seq);
-        put_len_bytes(&mut raw, &encode_change(e));
+    let records: Vec<(u64, Vec<u8>)> = entries.iter().map(|e| (e.seq, encode_change(e))).collect();
+    build_records(header, records.iter().map(|(seq, r)| (*seq, r.as_slice())))
+}
+
+/// Builds a batch frame from change records as the change log stores them, each with its local
+/// sequence: what the sync-out ships, without decoding and re-encoding the items.
+pub fn build_records<'a>(
+    header: BatchHeader,
+    records: impl ExactSizeIterator<Item = (u64, &'a [u8])>,
+) -> Result<Batch, ProtocolError> {
+    let n = records.len();
+    let mut raw = Vec::new();
+    for (seq, record) in records {
+        if raw.is_empty() {
+            raw.reserve(n * (record.len() + 4));
+        }
+        put_varint(&mut raw, seq);
+        put_len_bytes(&mut raw, record);
     }
     let raw_len = u32::try_from(raw.len())
         .ok()
         .filter(|n| *n <= MAX_RAW_BYTES)
         .ok_or(ProtocolError::TooLarge(raw.len()))?;
-    let count = u32::try_from(entries.len())
+    let count = u32::try_from(n)
         .ok()
         .filter(|n| *n <= MAX_BATCH_ENTRIES)
-        .ok_or(ProtocolError::TooLarge(entries.len()))?;
+        .ok_or(ProtocolError::TooLarge(n))?;
     let (compression, payload) = if raw.len() >= COMPRESS_MIN_BYTES {
         let c = lz4_flex::block::compress(&raw);
         if c.len() < raw.len() {
