@@ -15,7 +15,7 @@ pub const MAX_KEYS: usize = 100;
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads up to 100 items from one or more tables.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let request_items = req
         .map("RequestItems")?
         .ok_or_else(|| missing("requestItems"))?;
@@ -98,7 +98,7 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
         }
         responses.insert(name.clone(), Value::Array(items));
         if !left.is_empty() {
-            let mut u = spec.0.clone();
+            let mut u = spec.0.clone().into_owned();
             u.insert("Keys".into(), Value::Array(left));
             unprocessed.insert(name.clone(), Value::Object(u));
         }

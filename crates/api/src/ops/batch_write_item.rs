@@ -16,7 +16,7 @@ pub const MAX_WRITES: usize = 25;
 pub const OVERLOAD_QUEUE_DEPTH: usize = 4096;
 
 /// Puts and deletes up to 25 items across tables, committed together.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let request_items = req
         .map("RequestItems")?
         .ok_or_else(|| missing("requestItems"))?;
@@ -36,7 +36,8 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     }
     let mode = capacity::Mode::from_req(&req)?;
     // Validate everything before writing anything.
-    let mut writes: Vec<(String, Value, Change)> = Vec::with_capacity(total);
+    // Each write with its table's name and its request, handed back if it goes unprocessed.
+    let mut writes: Vec<(&String, &Value, Change)> = Vec::with_capacity(total);
     let mut seen = HashSet::new();
     for (name, list) in request_items {
         let t = table(state, name)?;
@@ -89,8 +90,8 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
                 ));
             }
             writes.push((
-                name.clone(),
-                raw.clone(),
+                name,
+                raw,
                 Change {
                     table: t.clone(),
                     key: enc,
@@ -137,10 +138,10 @@ pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
     let mut unprocessed = Map::new();
     for (name, raw, _) in rest {
         if let Value::Array(a) = unprocessed
-            .entry(name)
+            .entry(name.clone())
             .or_insert_with(|| Value::Array(vec![]))
         {
-            a.push(raw);
+            a.push(raw.clone());
         }
     }
     let mut out = json!({"UnprocessedItems": unprocessed});

@@ -8,13 +8,15 @@ use meridian_model::value::{av_from_json, item_from_json};
 use meridian_model::{ApiError, AttributeValue, Item};
 use meridian_storage::StoreError;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A parsed request body with typed getters. Absent and `null` members are `None`; a member of
-/// the wrong JSON type is a `SerializationException`, as DynamoDB answers.
+/// the wrong JSON type is a `SerializationException`, as DynamoDB answers. A nested object
+/// (e.g. one write of a `BatchWriteItem`) is borrowed from the body, not copied.
 #[derive(Debug)]
-pub struct Req(pub Map<String, Value>);
+pub struct Req<'a>(pub Cow<'a, Map<String, Value>>);
 
 fn wrong_type(field: &str, expected: &str) -> ApiError {
     ApiError::Serialization(format!(
@@ -44,14 +46,14 @@ pub fn capacity_units(pt: &Map<String, Value>, k: &str, wire: &str) -> Result<u6
     Ok(v as u64)
 }
 
-impl Req {
+impl<'a> Req<'a> {
     /// Parses a request body.
-    pub fn parse(body: &[u8]) -> Result<Req, ApiError> {
+    pub fn parse(body: &[u8]) -> Result<Req<'static>, ApiError> {
         if body.is_empty() {
-            return Ok(Req(Map::new()));
+            return Ok(Req(Cow::Owned(Map::new())));
         }
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(m)) => Ok(Req(m)),
+            Ok(Value::Object(m)) => Ok(Req(Cow::Owned(m))),
             Ok(_) => Err(ApiError::Serialization(
                 "Start of structure or map found where not expected".into(),
             )),
@@ -62,9 +64,9 @@ impl Req {
     }
 
     /// Wraps a nested object (e.g. one entry of `RequestItems`).
-    pub fn nested(v: &Value, field: &str) -> Result<Req, ApiError> {
+    pub fn nested(v: &'a Value, field: &str) -> Result<Req<'a>, ApiError> {
         v.as_object()
-            .map(|m| Req(m.clone()))
+            .map(|m| Req(Cow::Borrowed(m)))
             .ok_or_else(|| wrong_type(field, "a structure"))
     }
 

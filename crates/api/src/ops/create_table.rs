@@ -185,7 +185,7 @@ fn uuid() -> String {
 }
 
 /// Creates a table. Returns it `ACTIVE` at once (creation is synchronous here).
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let name = req.req_str("TableName", "tableName")?;
     check_table_name(name, "tableName")?;
     let defs = attribute_definitions(&req)?;

@@ -14,7 +14,7 @@ use meridian_storage::{Change, ChangeKind};
 use serde_json::{Value, json};
 
 /// Deletes one item, optionally under a condition. Deleting a missing item succeeds.
-pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
     super::legacy::translate(&mut req, super::legacy::Op::DeleteItem, &t.key_schema)?;
     let mode = capacity::Mode::from_req(&req)?;

@@ -10,7 +10,7 @@ use meridian_storage::StoreError;
 use serde_json::{Value, json};
 
 /// Deletes a table; its items are purged in the background.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let name = req.req_str("TableName", "tableName")?;
     check_table_name(name, "tableName")?;
     match state.store().delete_table(name).await {

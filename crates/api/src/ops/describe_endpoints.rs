@@ -10,7 +10,7 @@ pub const CACHE_MINUTES: u64 = 1440;
 
 /// Names this region server itself as the endpoint (its listen address, as set by the binary),
 /// so SDKs that use endpoint discovery keep talking to it.
-pub async fn handle(state: &AppState, _req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, _req: Req<'_>) -> Result<Value, ApiError> {
     let address = state
         .inner
         .config

@@ -9,7 +9,7 @@ use meridian_model::table::check_table_name;
 use serde_json::{Value, json};
 
 /// Describes one table.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let name = req.req_str("TableName", "tableName")?;
     check_table_name(name, "tableName")?;
     let t = state

@@ -9,7 +9,7 @@ use meridian_model::value::item_to_json;
 use serde_json::{Value, json};
 
 /// Reads one item (every read is strongly consistent within the region).
-pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
     super::legacy::translate(&mut req, super::legacy::Op::GetItem, &t.key_schema)?;
     let consistent = req.bool("ConsistentRead")?.unwrap_or(false);

@@ -218,17 +218,19 @@ pub fn translate(req: &mut Req, op: Op, schema: &KeySchema) -> Result<(), ApiErr
     }
 
     for p in legacy {
-        req.0.remove(*p);
+        req.0.to_mut().remove(*p);
     }
     for (k, v) in out {
-        req.0.insert(k.into(), Value::String(v));
+        req.0.to_mut().insert(k.into(), Value::String(v));
     }
     if !b.names.is_empty() {
         req.0
+            .to_mut()
             .insert("ExpressionAttributeNames".into(), Value::Object(b.names));
     }
     if !b.values.is_empty() {
         req.0
+            .to_mut()
             .insert("ExpressionAttributeValues".into(), Value::Object(b.values));
     }
     Ok(())
@@ -679,7 +681,7 @@ mod tests {
     fn run(op: Op, body: Value) -> Result<Map<String, Value>, ApiError> {
         let mut req = Req::parse(body.to_string().as_bytes())?;
         translate(&mut req, op, &schema())?;
-        Ok(req.0)
+        Ok(req.0.into_owned())
     }
 
     #[test]

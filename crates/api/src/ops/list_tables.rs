@@ -7,7 +7,7 @@ use meridian_model::table::check_table_name;
 use serde_json::{Value, json};
 
 /// Lists table names in order, `Limit` (1–100, default 100) at a time.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let limit = req.int("Limit")?.unwrap_or(100);
     if !(1..=100).contains(&limit) {
         let bound = if limit < 1 {

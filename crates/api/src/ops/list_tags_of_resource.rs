@@ -7,7 +7,7 @@ use meridian_model::ApiError;
 use serde_json::{Value, json};
 
 /// Lists a table's tags (all of them: at most 50, so never a `NextToken`).
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let (arn, name) = table_of_arn(&req)?;
     req.str("NextToken")?;
     let t = state

@@ -11,7 +11,7 @@ use meridian_model::ApiError;
 use serde_json::Value;
 
 /// Reads one partition's items in sort-key order (or reversed), a page at a time.
-pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
     // Checked before the legacy parameters, so a lone QueryFilter reports the missing
     // key condition first, as DynamoDB does.

@@ -80,7 +80,7 @@ fn in_range((lo, hi): &(Bound<Vec<u8>>, Bound<Vec<u8>>), k: &[u8]) -> bool {
 }
 
 /// Reads a table (or one segment of it) a page at a time.
-pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
     super::legacy::translate(&mut req, super::legacy::Op::Scan, &t.key_schema)?;
     let consistent = req.bool("ConsistentRead")?.unwrap_or(false);

@@ -7,7 +7,7 @@ use meridian_model::ApiError;
 use serde_json::{Value, json};
 
 /// Adds or overwrites tags on a table.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let raw = req.list("Tags")?;
     let (arn, name) = table_of_arn(&req)?;
     let raw = raw.ok_or_else(|| missing("tags"))?;

@@ -190,7 +190,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn req(arn: &str) -> Req {
+    fn req(arn: &str) -> Req<'static> {
         Req::parse(json!({"ResourceArn": arn}).to_string().as_bytes()).unwrap()
     }
 

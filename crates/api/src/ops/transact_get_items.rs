@@ -53,7 +53,7 @@ fn parse_get(state: &AppState, raw: &Value, n: usize) -> Result<Get, ApiError> {
 }
 
 /// Reads the items.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let raw_items = transact_items(&req, MAX_ITEMS)?;
     let mode = Mode::from_req(&req)?;
     let gets = raw_items

@@ -253,7 +253,7 @@ fn client_token(req: &Req) -> Result<Option<String>, ApiError> {
 }
 
 /// Reads `TransactItems`, checking its length.
-pub fn transact_items(req: &Req, max: usize) -> Result<&Vec<Value>, ApiError> {
+pub fn transact_items<'a>(req: &'a Req<'_>, max: usize) -> Result<&'a Vec<Value>, ApiError> {
     let items = req
         .list("TransactItems")?
         .ok_or_else(|| missing("transactItems"))?;
@@ -272,7 +272,7 @@ pub fn transact_items(req: &Req, max: usize) -> Result<&Vec<Value>, ApiError> {
 }
 
 /// Applies the transaction.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let raw_items = transact_items(&req, MAX_ITEMS)?;
     let token = client_token(&req)?;
     let mode = Mode::from_req(&req)?;

@@ -7,7 +7,7 @@ use meridian_model::ApiError;
 use serde_json::{Value, json};
 
 /// Removes tags (by key) from a table; absent keys are ignored.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let raw = req.list("TagKeys")?;
     let (arn, name) = table_of_arn(&req)?;
     let raw = raw.ok_or_else(|| missing("tagKeys"))?;

@@ -59,7 +59,7 @@ fn legacy_type_error(e: ApiError) -> ApiError {
 }
 
 /// Updates (or creates) one item with an `UpdateExpression`, optionally under a condition.
-pub async fn handle(state: &AppState, mut req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
     let legacy = req.get("AttributeUpdates").is_some_and(|v| !v.is_null());
     super::legacy::translate(&mut req, super::legacy::Op::UpdateItem, &t.key_schema)?;

@@ -109,7 +109,7 @@ fn new_billing(req: &Req, cur: &Billing) -> Result<Billing, ApiError> {
 }
 
 /// Changes a table's billing mode or provisioned throughput. The table stays `ACTIVE`.
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let name = req.req_str("TableName", "tableName")?.to_owned();
     check_table_name(&name, "tableName")?;
     for (p, why) in REFUSED {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 /// Enables or disables TTL on a table. Takes effect at once (DynamoDB passes through
 /// `ENABLING`/`DISABLING` for up to an hour).
-pub async fn handle(state: &AppState, req: Req) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     let name = req.req_str("TableName", "tableName")?.to_owned();
     check_table_name(&name, "tableName")?;
     let spec = req
