@@ -7,9 +7,9 @@
 //! Applies `ENTRIES` puts of new items from region `a` (the benchmark's items: `pk` plus a
 //! 180-byte string) into a fresh store of region `b`, one `Store::apply_remote` per batch, then
 //! the same number of puts again over the same keys (every item then has a current state to
-//! decide against) unless the third argument is `new`. Prints, for each pass, entries per second of wall time and microseconds of
-//! CPU (user + system) per entry: of the process (every thread: the writer, fjall's flushes
-//! and compactions) and of the store's writer thread alone. Compare builds by running each in
+//! decide against) unless the third argument is `new`. Prints, for each pass, entries per
+//! second of wall time and microseconds of CPU (user + system) per entry: of the process (every
+//! thread: the writer, fjall's flushes and compactions) and of the store's writer thread alone. Compare builds by running each in
 //! turn on the same machine: the writer's CPU per entry is the steadiest number on a shared box
 //! (the background work a run ends with varies). Last, it reads the whole change log back as a
 //! sync-out does (records as stored, what replication ships) and, for comparison, decoded.
