@@ -98,7 +98,7 @@ pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
         }
         responses.insert(name.clone(), Value::Array(items));
         if !left.is_empty() {
-            let mut u = spec.0.clone().into_owned();
+            let mut u = spec.0.as_ref().clone();
             u.insert("Keys".into(), Value::Array(left));
             unprocessed.insert(name.clone(), Value::Object(u));
         }
