@@ -296,26 +296,28 @@ impl<'a> Group<'a> {
         }
     }
 
+    /// The item's current state as of this group (a copy; see [`Group::load`]).
     fn current(&mut self, full_key: &[u8]) -> Result<Option<StoredItem>, StoreError> {
-        if let Some(s) = self.overlay.get(full_key) {
-            return Ok(s.clone());
-        }
-        if self.absent.contains(full_key) {
-            return Ok(None);
-        }
-        // Remember what was read: the write that follows reads it again. (An overlay `None`
-        // means "deleted in this group", so absent keys have a set of their own.)
-        match self.inner.items.get(full_key)? {
-            Some(v) => {
-                let state = record::decode_item_record(&v)?;
-                self.overlay.insert(full_key.to_vec(), Some(state.clone()));
-                Ok(Some(state))
+        Ok(self.load(full_key)?.cloned())
+    }
+
+    /// The item's current state as of this group, read once from the store and then kept in
+    /// the group's overlay (or its set of absent keys).
+    fn load(&mut self, full_key: &[u8]) -> Result<Option<&StoredItem>, StoreError> {
+        if !self.overlay.contains_key(full_key) && !self.absent.contains(full_key) {
+            // Remember what was read: the write that follows reads it again. (An overlay
+            // `None` means "deleted in this group", so absent keys have a set of their own.)
+            match self.inner.items.get(full_key)? {
+                Some(v) => {
+                    let state = record::decode_item_record(&v)?;
+                    self.overlay.insert(full_key.to_vec(), Some(state));
+                }
+                None => {
+                    self.absent.insert(full_key.to_vec());
+                }
             }
-            None => {
-                self.absent.insert(full_key.to_vec());
-                Ok(None)
-            }
         }
+        Ok(self.overlay.get(full_key).and_then(Option::as_ref))
     }
 
     /// The version of the item's tombstone, if it has one, as of this group.
@@ -431,8 +433,8 @@ impl<'a> Group<'a> {
 
     /// The version of an item's current state: its live version, or its tombstone's.
     fn current_version(&mut self, full: &[u8]) -> Result<Option<Version>, StoreError> {
-        match self.current(full)? {
-            Some(s) => Ok(Some(s.version)),
+        match self.load(full)? {
+            Some(s) => Ok(Some(s.version.clone())),
             None => self.tombstone(full),
         }
     }
@@ -470,7 +472,10 @@ impl<'a> Group<'a> {
         seq: u64,
     ) -> Result<(), StoreError> {
         let full = record::item_key(table.id, key);
-        let old = self.current(&full)?;
+        // The old state is taken out of the overlay, not copied: the new one replaces it there
+        // below. (A failure in between fails the whole group.)
+        self.load(&full)?;
+        let old = self.overlay.remove(&full).flatten();
         let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
         // Index entries change in the same batch as the item (with the table's latest indexes).
         if let Some(live) = self.lookup_table(&table.name).filter(|t| t.id == table.id)
@@ -556,12 +561,8 @@ impl<'a> Group<'a> {
     /// the incoming change has no effect (stale or already reflected).
     fn resolve(&mut self, table: &TableMeta, e: &ChangeEntry) -> Result<Resolved, StoreError> {
         let full = record::item_key(table.id, &e.key);
-        let current_item = self.current(&full)?;
-        let current = match &current_item {
-            Some(s) => Some(s.version.clone()),
-            None => self.current_version(&full)?,
-        };
-        let after = match (&current_item, &e.op) {
+        let current = self.current_version(&full)?;
+        let after = match (self.load(&full)?, &e.op) {
             (Some(cur), ChangeOp::Put(item)) if cur.crdt.is_some() || e.crdt.is_some() => {
                 let incoming = StoredItem {
                     version: e.version.clone(),
