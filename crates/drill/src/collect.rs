@@ -97,8 +97,8 @@ pub async fn heads(
 }
 
 /// Write id → version, from every region's change log after `heads` (entries of `table`
-/// only). Each write is logged by the region that accepted it and by every region that
-/// applied it, all with the same version.
+/// only). Each write is logged by the region that accepted it (and by a star's hub, which
+/// forwards it), always with the same version.
 pub async fn versions(
     http: &Http,
     regions: &[(String, String)],

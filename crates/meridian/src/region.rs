@@ -133,7 +133,12 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         // The binary keeps the clock handle: `POST /admin/clock/skew` moves it (fault drills).
         let clock = SystemClock::new();
-        let store = Store::open(StoreOptions::new(&data_dir, region.clone(), clock.clone()))
+        let mut opts = StoreOptions::new(&data_dir, region.clone(), clock.clone());
+        // Received changes are logged only where a link forwards them (a star's hub).
+        opts.log_remote = replication
+            .as_ref()
+            .is_some_and(|rc| rc.topology.forwards(&region));
+        let store = Store::open(opts)
             .with_context(|| format!("opening store in {}", data_dir.display()))?;
         store.spawn_index_builder();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

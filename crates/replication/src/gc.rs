@@ -7,7 +7,7 @@
 //! reused.
 //!
 //! Tombstones are purged too, once a delete is **delivered** (recorded at or below every
-//! outbound checkpoint) and **causally stable**: for every other region, every write it made
+//! outbound checkpoint; one this region applied without logging it is recorded at 0) and **causally stable**: for every other region, every write it made
 //! with an older timestamp has been applied here. For a direct peer that is
 //! `PeerLinks::stable_ts`, learnt from the peer's applied entries and from heartbeats sent while
 //! this region had caught up with its stream. A star's spoke hears the other spokes only
@@ -49,8 +49,10 @@ async fn collect(ctx: &Ctx) -> Result<(), meridian_storage::StoreError> {
             upto = upto.min(ctx.store.checkpoint(&p.name)?);
         }
     }
-    // Nothing is purged until every outbound peer has acknowledged something.
-    if upto != u64::MAX && upto > 0 {
+    // Only what every outbound peer acknowledged (`upto`, 0 before they have acknowledged
+    // anything). Tombstones a received change left are recorded at sequence 0 (not logged
+    // here, nothing of ours ships them), so they wait only for causal stability.
+    if upto != u64::MAX {
         let retention_ms = ctx.config.changelog_retention_secs.saturating_mul(1000);
         let older_than = ctx.store.wall_ms().saturating_sub(retention_ms);
         loop {

@@ -212,7 +212,7 @@ pub(crate) async fn receive(
                     return Err(LinkError::Closed("snapshot incomplete"));
                 }
                 let watermarks: BTreeMap<String, u64> = end.watermarks.into_iter().collect();
-                if let Err(e) = ctx.store.finish_snapshot(watermarks).await {
+                if let Err(e) = ctx.store.finish_snapshot(watermarks.clone()).await {
                     send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
                     return Err(e.into());
                 }
@@ -224,6 +224,7 @@ pub(crate) async fn receive(
                         peer: peer.to_owned(),
                         entries: installed,
                         head: end.head,
+                        watermarks,
                         millis,
                     });
                 }

@@ -333,6 +333,9 @@ pub struct InstalledSnapshot {
     pub entries: u64,
     /// The peer's change-log head it corresponds to.
     pub head: u64,
+    /// Per origin, the highest sequence whose effect it held: each origin's stream resumed
+    /// right after it.
+    pub watermarks: std::collections::BTreeMap<String, u64>,
     /// How long it took to receive and install, in ms.
     pub millis: u64,
 }

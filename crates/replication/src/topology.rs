@@ -55,6 +55,12 @@ impl Topology {
         }
     }
 
+    /// Whether `me` ships changes that originated elsewhere (a star's hub), and so must keep
+    /// them in its change log. Everyone else ships only its own changes.
+    pub fn forwards(&self, me: &str) -> bool {
+        matches!(self, Topology::Star { hub } if hub == me)
+    }
+
     /// `mesh` or `star`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -120,6 +126,24 @@ mod tests {
         assert!(!t.accepts_from("b", "c"));
         assert!(t.accepts_from("a", "c"));
         assert!(!t.ships("b", "a", "c"), "a spoke never forwards");
+    }
+
+    /// `forwards` (which decides whether received changes are logged) is exactly "some link
+    /// of this region carries a change that originated elsewhere".
+    #[test]
+    fn a_region_forwards_exactly_when_one_of_its_links_ships_anothers_change() {
+        for t in [
+            Topology::Mesh,
+            Topology::Star { hub: "a".into() },
+            Topology::Star { hub: "c".into() },
+        ] {
+            for me in REGIONS {
+                let ships_others = REGIONS.iter().any(|dest| {
+                    t.sends_to(me, dest) && REGIONS.iter().any(|o| *o != me && t.ships(me, dest, o))
+                });
+                assert_eq!(t.forwards(me), ships_others, "{t:?} at {me}");
+            }
+        }
     }
 
     proptest! {

@@ -74,10 +74,16 @@ struct Durable {
     watermarks: BTreeMap<usize, u64>,
     checkpoints: BTreeMap<usize, u64>,
     hlc: u64,
+    /// Every received change decided here (applied or stale), in the commit that decided it:
+    /// the model's record for the exactly-once check (a region that forwards nothing does
+    /// not log what it receives).
+    decided: Vec<(usize, u64)>,
 }
 
 struct Region {
     id: usize,
+    /// Logs what it receives (`Topology::forwards`: a star's hub), as `StoreOptions::log_remote`.
+    forwards: bool,
     up: bool,
     skew_ms: i64,
     durable: Durable,
@@ -134,6 +140,7 @@ impl Region {
                 continue;
             }
             *wm = e.origin_seq;
+            self.durable.decided.push((e.origin, e.origin_seq));
             self.durable.hlc = self.durable.hlc.max(e.version.0);
             let wins = self
                 .durable
@@ -144,7 +151,11 @@ impl Region {
                 r.stale += 1;
                 continue;
             }
-            self.log_change(e.origin, Some(e.origin_seq), e.key, e.version, e.value);
+            if self.forwards {
+                self.log_change(e.origin, Some(e.origin_seq), e.key, e.version, e.value);
+            } else {
+                self.durable.items.insert(e.key, (e.version, e.value));
+            }
             r.applied += 1;
         }
         r
@@ -194,6 +205,7 @@ impl Sim {
         let regions = (0..n)
             .map(|id| Region {
                 id,
+                forwards: topology.forwards(NAMES[id]),
                 up: true,
                 skew_ms: rng.below(2_001) as i64 - 1_000,
                 durable: Durable::default(),
@@ -559,10 +571,26 @@ fn check(sim: &Sim, seed: u64) {
             r.id, sim.topology
         );
         let mut seen = std::collections::HashSet::new();
+        for (origin, seq) in &r.durable.decided {
+            assert!(
+                seen.insert((*origin, *seq)),
+                "seed {seed}: region {} applied {origin}:{seq} twice",
+                r.id,
+            );
+        }
+        // only a forwarding region logs others' changes; everyone logs its own once
+        let mut logged = std::collections::HashSet::new();
         for e in &r.durable.log {
             assert!(
-                seen.insert((e.origin, e.origin_seq)),
-                "seed {seed}: region {} applied {}:{} twice",
+                r.forwards || e.origin == r.id,
+                "seed {seed}: region {} logged {}:{} it does not forward",
+                r.id,
+                e.origin,
+                e.origin_seq
+            );
+            assert!(
+                logged.insert((e.origin, e.origin_seq)),
+                "seed {seed}: region {} logged {}:{} twice",
                 r.id,
                 e.origin,
                 e.origin_seq
@@ -608,7 +636,7 @@ fn a_fixed_seed_replays_identically() {
         }
         s.regions
             .iter()
-            .map(|r| r.durable.log.clone())
+            .map(|r| (r.durable.log.clone(), r.durable.decided.clone()))
             .collect::<Vec<_>>()
     };
     let b = {
@@ -618,7 +646,7 @@ fn a_fixed_seed_replays_identically() {
         }
         s.regions
             .iter()
-            .map(|r| r.durable.log.clone())
+            .map(|r| (r.durable.log.clone(), r.durable.decided.clone()))
             .collect::<Vec<_>>()
     };
     assert_eq!(a, b);

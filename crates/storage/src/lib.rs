@@ -3,7 +3,8 @@
 //! Five fjall keyspaces hold the region's state (byte layouts in `docs/design/storage.md`):
 //! `meta` (tables, stats, counters, the layout version), `items` (live items), `tombstones`
 //! (versions of deleted items, for last-writer-wins), `index` (secondary-index entries) and
-//! `changelog` (every change, by local sequence). Older key layouts are upgraded at open
+//! `changelog` (this region's changes by local sequence, and the changes it applied from
+//! other regions when it forwards them: `StoreOptions::log_remote`). Older key layouts are upgraded at open
 //! (`layout.rs`).
 //!
 //! **Write path.** All writes go through one writer thread ([`writer`]). A request hands the

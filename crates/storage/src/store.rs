@@ -44,6 +44,11 @@ pub struct StoreOptions {
     pub memtable_bytes: u64,
     /// Most requests committed by one group commit.
     pub max_group: usize,
+    /// Whether changes received from other regions are written to this region's change log
+    /// too (default `true`). Only a region that forwards others' changes needs them there — a
+    /// star's hub; in a mesh each region ships only its own changes, so a receiver that logged
+    /// them would pay for an entry (and its flush, compaction and purge) nobody reads.
+    pub log_remote: bool,
     /// Fault-injection switches (tests and drills only).
     pub faults: Arc<StoreFaults>,
 }
@@ -68,6 +73,7 @@ impl StoreOptions {
             cache_bytes: 32 * 1024 * 1024,
             memtable_bytes: 16 * 1024 * 1024,
             max_group: 1024,
+            log_remote: true,
             faults: Arc::new(StoreFaults::default()),
         }
     }
@@ -108,6 +114,8 @@ pub(crate) struct Inner {
     pub(crate) taken: AtomicU64,
     pub(crate) metrics: WriterMetrics,
     pub(crate) faults: Arc<StoreFaults>,
+    /// See `StoreOptions::log_remote`.
+    pub(crate) log_remote: bool,
     /// The change-log head after each commit, for senders that tail the log.
     pub(crate) head_tx: tokio::sync::watch::Sender<u64>,
     /// `(head, hlc)` after the last commit: every change this region makes later gets a
@@ -356,6 +364,7 @@ impl Store {
             taken: AtomicU64::new(0),
             metrics: WriterMetrics::default(),
             faults: opts.faults.clone(),
+            log_remote: opts.log_remote,
             head_tx: tokio::sync::watch::Sender::new(head),
             mark: Mutex::new((head, hlc_last.0)),
             durable: Condvar::new(),

@@ -672,7 +672,8 @@ impl<'a> Group<'a> {
     /// Applies changes received from other regions: skips this region's own changes (loop
     /// prevention) and anything at or below the origin's watermark (dedup), decides each
     /// remaining change by last-writer-wins against the item's current version (live or
-    /// tombstone), and advances the watermark in the same commit.
+    /// tombstone), and advances the watermark in the same commit. Applied changes are logged
+    /// only when `log_remote` is set (a star's hub, which forwards them).
     fn apply_remote(
         &mut self,
         entries: Vec<ChangeEntry>,
@@ -724,7 +725,9 @@ impl<'a> Group<'a> {
                     if added {
                         report.replicas_added.push(e.table.clone());
                     }
-                    self.log_only(e);
+                    if self.inner.log_remote {
+                        self.log_only(e);
+                    }
                     report.applied += 1;
                 } else {
                     report.stale += 1;
@@ -746,7 +749,14 @@ impl<'a> Group<'a> {
             {
                 *report.conflicts.entry(table.name.clone()).or_default() += 1;
             }
-            self.record_change(&table, after, e)?;
+            if self.inner.log_remote {
+                self.record_change(&table, after, e)?;
+            } else {
+                // Not logged: no link of this region carries it. A tombstone is recorded at
+                // sequence 0, delivered by definition (nothing of ours ships it).
+                let (key, version, state) = state_after(e, after);
+                self.write_state(&table, &key, state, &version, 0)?;
+            }
             report.applied += 1;
         }
         for origin in advanced {

@@ -281,6 +281,66 @@ fn open_as(dir: &std::path::Path, region: &str) -> Store {
     Store::open(StoreOptions::new(dir, region, SystemClock::new())).unwrap()
 }
 
+/// A region that forwards nothing (a mesh, a star's spoke) applies received changes — items,
+/// tables, tombstones, watermarks — without logging them: its log holds its own changes only,
+/// at sequences equal to their origin sequences, and a received delete's tombstone is recorded
+/// at sequence 0 (delivered: no link of this region ships it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_log_remote_applies_received_changes_without_logging_them() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open_as(da.path(), "a");
+    let mut opts = StoreOptions::new(db.path(), "b", SystemClock::new());
+    opts.log_remote = false;
+    let b = Store::open(opts).unwrap();
+    let ta = a.create_table(meta("r")).await.unwrap();
+    put(&a, &ta, item("k1", 1)).await;
+    put(&a, &ta, item("k2", 2)).await;
+    let k2 = ta.key_schema.encode(&item("k2", 0)).unwrap();
+    let t_a = ta.clone();
+    let k2c = k2.clone();
+    a.write(vec![(ta.clone(), k2.clone())], move |_| {
+        (
+            vec![Change {
+                table: t_a,
+                key: k2c,
+                kind: ChangeKind::Delete,
+            }],
+            (),
+        )
+    })
+    .await
+    .unwrap();
+    let from_a = a.changes(1, 100).unwrap();
+    assert_eq!(from_a.len(), 4);
+
+    let r = b.apply_remote(from_a.clone()).await.unwrap();
+    assert_eq!((r.applied, r.duplicates), (4, 0));
+    assert_eq!(b.apply_remote(from_a).await.unwrap().duplicates, 4);
+    let tb = b.table("r").expect("table replicated to b");
+    assert_eq!(b.stats(tb.id).item_count, 1);
+    assert_eq!(b.watermark("a").unwrap(), 4);
+    assert_eq!(b.head(), 0, "nothing received is logged");
+    assert!(b.changes(1, 100).unwrap().is_empty());
+    assert_eq!(b.tombstones(&tb).unwrap().len(), 1);
+
+    // b's own write is its first log entry: local sequence = origin sequence
+    put(&b, &tb, item("k3", 3)).await;
+    let own = b.changes(1, 100).unwrap();
+    assert_eq!(own.len(), 1);
+    assert_eq!(
+        (own[0].seq, own[0].gtid.origin.as_str(), own[0].gtid.seq),
+        (1, "b", 1)
+    );
+
+    // the received tombstone needs no acknowledgement of b's log to be purged
+    let (purged, _) = b
+        .purge_tombstones(u64::MAX, 0, u64::MAX, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert!(b.tombstones(&tb).unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
