@@ -97,13 +97,18 @@ mod tests {
         deliveries
     }
 
-    #[test]
-    fn mesh_and_star_deliver_every_change_once_everywhere_and_never_back() {
-        for t in [
+    /// A mesh and two stars (hubs at either end of the region list).
+    fn topologies() -> [Topology; 3] {
+        [
             Topology::Mesh,
             Topology::Star { hub: "a".into() },
             Topology::Star { hub: "c".into() },
-        ] {
+        ]
+    }
+
+    #[test]
+    fn mesh_and_star_deliver_every_change_once_everywhere_and_never_back() {
+        for t in topologies() {
             for origin in REGIONS {
                 let mut d = deliveries(&t, origin);
                 d.sort();
@@ -132,11 +137,7 @@ mod tests {
     /// of this region carries a change that originated elsewhere".
     #[test]
     fn a_region_forwards_exactly_when_one_of_its_links_ships_anothers_change() {
-        for t in [
-            Topology::Mesh,
-            Topology::Star { hub: "a".into() },
-            Topology::Star { hub: "c".into() },
-        ] {
+        for t in topologies() {
             for me in REGIONS {
                 let ships_others = REGIONS.iter().any(|dest| {
                     t.sends_to(me, dest) && REGIONS.iter().any(|o| *o != me && t.ships(me, dest, o))

@@ -296,20 +296,7 @@ async fn a_store_without_log_remote_applies_received_changes_without_logging_the
     put(&a, &ta, item("k1", 1)).await;
     put(&a, &ta, item("k2", 2)).await;
     let k2 = ta.key_schema.encode(&item("k2", 0)).unwrap();
-    let t_a = ta.clone();
-    let k2c = k2.clone();
-    a.write(vec![(ta.clone(), k2.clone())], move |_| {
-        (
-            vec![Change {
-                table: t_a,
-                key: k2c,
-                kind: ChangeKind::Delete,
-            }],
-            (),
-        )
-    })
-    .await
-    .unwrap();
+    write_one(&a, &ta, k2.clone(), ChangeKind::Delete).await;
     let from_a = a.changes(1, 100).unwrap();
     assert_eq!(from_a.len(), 4);
 
@@ -403,21 +390,8 @@ async fn replicated_changes_dedup_skip_own_and_resolve_by_lww() {
     assert_eq!(r.conflicts.get("r"), Some(&1));
 
     // a replicated delete leaves a tombstone that beats older puts
-    let t_a = ta.clone();
     let k2 = ta.key_schema.encode(&item("k2", 0)).unwrap();
-    let k2c = k2.clone();
-    a.write(vec![(ta.clone(), k2.clone())], move |_| {
-        (
-            vec![Change {
-                table: t_a,
-                key: k2c,
-                kind: ChangeKind::Delete,
-            }],
-            (),
-        )
-    })
-    .await
-    .unwrap();
+    write_one(&a, &ta, k2.clone(), ChangeKind::Delete).await;
     let del = a.changes(a.head(), 1).unwrap();
     assert_eq!(b.apply_remote(del).await.unwrap().applied, 1);
     let tk2 = tb.key_schema.encode(&item("k2", 0)).unwrap();
