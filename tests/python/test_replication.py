@@ -756,7 +756,8 @@ def test_a_region_back_after_its_peers_purged_what_it_missed_is_stale_until_rese
     c.wait_converged("back", expect_count=expected, timeout=60)
     wait_until(lambda: len({digest(c[n], "back") for n in c.names}) == 1, timeout=30,
                what="equal digests in all three regions")
-    assert_each_change_decided_once(c, "pc", ["pa", "pb"], start=st["snapshots"]["installed"][0]["watermarks"])
+    assert_each_change_decided_once(c, "pc", ["pa", "pb"],
+                                    start=st["snapshots"]["installed"][0]["watermarks"])
 
 
 def tombstones(region, table):

@@ -7,8 +7,9 @@
 //! reused.
 //!
 //! Tombstones are purged too, once a delete is **delivered** (recorded at or below every
-//! outbound checkpoint; one this region applied without logging it is recorded at 0) and **causally stable**: for every other region, every write it made
-//! with an older timestamp has been applied here. For a direct peer that is
+//! outbound checkpoint; one this region applied without logging it is recorded at 0) and
+//! **causally stable**: for every other region, every write it made with an older timestamp
+//! has been applied here. For a direct peer that is
 //! `PeerLinks::stable_ts`, learnt from the peer's applied entries and from heartbeats sent while
 //! this region had caught up with its stream. A star's spoke hears the other spokes only
 //! through the hub, which vouches for them in its heartbeats (`Heartbeat::origins`: what it

@@ -4,8 +4,8 @@
 //! `meta` (tables, stats, counters, the layout version), `items` (live items), `tombstones`
 //! (versions of deleted items, for last-writer-wins), `index` (secondary-index entries) and
 //! `changelog` (this region's changes by local sequence, and the changes it applied from
-//! other regions when it forwards them: `StoreOptions::log_remote`). Older key layouts are upgraded at open
-//! (`layout.rs`).
+//! other regions when it forwards them: `StoreOptions::log_remote`). Older key layouts are
+//! upgraded at open (`layout.rs`).
 //!
 //! **Write path.** All writes go through one writer thread ([`writer`]). A request hands the
 //! writer the keys it reads and a pure `decide` closure; the writer reads the current state
