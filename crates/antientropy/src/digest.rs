@@ -83,7 +83,7 @@ pub fn table_digest(store: &Store, table: &TableMeta) -> Result<TableDigest, Sto
         let states = bucket_states(store, table, b as u8)?;
         items += states
             .iter()
-            .filter(|s| matches!(s.op, ChangeOp::Put(_)))
+            .filter(|s| matches!(s.op, ChangeOp::Put(_) | ChangeOp::PutEncoded(_)))
             .count();
         tombstones += states
             .iter()

@@ -69,9 +69,13 @@ pub(crate) async fn changelog(
                 .iter()
                 .map(|e| {
                     let (op, item) = match &e.op {
-                        ChangeOp::Put(item) => {
-                            ("put", Some(meridian_model::value::item_to_json(item)))
-                        }
+                        ChangeOp::Put(_) | ChangeOp::PutEncoded(_) => (
+                            "put",
+                            e.op.item()
+                                .ok()
+                                .flatten()
+                                .map(|i| meridian_model::value::item_to_json(&i)),
+                        ),
                         ChangeOp::Delete => ("delete", None),
                         ChangeOp::TtlDelete => ("ttl-delete", None),
                         ChangeOp::TableUpsert(_) => ("table-upsert", None),

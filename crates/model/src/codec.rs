@@ -41,7 +41,7 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// A cursor over bytes being decoded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
 }
@@ -267,6 +267,120 @@ pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<AttributeValue, De
     })
 }
 
+/// Walks an encoded item without building it and returns its size as
+/// [`crate::size::item_size`] counts it — if the bytes are exactly what [`encode_item`] writes
+/// for some item: names and set elements strictly ascending, numbers in normalized form,
+/// strings UTF-8, varints in their shortest form, nesting within [`MAX_DEPTH`]. Anything else returns `None`, with the reader
+/// at an unspecified position: such bytes may still decode (a repeated name, say), so read them
+/// again from the start with [`read_item`], which keeps the last of a repeated name and reports
+/// what is wrong with the rest. Allocates only for numbers (to check their form).
+pub fn canonical_item_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let n = min_varint(r)?;
+    let mut size = 0usize;
+    let mut prev: Option<&[u8]> = None;
+    for _ in 0..n {
+        let name = min_len_bytes(r)?;
+        std::str::from_utf8(name).ok()?;
+        if prev.is_some_and(|p| p >= name) {
+            return None;
+        }
+        prev = Some(name);
+        size = size
+            .checked_add(name.len())?
+            .checked_add(canonical_value_size(r, depth + 1)?)?;
+    }
+    Some(size)
+}
+
+/// The number `b` holds, if it is in the form [`encode_value`] writes.
+fn canonical_number(b: &[u8]) -> Option<Number> {
+    let n = number(b).ok()?;
+    (n.to_string().as_bytes() == b).then_some(n)
+}
+
+/// One value's size as [`crate::size::value_size`] counts it (see [`canonical_item_size`]).
+fn canonical_value_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    // Set elements: strictly ascending, as a `BTreeSet` encodes them.
+    fn ascending<T: Ord>(prev: &mut Option<T>, next: T) -> Option<()> {
+        if prev.as_ref().is_some_and(|p| *p >= next) {
+            return None;
+        }
+        *prev = Some(next);
+        Some(())
+    }
+    Some(match r.u8().ok()? {
+        0x01 => std::str::from_utf8(min_len_bytes(r)?).ok()?.len(),
+        0x02 => canonical_number(min_len_bytes(r)?)?.size(),
+        0x03 => min_len_bytes(r)?.len(),
+        0x04..=0x06 => 1,
+        0x07 => {
+            // A map counts 3 bytes plus one per entry on top of `item_size`.
+            let mut inner = r.clone();
+            let entries = min_varint(&mut inner)?;
+            let size = canonical_item_size(r, depth + 1)?;
+            3usize
+                .checked_add(size)?
+                .checked_add(usize::try_from(entries).ok()?)?
+        }
+        0x08 => {
+            let n = min_varint(r)?;
+            let mut size = 3usize;
+            for _ in 0..n {
+                size = size
+                    .checked_add(canonical_value_size(r, depth + 1)?)?
+                    .checked_add(1)?;
+            }
+            size
+        }
+        tag @ (0x09 | 0x0B) => {
+            let n = min_varint(r)?;
+            let mut size = 0usize;
+            let mut prev = None;
+            for _ in 0..n {
+                let x = min_len_bytes(r)?;
+                if tag == 0x09 {
+                    std::str::from_utf8(x).ok()?;
+                }
+                size = size.checked_add(x.len())?;
+                ascending(&mut prev, x)?;
+            }
+            size
+        }
+        0x0A => {
+            let n = min_varint(r)?;
+            let mut size = 0usize;
+            let mut prev = None;
+            for _ in 0..n {
+                let x = canonical_number(min_len_bytes(r)?)?;
+                size = size.checked_add(x.size())?;
+                ascending(&mut prev, x)?;
+            }
+            size
+        }
+        _ => return None,
+    })
+}
+
+/// A varint in its shortest form (what [`put_varint`] writes).
+fn min_varint(r: &mut Reader<'_>) -> Option<u64> {
+    let before = r.buf.len();
+    let v = r.varint().ok()?;
+    let shortest = (64 - v.leading_zeros()).div_ceil(7).max(1) as usize;
+    (before - r.buf.len() == shortest).then_some(v)
+}
+
+/// Bytes behind a shortest-form varint length (what [`put_len_bytes`] writes).
+fn min_len_bytes<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+    let n = usize::try_from(min_varint(r)?).ok()?;
+    r.bytes(n).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +413,77 @@ mod tests {
         );
     }
 
+    /// Items of every value type, nested up to three levels.
+    fn any_item() -> impl Strategy<Value = Item> {
+        let number = (any::<i32>(), 0u32..4).prop_map(|(m, scale)| {
+            let s = format!("{m}E-{scale}");
+            Number::parse(&s).expect("a valid number")
+        });
+        let name = "[a-c]{0,3}";
+        let leaf = prop_oneof![
+            "[a-zé]{0,6}".prop_map(AttributeValue::S),
+            number.clone().prop_map(AttributeValue::N),
+            proptest::collection::vec(any::<u8>(), 0..4).prop_map(AttributeValue::B),
+            any::<bool>().prop_map(AttributeValue::Bool),
+            Just(AttributeValue::Null),
+            proptest::collection::btree_set("[a-c]{0,2}", 1..4).prop_map(AttributeValue::Ss),
+            proptest::collection::btree_set(number, 1..4).prop_map(AttributeValue::Ns),
+            proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..3), 1..4)
+                .prop_map(AttributeValue::Bs),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(AttributeValue::L),
+                proptest::collection::btree_map(name, inner, 0..4).prop_map(AttributeValue::M),
+            ]
+        });
+        proptest::collection::btree_map(name, value, 0..5)
+    }
+
+    #[test]
+    fn non_canonical_encodings_have_no_canonical_size() {
+        let canonical = |b: &[u8]| canonical_item_size(&mut Reader::new(b), 0);
+        // {"a": S "hi"}: canonical, 3 bytes.
+        assert_eq!(canonical(&[1, 1, b'a', 0x01, 2, b'h', b'i']), Some(3));
+        // A repeated name (decodes, keeping the last), names out of order.
+        let repeated = [2, 1, b'a', 0x06, 1, b'a', 0x04];
+        assert!(decode_item(&repeated).is_ok());
+        assert_eq!(canonical(&repeated), None);
+        assert_eq!(canonical(&[2, 1, b'b', 0x06, 1, b'a', 0x06]), None);
+        // An overlong varint count, a number not in normal form, an unsorted string set.
+        assert!(decode_item(&[0x81, 0x00, 1, b'a', 0x06]).is_ok());
+        assert_eq!(canonical(&[0x81, 0x00, 1, b'a', 0x06]), None);
+        assert_eq!(canonical(&[1, 1, b'n', 0x02, 2, b'1', b'0']), Some(3));
+        assert_eq!(canonical(&[1, 1, b'n', 0x02, 3, b'1', b'.', b'0']), None);
+        assert_eq!(canonical(&[1, 1, b's', 0x09, 2, 1, b'b', 1, b'a']), None);
+        // Invalid UTF-8 in a name, an unknown tag.
+        assert_eq!(canonical(&[1, 1, 0xff, 0x06]), None);
+        assert_eq!(canonical(&[1, 1, b'a', 0x0c]), None);
+    }
+
     proptest! {
+        #[test]
+        fn an_encoded_item_is_canonical_with_its_size(item in any_item()) {
+            let bytes = item_to_bytes(&item);
+            let mut r = Reader::new(&bytes);
+            prop_assert_eq!(canonical_item_size(&mut r, 0), Some(crate::size::item_size(&item)));
+            prop_assert!(r.remaining().is_empty());
+        }
+
+        #[test]
+        fn bytes_with_a_canonical_size_are_an_encoded_item(
+            bytes in proptest::collection::vec(
+                prop_oneof![0u8..12, Just(b'a'), Just(b'b'), any::<u8>()], 0..24)
+        ) {
+            let mut r = Reader::new(&bytes);
+            if let Some(size) = canonical_item_size(&mut r, 0) {
+                let end = bytes.len() - r.remaining().len();
+                let item = decode_item(&bytes[..end]).expect("a canonical item decodes");
+                prop_assert_eq!(item_to_bytes(&item), &bytes[..end]);
+                prop_assert_eq!(size, crate::size::item_size(&item));
+            }
+        }
+
         #[test]
         fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode_item(&bytes);

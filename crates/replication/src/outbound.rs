@@ -45,6 +45,7 @@ impl LogEntry for meridian_storage::ChangeEntry {
     fn wire_bytes(&self) -> usize {
         let item = match &self.op {
             meridian_storage::ChangeOp::Put(i) => meridian_model::size::item_size(i),
+            meridian_storage::ChangeOp::PutEncoded(i) => i.size(),
             _ => 0,
         };
         48 + self.table.len() + self.key.len() + 2 * self.gtid.origin.len() + item

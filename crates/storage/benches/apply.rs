@@ -2,14 +2,18 @@
 //! catch-up (`meridian bench catchup`), without the network, the other regions or the HTTP
 //! front competing for the CPU.
 //!
-//! `cargo bench -p meridian-storage --bench apply [-- ENTRIES [BATCH [new]]]` (defaults 600000
-//! and 2048: the backlog of a 60 s partition at 10k writes/s, in the sync-in's largest apply).
+//! `cargo bench -p meridian-storage --bench apply [-- ENTRIES [BATCH [new|both [decoded]]]]`
+//! (defaults 600000 and 2048: the backlog of a 60 s partition at 10k writes/s, in the sync-in's
+//! largest apply).
 //! Applies `ENTRIES` puts of new items from region `a` (the benchmark's items: `pk` plus a
 //! 180-byte string) into a fresh store of region `b`, one `Store::apply_remote` per batch, then
 //! the same number of puts again over the same keys (every item then has a current state to
-//! decide against) unless the third argument is `new`. Prints, for each pass, entries per
-//! second of wall time and microseconds of CPU (user + system) per entry: of the process (every
-//! thread: the writer, fjall's flushes and compactions) and of the store's writer thread alone. Compare builds by running each in
+//! decide against) unless the third argument is `new`. Each entry is encoded as a sync-out
+//! ships it and decoded as a sync-in does (`record::decode_received_change`: the item stays
+//! encoded), or, with the fourth argument `decoded`, in full (`record::decode_change`, as
+//! before session 11). Prints, for each pass, entries per second of wall time and microseconds
+//! of CPU (user + system) per entry: of the process (every thread: the writer, fjall's flushes
+//! and compactions) and of the store's writer thread alone. Compare builds by running each in
 //! turn on the same machine: the writer's CPU per entry is the steadiest number on a shared box
 //! (the background work a run ends with varies). Last, it reads the whole change log back as a
 //! sync-out does (records as stored, what replication ships) and, for comparison, decoded.
@@ -18,7 +22,7 @@ use std::time::Instant;
 
 use meridian_core::{Gtid, SystemClock, Timestamp, Version};
 use meridian_model::{AttributeValue, Item};
-use meridian_storage::{ChangeEntry, ChangeOp, LogRead, Store, StoreOptions};
+use meridian_storage::{ChangeEntry, ChangeOp, LogRead, Store, StoreOptions, record};
 
 #[path = "../tests/common/mod.rs"]
 #[allow(
@@ -43,22 +47,30 @@ fn main() {
         Some("new") => 1,
         _ => 2,
     };
+    let decoded = args.next().as_deref() == Some("decoded");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(entries, batch.max(1), passes));
+    rt.block_on(run(entries, batch.max(1), passes, decoded));
 }
 
-async fn run(entries: u64, batch: usize, passes: usize) {
+async fn run(entries: u64, batch: usize, passes: usize, decoded: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(StoreOptions::new(dir.path(), "b", SystemClock::new())).expect("open");
     let table = store
         .create_table(common::meta("bench"))
         .await
         .expect("create table");
-    println!("apply: {entries} entries from region a, {batch} per apply, into a fresh store");
+    let form = if decoded {
+        "decoded in full"
+    } else {
+        "received (items kept encoded)"
+    };
+    println!(
+        "apply: {entries} entries from region a, {batch} per apply, {form}, into a fresh store"
+    );
     let mut seq = 0;
     let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
     for pass in ["new items", "overwrites"].into_iter().take(passes) {
@@ -71,7 +83,13 @@ async fn run(entries: u64, batch: usize, passes: usize) {
             let chunk: Vec<ChangeEntry> = (key..key + n)
                 .map(|k| {
                     seq += 1;
-                    entry(&table.key_schema, k, seq, &mut rng)
+                    let record = record::encode_change(&entry(&table.key_schema, k, seq, &mut rng));
+                    if decoded {
+                        record::decode_change(seq, &record)
+                    } else {
+                        record::decode_received_change(seq, &record)
+                    }
+                    .expect("decode")
                 })
                 .collect();
             key += n;

@@ -26,7 +26,7 @@ mod store;
 mod writer;
 
 pub use error::StoreError;
-pub use record::{ChangeEntry, ChangeOp, StoredItem};
+pub use record::{ChangeEntry, ChangeOp, EncodedItem, StoredItem};
 pub use snapshot::StoreSnapshot;
 pub use store::{
     ChangeLogSummary, LogRead, RawChange, Store, StoreFaults, StoreOptions, TableStats,

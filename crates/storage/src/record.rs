@@ -5,7 +5,7 @@ use crate::error::StoreError;
 use meridian_core::{Gtid, Timestamp, Version};
 use meridian_model::Item;
 use meridian_model::codec::{
-    Reader, decode_item, encode_item, put_len_bytes, put_varint, read_item,
+    Reader, canonical_item_size, decode_item, encode_item, put_len_bytes, put_varint, read_item,
 };
 use meridian_model::crdt::{Crdt, State, codec as crdt_codec};
 use meridian_model::table::TableMeta;
@@ -42,6 +42,8 @@ impl StoredItem {
 pub enum ChangeOp {
     /// The item now has these attributes.
     Put(Item),
+    /// A put received from another region, its item still encoded (see [`EncodedItem`]).
+    PutEncoded(EncodedItem),
     /// The item was deleted by a client.
     Delete,
     /// The item was deleted by the TTL expirer.
@@ -50,6 +52,43 @@ pub enum ChangeOp {
     TableUpsert(Box<TableMeta>),
     /// The table was deleted (replicated DDL; `key` is empty).
     TableDrop,
+}
+
+impl ChangeOp {
+    /// The item a put leaves (decoded if it arrived encoded); `None` for other operations.
+    pub fn item(&self) -> Result<Option<std::borrow::Cow<'_, Item>>, StoreError> {
+        Ok(match self {
+            ChangeOp::Put(item) => Some(std::borrow::Cow::Borrowed(item)),
+            ChangeOp::PutEncoded(e) => Some(std::borrow::Cow::Owned(e.decode()?)),
+            _ => None,
+        })
+    }
+}
+
+/// A put's item as a received change record carries it: checked, not decoded. The bytes are
+/// exactly what `encode_item` writes for the item (so the item record can be built from them
+/// without decoding and encoding it again); made only by [`decode_received_change`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedItem {
+    bytes: Vec<u8>,
+    size: usize,
+}
+
+impl EncodedItem {
+    /// The encoded item.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The item's size as DynamoDB counts it (`meridian_model::size::item_size`).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The item.
+    pub fn decode(&self) -> Result<Item, StoreError> {
+        decode_item(&self.bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
 }
 
 /// One entry of the change log.
@@ -143,6 +182,17 @@ pub fn encode_item_record(s: &StoredItem) -> Vec<u8> {
     put_version(&mut out, &s.version);
     encode_item(&s.item, &mut out);
     put_crdt(&mut out, s.crdt.as_ref());
+    out
+}
+
+/// The item record (format 2, no counters) of a received put at `version`, built from its
+/// encoded item without decoding it: the bytes [`encode_item_record`] writes for that state.
+pub fn encoded_item_record(version: &Version, item: &EncodedItem) -> Vec<u8> {
+    let mut out = Vec::with_capacity(item.bytes.len() + version.region.len() + 11);
+    out.push(FORMAT_V2);
+    put_version(&mut out, version);
+    out.extend_from_slice(&item.bytes);
+    out.push(0);
     out
 }
 
@@ -251,6 +301,10 @@ pub fn encode_change(e: &ChangeEntry) -> Vec<u8> {
                 crdt_codec::encode(c, &mut out);
             }
         },
+        ChangeOp::PutEncoded(item) => {
+            out.push(1);
+            out.extend_from_slice(&item.bytes);
+        }
         ChangeOp::Delete => out.push(2),
         ChangeOp::TtlDelete => out.push(3),
         ChangeOp::TableUpsert(meta) => {
@@ -288,6 +342,20 @@ pub fn change_header(b: &[u8]) -> Result<(&str, Timestamp), StoreError> {
 
 /// Decodes a change-log entry stored at sequence `seq`.
 pub fn decode_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
+    decode_change_as(seq, b, false)
+}
+
+/// Decodes a change-log entry received from another region: as [`decode_change`], except that
+/// a put without counters whose item is in canonical form keeps it encoded
+/// ([`ChangeOp::PutEncoded`]). A region applying it writes the item record from those bytes,
+/// and decodes the item only when it needs its attributes (indexes, a counter merge, a local
+/// write to it in the same commit). Any other item is decoded, and refused if it is corrupt,
+/// as before.
+pub fn decode_received_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
+    decode_change_as(seq, b, true)
+}
+
+fn decode_change_as(seq: u64, b: &[u8], keep_encoded: bool) -> Result<ChangeEntry, StoreError> {
     let mut r = Reader::new(b);
     check_format(&mut r, "change")?;
     let bad = |_| corrupt("change");
@@ -298,6 +366,20 @@ pub fn decode_change(seq: u64, b: &[u8]) -> Result<ChangeEntry, StoreError> {
     let version = read_version(&mut r)?;
     let item = |r: &mut Reader<'_>| read_item(r, 0).map_err(|e| StoreError::Corrupt(e.to_string()));
     let (op, crdt) = match r.u8().map_err(bad)? {
+        1 if keep_encoded => {
+            let start = r.remaining();
+            match canonical_item_size(&mut r, 0) {
+                Some(size) => {
+                    let len = start.len() - r.remaining().len();
+                    let bytes = start.get(..len).unwrap_or_default().to_vec();
+                    (ChangeOp::PutEncoded(EncodedItem { bytes, size }), None)
+                }
+                None => {
+                    r = Reader::new(start);
+                    (ChangeOp::Put(item(&mut r)?), None)
+                }
+            }
+        }
         1 => (ChangeOp::Put(item(&mut r)?), None),
         2 => (ChangeOp::Delete, None),
         3 => (ChangeOp::TtlDelete, None),

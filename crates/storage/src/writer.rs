@@ -98,6 +98,58 @@ enum After {
     Merged(StoredItem),
 }
 
+/// An item state in a group's overlay.
+enum Cached {
+    /// Decoded: read from the store, or written by a local request or a counter merge.
+    Item(StoredItem),
+    /// A received put written as it arrived ([`ChangeOp::PutEncoded`]): its item record as
+    /// stored, version and size. Decoded only if something in the group needs its attributes.
+    Record {
+        version: Version,
+        size: usize,
+        record: Vec<u8>,
+    },
+}
+
+impl Cached {
+    fn version(&self) -> &Version {
+        match self {
+            Cached::Item(s) => &s.version,
+            Cached::Record { version, .. } => version,
+        }
+    }
+
+    /// The item's size as DynamoDB counts it.
+    fn size(&self) -> usize {
+        match self {
+            Cached::Item(s) => item_size(&s.item),
+            Cached::Record { size, .. } => *size,
+        }
+    }
+
+    fn has_counters(&self) -> bool {
+        match self {
+            Cached::Item(s) => s.crdt.is_some(),
+            Cached::Record { .. } => false,
+        }
+    }
+
+    /// Decoded.
+    fn into_item(self) -> Result<StoredItem, StoreError> {
+        match self {
+            Cached::Item(s) => Ok(s),
+            Cached::Record { record, .. } => record::decode_item_record(&record),
+        }
+    }
+
+    fn as_item(&self) -> Option<&StoredItem> {
+        match self {
+            Cached::Item(s) => Some(s),
+            Cached::Record { .. } => None,
+        }
+    }
+}
+
 type DecideFn = Box<dyn FnOnce(Vec<Option<StoredItem>>) -> Decision + Send>;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -255,8 +307,8 @@ enum Done {
 struct Group<'a> {
     inner: &'a Inner,
     batch: fjall::OwnedWriteBatch,
-    /// Item state as of the changes so far in this group (full key → state).
-    overlay: HashMap<Vec<u8>, Option<StoredItem>>,
+    /// Item state as of the changes so far in this group (full key → state, `None` = deleted).
+    overlay: HashMap<Vec<u8>, Option<Cached>>,
     /// Keys read from the items keyspace and found absent (not written by this group since).
     absent: HashSet<Vec<u8>>,
     /// Tombstones as of the changes so far in this group, read or written (full key → its
@@ -301,16 +353,29 @@ impl<'a> Group<'a> {
         Ok(self.load(full_key)?.cloned())
     }
 
-    /// The item's current state as of this group, read once from the store and then kept in
-    /// the group's overlay (or its set of absent keys).
+    /// The item's current state as of this group, decoded (see [`Group::peek`]).
     fn load(&mut self, full_key: &[u8]) -> Result<Option<&StoredItem>, StoreError> {
+        if let Some(Some(c)) = self.overlay.get_mut(full_key)
+            && let Cached::Record { record, .. } = c
+        {
+            let item = record::decode_item_record(record)?;
+            *c = Cached::Item(item);
+        }
+        Ok(self.peek(full_key)?.and_then(Cached::as_item))
+    }
+
+    /// The item's current state as of this group, read once from the store and then kept in
+    /// the group's overlay (or its set of absent keys); a received put written in this group
+    /// is still encoded.
+    fn peek(&mut self, full_key: &[u8]) -> Result<Option<&Cached>, StoreError> {
         if !self.overlay.contains_key(full_key) && !self.absent.contains(full_key) {
             // Remember what was read: the write that follows reads it again. (An overlay
             // `None` means "deleted in this group", so absent keys have a set of their own.)
             match self.inner.items.get(full_key)? {
                 Some(v) => {
                     let state = record::decode_item_record(&v)?;
-                    self.overlay.insert(full_key.to_vec(), Some(state));
+                    self.overlay
+                        .insert(full_key.to_vec(), Some(Cached::Item(state)));
                 }
                 None => {
                     self.absent.insert(full_key.to_vec());
@@ -433,8 +498,8 @@ impl<'a> Group<'a> {
 
     /// The version of an item's current state: its live version, or its tombstone's.
     fn current_version(&mut self, full: &[u8]) -> Result<Option<Version>, StoreError> {
-        match self.load(full)? {
-            Some(s) => Ok(Some(s.version.clone())),
+        match self.peek(full)? {
+            Some(s) => Ok(Some(s.version().clone())),
             None => self.tombstone(full),
         }
     }
@@ -467,39 +532,54 @@ impl<'a> Group<'a> {
         &mut self,
         table: &TableMeta,
         key: &[u8],
-        state: Option<StoredItem>,
+        mut state: Option<Cached>,
         version: &Version,
         seq: u64,
     ) -> Result<(), StoreError> {
         let full = record::item_key(table.id, key);
+        // Index entries change in the same batch as the item (with the table's latest indexes),
+        // which needs both states decoded.
+        let indexed = self
+            .lookup_table(&table.name)
+            .filter(|t| t.id == table.id && !t.indexes.is_empty());
+        if indexed.is_some() {
+            self.load(&full)?;
+            if let Some(c @ Cached::Record { .. }) = state {
+                state = Some(Cached::Item(c.into_item()?));
+            }
+        } else {
+            self.peek(&full)?;
+        }
         // The old state is taken out of the overlay, not copied: the new one replaces it there
         // below. (A failure in between fails the whole group.)
-        self.load(&full)?;
         let old = self.overlay.remove(&full).flatten();
-        let old_size = old.as_ref().map(|s| item_size(&s.item) as i64);
-        // Index entries change in the same batch as the item (with the table's latest indexes).
-        if let Some(live) = self.lookup_table(&table.name).filter(|t| t.id == table.id)
-            && !live.indexes.is_empty()
-        {
+        let old_size = old.as_ref().map(|s| s.size() as i64);
+        if let Some(live) = indexed {
             self.maintain_indexes(
                 &live,
                 key,
-                old.as_ref().map(|s| &s.item),
-                state.as_ref().map(|s| &s.item),
+                old.as_ref().and_then(Cached::as_item).map(|s| &s.item),
+                state.as_ref().and_then(Cached::as_item).map(|s| &s.item),
             );
         }
         match &state {
-            Some(stored) => {
-                self.batch.insert(
-                    &self.inner.items,
-                    full.clone(),
-                    record::encode_item_record(stored),
-                );
+            Some(cached) => {
+                match cached {
+                    Cached::Item(stored) => self.batch.insert(
+                        &self.inner.items,
+                        full.clone(),
+                        record::encode_item_record(stored),
+                    ),
+                    Cached::Record { record, .. } => {
+                        self.batch
+                            .insert(&self.inner.items, full.clone(), record.as_slice());
+                    }
+                }
                 if self.tombstone(&full)?.is_some() {
                     self.batch.remove(&self.inner.tombstones, full.clone());
                     self.tombs.insert(full.clone(), None);
                 }
-                let new_size = item_size(&stored.item) as i64;
+                let new_size = cached.size() as i64;
                 let st = self.stats_for(table.id);
                 match old_size {
                     Some(s) => st.size_bytes += new_size - s,
@@ -562,11 +642,17 @@ impl<'a> Group<'a> {
     fn resolve(&mut self, table: &TableMeta, e: &ChangeEntry) -> Result<Resolved, StoreError> {
         let full = record::item_key(table.id, &e.key);
         let current = self.current_version(&full)?;
-        let after = match (self.load(&full)?, &e.op) {
-            (Some(cur), ChangeOp::Put(item)) if cur.crdt.is_some() || e.crdt.is_some() => {
+        let live_with_counters = self.peek(&full)?.map(Cached::has_counters);
+        let is_put = matches!(e.op, ChangeOp::Put(_) | ChangeOp::PutEncoded(_));
+        let after = match live_with_counters {
+            Some(counters) if is_put && (counters || e.crdt.is_some()) => {
+                let item = e.op.item()?.map(std::borrow::Cow::into_owned);
+                let (Some(cur), Some(item)) = (self.load(&full)?, item) else {
+                    return Err(StoreError::Corrupt("item vanished from the group".into()));
+                };
                 let incoming = StoredItem {
                     version: e.version.clone(),
-                    item: item.clone(),
+                    item,
                     crdt: e.crdt.clone(),
                 };
                 let m = merge(&cur.to_state(), &incoming.to_state());
@@ -1451,7 +1537,7 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
 
 /// Takes a change apart into its item's storage key, its version and the state it leaves the
 /// item in (`None` = deleted): the merge, or else the put's own item and counters.
-fn state_after(e: ChangeEntry, after: After) -> (Vec<u8>, Version, Option<StoredItem>) {
+fn state_after(e: ChangeEntry, after: After) -> (Vec<u8>, Version, Option<Cached>) {
     let ChangeEntry {
         key,
         version,
@@ -1460,13 +1546,21 @@ fn state_after(e: ChangeEntry, after: After) -> (Vec<u8>, Version, Option<Stored
         ..
     } = e;
     let state = match (after, op) {
-        (After::Merged(m), _) => Some(m),
-        (After::Change, ChangeOp::Put(item)) => Some(StoredItem {
+        (After::Merged(m), _) => Some(Cached::Item(m)),
+        (After::Change, ChangeOp::Put(item)) => Some(Cached::Item(StoredItem {
             version: version.clone(),
             item,
             crdt,
+        })),
+        (After::Change, ChangeOp::PutEncoded(item)) => Some(Cached::Record {
+            version: version.clone(),
+            size: item.size(),
+            record: record::encoded_item_record(&version, &item),
         }),
-        (After::Change, _) => None,
+        (
+            After::Change,
+            ChangeOp::Delete | ChangeOp::TtlDelete | ChangeOp::TableUpsert(_) | ChangeOp::TableDrop,
+        ) => None,
     };
     (key, version, state)
 }

@@ -852,3 +852,125 @@ async fn a_link_reads_the_log_decoding_only_the_origins_it_ships() {
         .collect();
     assert_eq!(seqs, [2, 3]);
 }
+
+/// Changes as a peer receives them: encoded as a sync-out ships them, decoded as a sync-in
+/// decodes them (a put in canonical form keeps its item encoded).
+fn received(entries: &[meridian_storage::ChangeEntry]) -> Vec<meridian_storage::ChangeEntry> {
+    use meridian_storage::record::{decode_received_change, encode_change};
+    entries
+        .iter()
+        .map(|e| decode_received_change(e.seq, &encode_change(e)).unwrap())
+        .collect()
+}
+
+/// Items, (item count, size) and index entries of a table.
+type Contents = (
+    Vec<(Vec<u8>, meridian_storage::StoredItem)>,
+    (i64, i64),
+    Vec<(Vec<u8>, Item)>,
+);
+
+/// Everything a store holds for `table`: items, stats and index entries.
+fn contents(s: &Store, table: &str) -> Contents {
+    let t = s.table(table).unwrap();
+    let items = s
+        .range(&t, Bound::Unbounded, Bound::Unbounded, false)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let st = s.stats(t.id);
+    let index = t.indexes.first().map_or_else(Vec::new, |i| {
+        s.index_range(i.id, Bound::Unbounded, Bound::Unbounded, false)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    });
+    (items, (st.item_count, st.size_bytes), index)
+}
+
+/// A put received in canonical form is written from its encoded item (`ChangeOp::PutEncoded`):
+/// a region applying a peer's changes in that form ends exactly as one applying them decoded
+/// — items, versions, counters, stats, index entries, its log — with overwrites within one
+/// commit, an indexed table, a delete, and a plain put over an item with counters (a merge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_puts_applied_from_their_encoded_items_end_as_decoded_ones() {
+    use meridian_model::table::IndexStatus;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = open_as(dirs[0].path(), "a");
+    let c = open_as(dirs[1].path(), "c");
+    let (decoded, encoded) = (open_as(dirs[2].path(), "b"), open_as(dirs[3].path(), "b"));
+    let plain = a.create_table(meta("plain")).await.unwrap();
+    let mut m = meta("indexed");
+    m.indexes.push(index_on_g(IndexStatus::Active));
+    let indexed = a.create_table(m).await.unwrap();
+    let tables = a.changes(1, 10).unwrap();
+    // counters on item "ctr", from region c, in both b stores; a then puts "ctr" plainly
+    c.apply_remote(tables.clone()).await.unwrap();
+    add(&c, &c.table("plain").unwrap(), "ctr", 5).await;
+    let from_c = c.changes(1, 10).unwrap();
+    for b in [&decoded, &encoded] {
+        b.apply_remote(tables.clone()).await.unwrap();
+        b.apply_remote(from_c.clone()).await.unwrap();
+    }
+    let with_g = |pk: &str, v: i64, g: i64| {
+        let mut it = item(pk, v);
+        it.insert("g".into(), AttributeValue::S(format!("g{g}")));
+        it
+    };
+    for i in 0..30 {
+        put(&a, &plain, item(&format!("k{i}"), i)).await;
+        put(&a, &indexed, with_g(&format!("k{i}"), i, i % 4)).await;
+    }
+    for i in 0..10 {
+        put(&a, &plain, item(&format!("k{i}"), 100 + i)).await;
+        put(&a, &indexed, with_g(&format!("k{i}"), i, i % 3 + 10)).await;
+    }
+    for t in [&plain, &indexed] {
+        let k3 = t.key_schema.encode(&item("k3", 0)).unwrap();
+        write_one(&a, t, k3, ChangeKind::Delete).await;
+    }
+    put(&a, &plain, item("ctr", 1)).await;
+    let from_a = a.changes(1, 1000).unwrap();
+    let rx = received(&from_a);
+    let puts = |v: &[meridian_storage::ChangeEntry], encoded: bool| {
+        v.iter()
+            .filter(|e| match &e.op {
+                ChangeOp::Put(_) => !encoded,
+                ChangeOp::PutEncoded(_) => encoded,
+                _ => false,
+            })
+            .count()
+    };
+    assert_eq!(puts(&from_a, false), 81);
+    assert_eq!(
+        (puts(&rx, true), puts(&rx, false)),
+        (81, 0),
+        "every put stays encoded"
+    );
+
+    // one apply each: the overwrites decide against states written earlier in the same commit
+    let r1 = decoded.apply_remote(from_a.clone()).await.unwrap();
+    let r2 = encoded.apply_remote(rx).await.unwrap();
+    assert_eq!((r1.applied, r1.stale), (r2.applied, r2.stale));
+    assert_eq!(r2.applied, 83);
+    for table in ["plain", "indexed"] {
+        assert_eq!(
+            contents(&encoded, table),
+            contents(&decoded, table),
+            "{table}"
+        );
+    }
+    let (items, (count, _), index) = contents(&encoded, "indexed");
+    assert_eq!((items.len(), count, index.len()), (29, 29, 29));
+    assert_eq!(contents(&encoded, "indexed").0, contents(&a, "indexed").0);
+    let ctr = plain.key_schema.encode(&item("ctr", 0)).unwrap();
+    let merged = encoded.get(&plain, &ctr).unwrap().unwrap();
+    assert!(
+        merged.crdt.is_some(),
+        "the put merged into the item's counters"
+    );
+    assert_eq!(
+        encoded.changes(1, 1000).unwrap(),
+        decoded.changes(1, 1000).unwrap()
+    );
+}

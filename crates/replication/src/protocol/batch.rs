@@ -12,7 +12,7 @@
 use super::ProtocolError;
 use super::frame::{Batch, Compression, Payload};
 use meridian_model::codec::{Reader, put_len_bytes, put_varint};
-use meridian_storage::record::{decode_change, encode_change};
+use meridian_storage::record::{decode_received_change, encode_change};
 use meridian_storage::{ChangeEntry, ChangeOp};
 use std::collections::HashMap;
 
@@ -158,7 +158,8 @@ pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolE
     for _ in 0..batch.count {
         let seq = r.varint().map_err(|_| invalid("truncated entry"))?;
         let body = r.len_bytes().map_err(|_| invalid("truncated entry"))?;
-        let e = decode_change(seq, body).map_err(|e| invalid(format!("entry {seq}: {e}")))?;
+        let e =
+            decode_received_change(seq, body).map_err(|e| invalid(format!("entry {seq}: {e}")))?;
         if e.seq <= prev_seq || e.seq > batch.last {
             return Err(invalid(format!(
                 "entry sequence {} out of order or outside {}..={}",
@@ -236,17 +237,28 @@ mod tests {
         }
     }
 
+    /// Opened entries with their puts' items decoded (`open` keeps canonical items encoded).
+    fn opened(b: &Batch) -> Vec<ChangeEntry> {
+        let mut v = open(b, "b").expect("open");
+        for e in &mut v {
+            assert!(matches!(e.op, ChangeOp::PutEncoded(_)), "kept encoded");
+            let item = e.op.item().expect("item").map(std::borrow::Cow::into_owned);
+            e.op = ChangeOp::Put(item.expect("a put"));
+        }
+        v
+    }
+
     #[test]
     fn round_trip_compressed_and_plain() {
         let small = vec![entry(3, "a", 3)];
         let b = build(header(1, 3), &small).expect("build");
         assert_eq!(b.compression, Compression::None);
-        assert_eq!(open(&b, "b").expect("open"), small);
+        assert_eq!(opened(&b), small);
         let many: Vec<_> = (1..=50).map(|i| entry(i, "a", i)).collect();
         let b = build(header(1, 50), &many).expect("build");
         assert_eq!(b.compression, Compression::Lz4);
         assert!(b.payload.0.len() < b.raw_len as usize);
-        assert_eq!(open(&b, "b").expect("open"), many);
+        assert_eq!(opened(&b), many);
     }
 
     #[test]
