@@ -17,7 +17,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::{HashMap, HashSet};
+// The group's maps are keyed by item keys and hashed several times per applied change; foldhash
+// (seeded per process) costs a fraction of std's SipHash there (`docs/benchmarks.md`,
+// "Session 11").
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -333,14 +336,14 @@ impl<'a> Group<'a> {
         Self {
             inner,
             batch: inner.db.batch(),
-            overlay: HashMap::new(),
-            absent: HashSet::new(),
-            tombs: HashMap::new(),
-            watermarks: HashMap::new(),
-            stats: HashMap::new(),
-            dropped: HashSet::new(),
+            overlay: HashMap::default(),
+            absent: HashSet::default(),
+            tombs: HashMap::default(),
+            watermarks: HashMap::default(),
+            stats: HashMap::default(),
+            dropped: HashSet::default(),
             dropped_indexes: Vec::new(),
-            tables: HashMap::new(),
+            tables: HashMap::default(),
             next_table_id: None,
             head: inner.head.load(Ordering::Acquire),
             done: Vec::new(),
@@ -795,7 +798,13 @@ impl<'a> Group<'a> {
                 report.duplicates += 1;
                 continue;
             }
-            self.watermarks.insert(e.gtid.origin.clone(), e.gtid.seq);
+            // `watermark` above cached this origin's entry: update it in place (no new key).
+            match self.watermarks.get_mut(e.gtid.origin.as_str()) {
+                Some(w) => *w = e.gtid.seq,
+                None => {
+                    self.watermarks.insert(e.gtid.origin.clone(), e.gtid.seq);
+                }
+            }
             if !advanced.contains(&e.gtid.origin) {
                 advanced.push(e.gtid.origin.clone());
             }

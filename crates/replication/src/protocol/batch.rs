@@ -175,14 +175,21 @@ pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolE
                 e.gtid
             )));
         }
-        let last = per_origin.entry(e.gtid.origin.clone()).or_insert(0);
-        if e.gtid.seq <= *last {
+        // A batch has a few origins and many entries: look up without cloning the name.
+        // (Sequences start at 1: a first sequence of 0 is refused like a repeated one.)
+        let last = per_origin.get_mut(e.gtid.origin.as_str());
+        if e.gtid.seq <= last.as_deref().copied().unwrap_or(0) {
             return Err(invalid(format!(
                 "origin sequences not strictly increasing at {}",
                 e.gtid
             )));
         }
-        *last = e.gtid.seq;
+        match last {
+            Some(last) => *last = e.gtid.seq,
+            None => {
+                per_origin.insert(e.gtid.origin.clone(), e.gtid.seq);
+            }
+        }
         meridian_model::table::check_table_name(&e.table, "table")
             .map_err(|_| invalid(format!("invalid table name {:?}", e.table)))?;
         let table_op = matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop);
@@ -269,6 +276,19 @@ mod tests {
         assert!(open(&out_of_range, "b").is_err());
         let regress = build(header(1, 2), &[entry(1, "a", 9), entry(2, "a", 8)]).expect("build");
         assert!(open(&regress, "b").is_err(), "origin sequence went back");
+        let repeat = build(header(1, 2), &[entry(1, "a", 7), entry(2, "a", 7)]).expect("build");
+        assert!(open(&repeat, "b").is_err(), "origin sequence repeated");
+        let zero = build(header(1, 2), &[entry(1, "a", 3), entry(2, "c", 0)]).expect("build");
+        assert!(open(&zero, "b").is_err(), "an origin's first sequence is 0");
+        let two = build(
+            header(1, 3),
+            &[entry(1, "a", 3), entry(2, "c", 1), entry(3, "a", 4)],
+        );
+        assert_eq!(
+            opened(&two.expect("build")).len(),
+            3,
+            "two origins interleaved"
+        );
         let mut bad_table = entry(1, "a", 1);
         bad_table.table = "x".into();
         assert!(open(&build(header(1, 1), &[bad_table]).expect("build"), "b").is_err());
