@@ -41,7 +41,7 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// A cursor over bytes being decoded.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
 }
@@ -270,29 +270,41 @@ pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<AttributeValue, De
 /// Walks an encoded item without building it and returns its size as
 /// [`crate::size::item_size`] counts it — if the bytes are exactly what [`encode_item`] writes
 /// for some item: names and set elements strictly ascending, numbers in normalized form,
-/// strings UTF-8, varints in their shortest form, nesting within [`MAX_DEPTH`]. Anything else returns `None`, with the reader
-/// at an unspecified position: such bytes may still decode (a repeated name, say), so read them
-/// again from the start with [`read_item`], which keeps the last of a repeated name and reports
-/// what is wrong with the rest. Allocates only for numbers (to check their form).
+/// strings UTF-8, varints in their shortest form, nesting within [`MAX_DEPTH`]. Anything else
+/// returns `None`, with the reader at an unspecified position: such bytes may still decode (a
+/// repeated name, say), so read them again from the start with [`read_item`], which keeps the
+/// last of a repeated name and reports what is wrong with the rest. Allocates only for numbers
+/// (to check their form).
 pub fn canonical_item_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
+    canonical_map(r, depth).map(|(size, _)| size)
+}
+
+/// A canonical map's [`crate::size::item_size`] and number of entries.
+fn canonical_map(r: &mut Reader<'_>, depth: usize) -> Option<(usize, usize)> {
     if depth > MAX_DEPTH {
         return None;
     }
-    let n = min_varint(r)?;
+    let n = usize::try_from(min_varint(r)?).ok()?;
     let mut size = 0usize;
-    let mut prev: Option<&[u8]> = None;
+    let mut prev = None;
     for _ in 0..n {
         let name = min_len_bytes(r)?;
         std::str::from_utf8(name).ok()?;
-        if prev.is_some_and(|p| p >= name) {
-            return None;
-        }
-        prev = Some(name);
+        ascending(&mut prev, name)?;
         size = size
             .checked_add(name.len())?
             .checked_add(canonical_value_size(r, depth + 1)?)?;
     }
-    Some(size)
+    Some((size, n))
+}
+
+/// Map names and set elements: strictly ascending, as a `BTreeMap` or `BTreeSet` encodes them.
+fn ascending<T: Ord>(prev: &mut Option<T>, next: T) -> Option<()> {
+    if prev.as_ref().is_some_and(|p| *p >= next) {
+        return None;
+    }
+    *prev = Some(next);
+    Some(())
 }
 
 /// The number `b` holds, if it is in the form [`encode_value`] writes.
@@ -306,14 +318,6 @@ fn canonical_value_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
     if depth > MAX_DEPTH {
         return None;
     }
-    // Set elements: strictly ascending, as a `BTreeSet` encodes them.
-    fn ascending<T: Ord>(prev: &mut Option<T>, next: T) -> Option<()> {
-        if prev.as_ref().is_some_and(|p| *p >= next) {
-            return None;
-        }
-        *prev = Some(next);
-        Some(())
-    }
     Some(match r.u8().ok()? {
         0x01 => std::str::from_utf8(min_len_bytes(r)?).ok()?.len(),
         0x02 => canonical_number(min_len_bytes(r)?)?.size(),
@@ -321,12 +325,8 @@ fn canonical_value_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
         0x04..=0x06 => 1,
         0x07 => {
             // A map counts 3 bytes plus one per entry on top of `item_size`.
-            let mut inner = r.clone();
-            let entries = min_varint(&mut inner)?;
-            let size = canonical_item_size(r, depth + 1)?;
-            3usize
-                .checked_add(size)?
-                .checked_add(usize::try_from(entries).ok()?)?
+            let (size, entries) = canonical_map(r, depth + 1)?;
+            3usize.checked_add(size)?.checked_add(entries)?
         }
         0x08 => {
             let n = min_varint(r)?;

@@ -582,6 +582,59 @@ mod tests {
         }
     }
 
+    /// A received put without counters keeps its item encoded; the record written from it is
+    /// byte for byte the one `encode_item_record` writes for the decoded item, and it ships
+    /// again as the same change bytes. With counters, or not in canonical form, it is decoded.
+    #[test]
+    fn a_received_put_keeps_its_item_encoded_and_writes_the_same_record() {
+        let e = ChangeEntry {
+            seq: 7,
+            gtid: Gtid {
+                origin: "eu-west".into(),
+                seq: 42,
+            },
+            table: "t".into(),
+            key: vec![1, 2, 3],
+            version: version(),
+            op: ChangeOp::Put(item()),
+            crdt: None,
+        };
+        let wire = encode_change(&e);
+        let rx = decode_received_change(7, &wire).expect("decode");
+        let ChangeOp::PutEncoded(enc) = &rx.op else {
+            panic!("kept encoded: {:?}", rx.op);
+        };
+        assert_eq!(enc.decode().expect("item"), item());
+        assert_eq!(enc.size(), meridian_model::size::item_size(&item()));
+        let stored = StoredItem {
+            version: version(),
+            item: item(),
+            crdt: None,
+        };
+        assert_eq!(
+            encoded_item_record(&version(), enc),
+            encode_item_record(&stored)
+        );
+        assert_eq!(encode_change(&rx), wire);
+        let mut crdt = meridian_model::crdt::Crdt::default();
+        crdt.stamp(&version());
+        let counted = ChangeEntry {
+            crdt: Some(crdt),
+            ..e.clone()
+        };
+        let rx = decode_received_change(7, &encode_change(&counted)).expect("decode");
+        assert_eq!(rx, counted, "a put with counters is decoded");
+        // The same item with its two names in the wrong order: decodes, but is not canonical.
+        let pos = wire
+            .windows(3)
+            .position(|w| w == [2, 1, b'n'])
+            .expect("the item");
+        let mut swapped = wire[..pos].to_vec();
+        swapped.extend_from_slice(&[2, 2, b'p', b'k', 1, 1, b'a', 1, b'n', 2, 1, b'1']);
+        let rx = decode_received_change(7, &swapped).expect("decode");
+        assert_eq!(rx, e, "a non-canonical item is decoded in full");
+    }
+
     #[test]
     fn table_prefixes_are_short_prefix_free_and_bound_their_keys() {
         let ids = [0, 1, 2, 126, 127, 128, 129, 300, 16_383, 16_384, u64::MAX];

@@ -645,32 +645,29 @@ impl<'a> Group<'a> {
     fn resolve(&mut self, table: &TableMeta, e: &ChangeEntry) -> Result<Resolved, StoreError> {
         let full = record::item_key(table.id, &e.key);
         let current = self.current_version(&full)?;
-        let live_with_counters = self.peek(&full)?.map(Cached::has_counters);
-        let is_put = matches!(e.op, ChangeOp::Put(_) | ChangeOp::PutEncoded(_));
-        let after = match live_with_counters {
-            Some(counters) if is_put && (counters || e.crdt.is_some()) => {
-                let item = e.op.item()?.map(std::borrow::Cow::into_owned);
-                let (Some(cur), Some(item)) = (self.load(&full)?, item) else {
-                    return Err(StoreError::Corrupt("item vanished from the group".into()));
-                };
-                let incoming = StoredItem {
-                    version: e.version.clone(),
-                    item,
-                    crdt: e.crdt.clone(),
-                };
-                let m = merge(&cur.to_state(), &incoming.to_state());
-                let m = StoredItem {
-                    version: m.version,
-                    item: m.item,
-                    crdt: m.crdt,
-                };
-                (m != *cur).then_some(After::Merged(m))
-            }
-            _ if BROKEN_APPLY || meridian_core::lww_wins(&e.version, current.as_ref()) => {
-                Some(After::Change)
-            }
-            _ => None,
-        };
+        // A put over a live item merges if either has counters: only then are both decoded.
+        let merges = self
+            .peek(&full)?
+            .is_some_and(|c| c.has_counters() || e.crdt.is_some());
+        let incoming = if merges { e.op.item()? } else { None };
+        if let Some(item) = incoming
+            && let Some(cur) = self.load(&full)?
+        {
+            let incoming = StoredItem {
+                version: e.version.clone(),
+                item: item.into_owned(),
+                crdt: e.crdt.clone(),
+            };
+            let m = merge(&cur.to_state(), &incoming.to_state());
+            let m = StoredItem {
+                version: m.version,
+                item: m.item,
+                crdt: m.crdt,
+            };
+            return Ok((m != *cur).then_some((After::Merged(m), current)));
+        }
+        let after = (BROKEN_APPLY || meridian_core::lww_wins(&e.version, current.as_ref()))
+            .then_some(After::Change);
         Ok(after.map(|a| (a, current)))
     }
 
