@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 // (seeded per process) costs a fraction of std's SipHash there (`docs/benchmarks.md`,
 // "Session 11").
 use foldhash::{HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -1658,33 +1659,26 @@ fn purge(
     const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
     let started = Instant::now();
     let mut last_log = started;
-    let prefix = record::table_prefix(id);
+    let end = record::table_end(id);
     let mut removed = 0usize;
     for ks in keyspaces.iter().copied() {
-        let mut after: Option<fjall::UserKey> = None;
+        let mut from = Bound::Included(record::table_prefix(id));
         loop {
-            let iter = match &after {
-                None => ks.prefix(&prefix),
-                Some(k) => ks.range::<&[u8], _>((
-                    std::ops::Bound::Excluded(k.as_ref()),
-                    std::ops::Bound::Unbounded,
-                )),
-            };
-            let keys: Vec<fjall::UserKey> = iter
+            let keys: Vec<fjall::UserKey> = ks
+                .range::<Vec<u8>, _>((from.clone(), Bound::Excluded(end.clone())))
                 .take(CHUNK)
                 .map(|g| g.key())
-                .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(&prefix)))
                 .collect::<Result<_, _>>()?;
-            let Some(last) = keys.last().cloned() else {
+            let Some(last) = keys.last() else {
                 break;
             };
+            from = Bound::Excluded(last.to_vec());
             let mut b = db.batch();
             for k in &keys {
                 b.remove(ks, k.clone());
             }
             b.commit()?;
             removed += keys.len();
-            after = Some(last);
             if last_log.elapsed() >= PROGRESS_EVERY {
                 last_log = Instant::now();
                 tracing::info!(
@@ -1715,8 +1709,8 @@ mod tests {
     use super::*;
 
     /// A purge of more keys than one chunk removes every key of its table, in every keyspace,
-    /// and nothing of the tables beside it — including one whose id's varint starts with the
-    /// same low bits (130 = `82 01`, 2 = `02`) — then its drop marker.
+    /// and nothing of the tables beside it — the next one (3) and one whose first varint byte
+    /// has the same low seven bits (130 = `82 01`, 2 = `02`) — then its drop marker.
     #[test]
     fn purge_removes_exactly_the_dropped_tables_keys_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
