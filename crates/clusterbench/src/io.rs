@@ -235,6 +235,9 @@ pub struct LinkLag {
     pub p99: f64,
     /// Maximum, ms.
     pub max: f64,
+    /// 99th percentile of the same entries' lag when their batch was received, before the
+    /// apply, ms (`None` from a region that does not report it).
+    pub received_p99: Option<f64>,
 }
 
 /// Every inbound link's apply-lag summary.
@@ -263,6 +266,7 @@ pub fn parse_apply_lag(region: &str, v: &Value) -> Vec<LinkLag> {
                 p50: lag["p50"].as_f64()?,
                 p99: lag["p99"].as_f64()?,
                 max: lag["max"].as_f64()?,
+                received_p99: l["receive_lag_ms"]["p99"].as_f64(),
             })
         })
         .collect()
@@ -351,7 +355,8 @@ mod tests {
         let v = json!({"links": [
             {"peer": "eu", "direction": "out", "acked_seq": 7},
             {"peer": "eu", "direction": "in",
-             "apply_lag_ms": {"count": 10, "p50": 40, "p90": 50, "p99": 61, "p999": 70, "max": 72}},
+             "apply_lag_ms": {"count": 10, "p50": 40, "p90": 50, "p99": 61, "p999": 70, "max": 72},
+             "receive_lag_ms": {"count": 10, "p50": 39, "p90": 48, "p99": 57, "p999": 69, "max": 71}},
         ], "head": 9});
         let lags = parse_apply_lag("us", &v);
         assert_eq!(
@@ -362,7 +367,8 @@ mod tests {
                 count: 10,
                 p50: 40.0,
                 p99: 61.0,
-                max: 72.0
+                max: 72.0,
+                received_p99: Some(57.0),
             }]
         );
         let (head, acked) = parse_outbound_positions(&v);

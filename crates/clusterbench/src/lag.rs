@@ -122,9 +122,23 @@ fn push_lag_rows(out: &mut SuiteResult, phase: &str, lags: &[LinkLag]) {
         worst(|l| l.max),
         "ms",
     ));
+    out.rows.push(Row::new(
+        format!("{phase}: lag p99 when received, before the apply (worst link)"),
+        worst(|l| l.received_p99.unwrap_or(0.0)),
+        "ms",
+    ));
     let per_link: Vec<String> = used
         .iter()
-        .map(|l| format!("{} → {} p50 {} / p99 {} ms", l.from, l.to, l.p50, l.p99))
+        .map(|l| {
+            let received = l
+                .received_p99
+                .map(|r| format!(" (received p99 {r} ms)"))
+                .unwrap_or_default();
+            format!(
+                "{} → {} p50 {} / p99 {} ms{received}",
+                l.from, l.to, l.p50, l.p99
+            )
+        })
         .collect();
     out.notes.push(format!("{phase}: {}", per_link.join("; ")));
 }

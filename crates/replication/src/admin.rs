@@ -1,10 +1,12 @@
 //! Admin routes merged into the region's HTTP server:
 //!
 //! - `GET  /admin/replication` — per link: connected/paused, acked sequence, lag in entries and
-//!   ms, alarm flag, and (sync-in) `apply_lag_ms` percentiles of every applied entry's lag;
+//!   ms, alarm flag, and (sync-in) `apply_lag_ms` percentiles of every applied entry's lag
+//!   (origin commit → durable here) with `receive_lag_ms`, the same entries' lag when their
+//!   batch was received, before the apply;
 //!   per-origin dedup watermarks; outbound checkpoints; the change log's purge point and
 //!   whether this region still waits for its first snapshot; snapshots installed.
-//! - `POST /admin/replication/reset-lag` — clears the apply-lag histograms.
+//! - `POST /admin/replication/reset-lag` — clears the lag histograms.
 //! - `POST /admin/links/{peer}/pause` | `/resume` | `/drop` | `/delay?ms=N` |
 //!   `/duplicate?on=BOOL` | `/reorder?on=BOOL` — fault hooks (the last two act on the
 //!   batches this region sends to `peer`).
@@ -92,6 +94,12 @@ async fn status(State(s): State<AdminState>) -> Response {
                 if direction == "in" {
                     let lag = p.apply_lag.lock().map(|h| h.summary()).unwrap_or_default();
                     o.insert("apply_lag_ms".into(), lag);
+                    let lag = p
+                        .receive_lag
+                        .lock()
+                        .map(|h| h.summary())
+                        .unwrap_or_default();
+                    o.insert("receive_lag_ms".into(), lag);
                     o.insert(
                         "stable_ts".into(),
                         json!(p.stable_ts.load(std::sync::atomic::Ordering::Acquire)),
@@ -134,11 +142,13 @@ async fn status(State(s): State<AdminState>) -> Response {
     .into_response()
 }
 
-/// Clears every inbound link's apply-lag histogram (benchmarks measure from a clean start).
+/// Clears every inbound link's lag histograms (benchmarks measure from a clean start).
 async fn reset_lag(State(s): State<AdminState>) -> Response {
     for p in s.ctx.links.peers.values() {
-        if let Ok(mut h) = p.apply_lag.lock() {
-            h.reset();
+        for h in [&p.apply_lag, &p.receive_lag] {
+            if let Ok(mut h) = h.lock() {
+                h.reset();
+            }
         }
     }
     Json(json!({"reset": true})).into_response()

@@ -259,6 +259,10 @@ pub struct PeerLinks {
     pub inbound_generation: AtomicU64,
     /// Sync-in: lag of every applied entry (origin commit → durable here), in ms.
     pub apply_lag: Mutex<LagHistogram>,
+    /// Sync-in: lag of the same entries when their batch was received and checked, just before
+    /// the apply (origin commit → here, not yet applied), in ms. `apply_lag` minus this is the
+    /// receiver's own share: its apply and fsync.
+    pub receive_lag: Mutex<LagHistogram>,
     /// Sync-in: every write of the peer's own with an HLC timestamp below this is applied
     /// here (0: nothing known since start).
     pub stable_ts: AtomicU64,
@@ -370,6 +374,7 @@ impl Links {
                     control: watch::Sender::new(Control::default()),
                     inbound_generation: AtomicU64::new(0),
                     apply_lag: Mutex::new(LagHistogram::default()),
+                    receive_lag: Mutex::new(LagHistogram::default()),
                     stable_ts: AtomicU64::new(0),
                 });
                 (p, links)

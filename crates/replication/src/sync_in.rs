@@ -346,6 +346,7 @@ async fn stream(
                 let commits: Vec<u64> =
                     entries.iter().map(|e| e.version.ts.physical_ms()).collect();
                 let mut replicas_added = Vec::new();
+                let received_ms = now_ms();
                 let report = if entries.is_empty() {
                     AckReport::default()
                 } else {
@@ -368,7 +369,7 @@ async fn stream(
                         }
                     }
                 };
-                record_apply_lag(ctx, peer, &commits, now_ms());
+                record_lag(ctx, peer, &commits, received_ms, now_ms());
                 for (origin, ts) in &stable_by_origin {
                     match &links {
                         Some(l) if origin == peer => {
@@ -506,14 +507,20 @@ fn log_purged(ctx: &Ctx, peer: &str, message: &str) -> Result<(), LinkError> {
     Ok(())
 }
 
-/// Records the lag of every entry of a batch that just became durable here.
-fn record_apply_lag(ctx: &Ctx, peer: &str, commits_ms: &[u64], now_ms: u64) {
+/// Records every applied entry's lag at receipt (`received_ms`) and once durable
+/// (`durable_ms`), from its origin commit time.
+fn record_lag(ctx: &Ctx, peer: &str, commits_ms: &[u64], received_ms: u64, durable_ms: u64) {
     let Some(links) = ctx.links.peers.get(peer) else {
         return;
     };
-    if let Ok(mut h) = links.apply_lag.lock() {
-        for c in commits_ms {
-            h.record(now_ms.saturating_sub(*c));
+    for (h, at) in [
+        (&links.receive_lag, received_ms),
+        (&links.apply_lag, durable_ms),
+    ] {
+        if let Ok(mut h) = h.lock() {
+            for c in commits_ms {
+                h.record(at.saturating_sub(*c));
+            }
         }
     }
 }
