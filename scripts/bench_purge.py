@@ -43,8 +43,8 @@ def load(n, first):
 
 
 def wait_for(what, cond, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if cond():
             return
         time.sleep(0.05)
@@ -72,14 +72,14 @@ def main():
         c.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                        BillingMode="PAY_PER_REQUEST")
-        t0 = time.time()
+        t0 = time.monotonic()
         with cf.ThreadPoolExecutor(WRITERS) as ex:
             list(ex.map(lambda k: load(n, k * 25), range(WRITERS)))
-        print(f"loaded {n} items in {time.time() - t0:.1f} s", flush=True)
-        t1 = time.time()
+        print(f"loaded {n} items in {time.monotonic() - t0:.1f} s", flush=True)
+        t1 = time.monotonic()
         c.delete_table(TableName=TABLE)
         wait_for("the purge", lambda: "deleted table purged" in log_path.read_text(), 900)
-        print(f"purge of {n} items: {time.time() - t1:.2f} s after DeleteTable", flush=True)
+        print(f"purge of {n} items: {time.monotonic() - t1:.2f} s after DeleteTable", flush=True)
     finally:
         p.terminate()
         p.wait(timeout=30)

@@ -122,11 +122,13 @@ fn push_lag_rows(out: &mut SuiteResult, phase: &str, lags: &[LinkLag]) {
         worst(|l| l.max),
         "ms",
     ));
-    out.rows.push(Row::new(
-        format!("{phase}: lag p99 when received, before the apply (worst link)"),
-        worst(|l| l.received_p99.unwrap_or(0.0)),
-        "ms",
-    ));
+    if used.iter().any(|l| l.received_p99.is_some()) {
+        out.rows.push(Row::new(
+            format!("{phase}: lag p99 when received, before the apply (worst link)"),
+            worst(|l| l.received_p99.unwrap_or(0.0)),
+            "ms",
+        ));
+    }
     let per_link: Vec<String> = used
         .iter()
         .map(|l| {
