@@ -20,6 +20,14 @@ use tokio::sync::{mpsc, watch};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A read of the change log that starts fewer than this many entries behind the head is done on
+/// the link's own task, and takes at most this many (the store's head may have moved on since
+/// the link last saw it); a longer one (a backlog, after a partition or a restart) goes to the
+/// blocking pool. A tailing read is a few just-committed entries, mostly still in the memtable,
+/// and the round trip through the pool was two thread wake-ups per batch on the path of every
+/// change: `meridian bench lag`, all regions, worst link's p99 in 6 interleaved pairs went from
+/// 66, 66, 61, 61, 61, 63 ms to 63, 61, 60, 61, 61, 61 ms (docs/benchmarks.md, session 14).
+const INLINE_READ_ENTRIES: u64 = 512;
 
 /// Runs the link until shutdown.
 pub(crate) async fn run(ctx: Arc<Ctx>, peer: PeerConfig) {
@@ -266,7 +274,8 @@ async fn connect_and_stream(
             let ships = ships_to(ctx, &peer.name);
             let entries = if sm.status().head.saturating_sub(req.from) < INLINE_READ_ENTRIES {
                 // tailing: a few just-committed entries, read where we are
-                s.changes_for(req.from, req.max_entries, ships)?
+                let limit = req.max_entries.min(INLINE_READ_ENTRIES as usize);
+                s.changes_for(req.from, limit, ships)?
             } else {
                 tokio::task::spawn_blocking(move || s.changes_for(req.from, req.max_entries, ships))
                     .await
@@ -381,14 +390,6 @@ async fn connect_and_stream(
         }
     }
 }
-
-/// A read of the change log that starts fewer than this many entries behind the head is done on
-/// the link's own task; a longer one (a backlog, after a partition or a restart) goes to the
-/// blocking pool. A tailing read is a few just-committed entries, mostly still in the memtable,
-/// and the round trip through the pool was two thread wake-ups per batch on the path of every
-/// change: `meridian bench lag`, all regions, worst link's p99 in 6 interleaved pairs went from
-/// 66, 66, 61, 61, 61, 63 ms to 63, 61, 60, 61, 61, 61 ms (docs/benchmarks.md, session 14).
-const INLINE_READ_ENTRIES: u64 = 512;
 
 /// For a star's hub sending to spoke `to`: every other spoke with the timestamp up to which all
 /// its writes are applied here (0: unknown). Empty for everyone else.
