@@ -1,5 +1,6 @@
 //! Change-log garbage collection. An entry is purged once every outbound link's peer has
-//! acknowledged it (the durable link checkpoints: nobody this region ships to still needs it)
+//! acknowledged it (the link checkpoints: nobody this region ships to still needs it; the purge
+//! is fsynced, which makes the checkpoints written before it durable too)
 //! and it is older than the retention (`changelog_retention_secs`, which also keeps recent
 //! history for operators and `/admin/changelog`). A peer that later asks for a purged entry —
 //! a region added to the cluster after the purge — is told `LogPurged` and seeded from a

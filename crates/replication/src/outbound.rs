@@ -154,7 +154,7 @@ pub struct OutboundStatus {
     pub paused: bool,
     /// Highest local sequence the peer acknowledged.
     pub acked: u64,
-    /// Highest acknowledged sequence durably checkpointed.
+    /// Highest acknowledged sequence checkpointed (durable with the store's next fsync).
     pub persisted: u64,
     /// The local change-log head.
     pub head: u64,

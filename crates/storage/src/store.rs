@@ -721,7 +721,9 @@ impl Store {
         self.meta_u64(crate::writer::checkpoint_key(link))
     }
 
-    /// Persists an outbound link's checkpoint (durable when this returns).
+    /// Persists an outbound link's checkpoint: written to the journal when this returns, and
+    /// durable with the next fsync of any write after it (not fsynced on its own: a checkpoint
+    /// lost in a crash only makes the link resend entries the receiver already has).
     pub async fn set_checkpoint(&self, link: &str, seq: u64) -> Result<(), StoreError> {
         self.call(|reply| Job::SetCheckpoint {
             link: link.to_owned(),

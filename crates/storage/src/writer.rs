@@ -330,6 +330,9 @@ struct Group<'a> {
     head: u64,
     done: Vec<Done>,
     requests: usize,
+    /// Whether a job in the group needs it durable before its reply: all but link checkpoints
+    /// (see [`Job::needs_sync`]).
+    needs_sync: bool,
 }
 
 impl<'a> Group<'a> {
@@ -349,6 +352,7 @@ impl<'a> Group<'a> {
             head: inner.head.load(Ordering::Acquire),
             done: Vec::new(),
             requests: 0,
+            needs_sync: false,
         }
     }
 
@@ -1262,7 +1266,8 @@ impl<'a> Group<'a> {
         }
     }
 
-    /// Commits and fsyncs the group, then acknowledges it. On failure nothing is acknowledged.
+    /// Commits the group and fsyncs it (unless no job in it needs that), then acknowledges it.
+    /// On failure nothing is acknowledged.
     fn commit(mut self, hlc: &Hlc) -> Result<(), (StoreError, Vec<Done>)> {
         let inner = self.inner;
         for (id, st) in &self.stats {
@@ -1287,14 +1292,16 @@ impl<'a> Group<'a> {
             .metrics
             .commit_seconds
             .observe(committing.elapsed().as_secs_f64());
-        let started = Instant::now();
-        if let Err(e) = sync(inner) {
-            return Err((e, done));
+        if self.needs_sync {
+            let started = Instant::now();
+            if let Err(e) = sync(inner) {
+                return Err((e, done));
+            }
+            inner
+                .metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
-        inner
-            .metrics
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
         inner.metrics.group_size.observe(self.requests as f64);
         inner.metrics.commits.inc();
         inner.metrics.changes.inc_by(changes);
@@ -1403,6 +1410,19 @@ fn fail_all(done: Vec<Done>, err: impl Fn() -> StoreError) {
     }
 }
 
+impl Job {
+    /// Whether the job's reply must wait for an fsync. Only a link checkpoint need not: a
+    /// checkpoint lost in a crash is an older one after the restart, and the link then resends
+    /// entries the receiver drops by its dedup watermark. Its write still lands in the journal
+    /// in commit order, so the next fsync of any later group makes it durable too: a log purge,
+    /// which is fsynced, can never outlive the checkpoint it was based on. A group of
+    /// checkpoints alone is therefore not fsynced; they were about two in five of a replicating
+    /// region's fsyncs (one per acknowledgement and link; docs/benchmarks.md, session 15).
+    fn needs_sync(&self) -> bool {
+        !matches!(self, Job::SetCheckpoint { .. })
+    }
+}
+
 /// Refuses a job because the store is poisoned; returns whether it asked the writer to stop.
 fn fail_job(job: Job) -> bool {
     match job {
@@ -1462,6 +1482,7 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         let mut failed: Option<StoreError> = None;
         let mut rest = jobs.into_iter();
         for job in rest.by_ref() {
+            group.needs_sync |= job.needs_sync();
             let r = match job {
                 Job::Write { reads, decide } => group.write(reads, decide, &mut hlc),
                 Job::CreateTable { meta, reply } => group.create_table(meta, &mut hlc, reply),

@@ -214,6 +214,38 @@ async fn failed_fsync_poisons_the_store_and_acknowledges_nothing() {
     );
 }
 
+/// A link checkpoint on its own is not fsynced (a lost one only makes the link resend what the
+/// receiver drops as duplicates): the armed fsync fault is still there for the next write, the
+/// first group that fsyncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_alone_is_not_fsynced_and_the_next_write_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = store.create_table(meta("c")).await.unwrap();
+    store_faults(&store)
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    store.set_checkpoint("me->peer", 5).await.unwrap();
+    assert!(!store.is_poisoned(), "the checkpoint's group was fsynced");
+    assert_eq!(store.checkpoint("me->peer").unwrap(), 5);
+    let key = t.key_schema.encode(&item("after", 1)).unwrap();
+    let t2 = t.clone();
+    let r = store
+        .write(vec![(t.clone(), key.clone())], move |_| {
+            (
+                vec![Change {
+                    table: t2,
+                    key,
+                    kind: ChangeKind::Put(item("after", 1)),
+                }],
+                (),
+            )
+        })
+        .await;
+    assert!(r.is_err(), "the write after the checkpoint was not fsynced");
+    assert!(store.is_poisoned());
+}
+
 /// A change committed to the engine but not yet fsynced is visible to reads, but not to the
 /// change log's readers (sync-outs, snapshots): after a crash its sequence would be reused for
 /// another change, and a peer holding it would skip that one as a duplicate.
