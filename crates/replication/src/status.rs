@@ -257,7 +257,8 @@ pub struct PeerLinks {
     pub control: watch::Sender<Control>,
     /// Bumped by every accepted sync-in connection: an older one sees the change and closes.
     pub inbound_generation: AtomicU64,
-    /// Sync-in: lag of every applied entry (origin commit → durable here), in ms.
+    /// Sync-in: lag of every applied entry (origin commit → durable here: the instant the
+    /// writer's fsync returned, `ApplyReport::durable_at`), in ms.
     pub apply_lag: Mutex<LagHistogram>,
     /// Sync-in: lag of the same entries when their batch was received and checked, just before
     /// the apply (origin commit → here, not yet applied), in ms. `apply_lag` minus this is the

@@ -347,6 +347,7 @@ async fn stream(
                     entries.iter().map(|e| e.version.ts.physical_ms()).collect();
                 let mut replicas_added = Vec::new();
                 let received_ms = now_ms();
+                let mut durable_at = None;
                 let report = if entries.is_empty() {
                     AckReport::default()
                 } else {
@@ -354,6 +355,7 @@ async fn stream(
                     match ctx.store.apply_remote(entries).await {
                         Ok(r) => {
                             replicas_added = r.replicas_added;
+                            durable_at = r.durable_at;
                             AckReport {
                                 applied: r.applied,
                                 duplicates: r.duplicates,
@@ -369,7 +371,10 @@ async fn stream(
                         }
                     }
                 };
-                record_lag(ctx, peer, &commits, received_ms, now_ms());
+                // Wall-clock time of the fsync: now, less how long this task took to run
+                // again after it (a wake-up on a busy machine, not part of the lag).
+                let since = durable_at.map_or(0, |t| t.elapsed().as_millis() as u64);
+                record_lag(ctx, peer, &commits, received_ms, now_ms().saturating_sub(since));
                 for (origin, ts) in &stable_by_origin {
                     match &links {
                         Some(l) if origin == peer => {

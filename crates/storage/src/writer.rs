@@ -87,6 +87,10 @@ pub struct ApplyReport {
     /// Tables this region became a replica of (`ReplicaUpdates` Create elsewhere): their
     /// earlier items never reached this region, so it must be seeded from a snapshot.
     pub replicas_added: Vec<String>,
+    /// When the batch became durable: its group's fsync returned (set by the writer). The
+    /// replication lag is measured to this instant, not to whenever the caller's task next
+    /// runs after it.
+    pub durable_at: Option<Instant>,
 }
 
 /// What a change from another region does to its item: the state it leaves the item in and
@@ -1302,6 +1306,7 @@ impl<'a> Group<'a> {
                 .fsync_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
+        let durable_at = Instant::now();
         inner.metrics.group_size.observe(self.requests as f64);
         inner.metrics.commits.inc();
         inner.metrics.changes.inc_by(changes);
@@ -1343,7 +1348,8 @@ impl<'a> Group<'a> {
                 Done::Table(reply, meta) => {
                     let _ = reply.send(Ok(meta));
                 }
-                Done::Applied(reply, report) => {
+                Done::Applied(reply, mut report) => {
+                    report.durable_at = Some(durable_at);
                     for (table, n) in &report.conflicts {
                         inner
                             .metrics

@@ -332,8 +332,14 @@ async fn a_store_without_log_remote_applies_received_changes_without_logging_the
     let from_a = a.changes(1, 100).unwrap();
     assert_eq!(from_a.len(), 4);
 
+    let before = std::time::Instant::now();
     let r = b.apply_remote(from_a.clone()).await.unwrap();
     assert_eq!((r.applied, r.duplicates), (4, 0));
+    // stamped by the writer once the batch was fsynced (the lag is measured to it)
+    let durable = r
+        .durable_at
+        .expect("the writer stamps when the batch became durable");
+    assert!(before <= durable && durable <= std::time::Instant::now());
     assert_eq!(b.apply_remote(from_a).await.unwrap().duplicates, 4);
     let tb = b.table("r").expect("table replicated to b");
     assert_eq!(b.stats(tb.id).item_count, 1);
