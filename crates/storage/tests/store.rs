@@ -10,7 +10,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 mod common;
-use common::{index_on_g, meta, put, write_one};
+use common::{index_on_g, meta, put, try_put, write_one};
 
 fn item(pk: &str, v: i64) -> Item {
     item_from_json(&serde_json::json!({"pk": {"S": pk}, "v": {"N": v.to_string()}})).unwrap()
@@ -128,21 +128,7 @@ async fn delete_table_hides_and_purges_items_and_recreate_starts_empty() {
         0
     );
     // a write racing with the delete, holding the old table, is refused
-    let key = t.key_schema.encode(&item("late", 1)).unwrap();
-    let t_old = t.clone();
-    let r = store
-        .write(vec![(t.clone(), key.clone())], move |_| {
-            (
-                vec![Change {
-                    table: t_old,
-                    key,
-                    kind: ChangeKind::Put(item("late", 1)),
-                }],
-                (),
-            )
-        })
-        .await;
-    assert!(r.is_err());
+    assert!(try_put(&store, &t, item("late", 1)).await.is_err());
     // deleting logs a tombstone change
     let key = t2.key_schema.encode(&item("x", 1)).unwrap();
     put(&store, &t2, item("x", 1)).await;
@@ -175,22 +161,8 @@ async fn failed_fsync_poisons_the_store_and_acknowledges_nothing() {
     store_faults(&store)
         .fail_next_sync
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let key = t.key_schema.encode(&item("during", 1)).unwrap();
-    let t2 = t.clone();
-    let r = store
-        .write(vec![(t.clone(), key.clone())], move |_| {
-            (
-                vec![Change {
-                    table: t2,
-                    key,
-                    kind: ChangeKind::Put(item("during", 1)),
-                }],
-                (),
-            )
-        })
-        .await;
     assert!(
-        r.is_err(),
+        try_put(&store, &t, item("during", 1)).await.is_err(),
         "a write whose fsync failed must not be acknowledged"
     );
     assert!(store.is_poisoned());
@@ -228,21 +200,10 @@ async fn checkpoint_alone_is_not_fsynced_and_the_next_write_is() {
     store.set_checkpoint("me->peer", 5).await.unwrap();
     assert!(!store.is_poisoned(), "the checkpoint's group was fsynced");
     assert_eq!(store.checkpoint("me->peer").unwrap(), 5);
-    let key = t.key_schema.encode(&item("after", 1)).unwrap();
-    let t2 = t.clone();
-    let r = store
-        .write(vec![(t.clone(), key.clone())], move |_| {
-            (
-                vec![Change {
-                    table: t2,
-                    key,
-                    kind: ChangeKind::Put(item("after", 1)),
-                }],
-                (),
-            )
-        })
-        .await;
-    assert!(r.is_err(), "the write after the checkpoint was not fsynced");
+    assert!(
+        try_put(&store, &t, item("after", 1)).await.is_err(),
+        "the write after the checkpoint was not fsynced"
+    );
     assert!(store.is_poisoned());
 }
 

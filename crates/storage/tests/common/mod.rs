@@ -5,7 +5,7 @@ use meridian_model::key::{KeyAttr, KeySchema, KeyType};
 use meridian_model::table::{
     Billing, IndexKind, IndexMeta, IndexProjection, IndexStatus, TableMeta, TableStatus,
 };
-use meridian_storage::{Change, ChangeKind, Store};
+use meridian_storage::{Change, ChangeKind, Store, StoreError};
 use std::sync::Arc;
 
 /// A table `name` with a string partition key `pk`, not yet created (the store assigns its id).
@@ -64,12 +64,31 @@ pub fn index_on_g(status: IndexStatus) -> IndexMeta {
 
 /// Puts `it`, durably committed.
 pub async fn put(store: &Store, t: &Arc<TableMeta>, it: Item) {
+    try_put(store, t, it).await.unwrap();
+}
+
+/// Puts `it`; the store's answer (an error when it refused or failed the write).
+pub async fn try_put(store: &Store, t: &Arc<TableMeta>, it: Item) -> Result<(), StoreError> {
     let key = t.key_schema.encode(&it).unwrap();
-    write_one(store, t, key, ChangeKind::Put(it)).await;
+    try_write_one(store, t, key, ChangeKind::Put(it)).await
 }
 
 /// One change to the item at storage key `key`, durably committed.
+#[allow(
+    dead_code,
+    reason = "each test binary compiles this module; not every one uses it"
+)]
 pub async fn write_one(store: &Store, t: &Arc<TableMeta>, key: Vec<u8>, kind: ChangeKind) {
+    try_write_one(store, t, key, kind).await.unwrap();
+}
+
+/// One change to the item at storage key `key`; the store's answer.
+pub async fn try_write_one(
+    store: &Store,
+    t: &Arc<TableMeta>,
+    key: Vec<u8>,
+    kind: ChangeKind,
+) -> Result<(), StoreError> {
     let t2 = t.clone();
     store
         .write(vec![(t.clone(), key.clone())], move |_| {
@@ -83,5 +102,4 @@ pub async fn write_one(store: &Store, t: &Arc<TableMeta>, key: Vec<u8>, kind: Ch
             )
         })
         .await
-        .unwrap();
 }
