@@ -13,6 +13,7 @@ import shutil
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -886,3 +887,40 @@ def test_batches_that_arrive_together_are_applied_in_one_commit(cluster, tmp_pat
     assert batches >= 200, batches
     assert applied == 200, applied
     assert applies < batches / 2, (applies, batches)
+
+
+def test_a_version_too_far_ahead_is_refused_and_alarmed_until_the_clock_allows_it(cluster):
+    # us runs 3 s ahead (more than the 500 ms maximum offset): eu refuses its batches whole,
+    # names it in the link's alarm, stays healthy, and applies them once they are within the
+    # offset — nothing lost, nothing applied early, eu's clock not dragged forward.
+    c = cluster(["us", "eu"])
+    c.create_table("skewed")
+    put(c.client("us"), "skewed", "before", "x")
+    c.wait_converged("skewed", expect_count=1)
+    c["us"].post("/admin/clock/skew?ms=3000")
+    put(c.client("us"), "skewed", "ahead", "x")
+    link = wait_until(lambda: (lambda l: l if l.get("refused") else None)(c.link("eu", "us", "in")),
+                      timeout=15, what="eu refuses us's batch")
+    assert link["alarm"] is True and "clock" in link["refused"] and "ahead" in link["refused"], link
+    assert c.status("eu")["alarm"] is True
+    assert (metric(c["eu"], "meridian_replication_refused_batches_total",
+                   {"peer": "us", "reason": "clock"}) or 0) >= 1
+    assert c["eu"].health()[0] == 200
+    assert [i["pk"]["S"] for i in c.scan("eu", "skewed")] == ["before"]
+    # eu keeps writing with its own clock meanwhile
+    put(c.client("eu"), "skewed", "local", "x")
+    c["us"].post("/admin/clock/skew?ms=0")
+    c.wait_converged("skewed", expect_count=3, timeout=30)
+    wait_until(lambda: not c.link("eu", "us", "in").get("refused"), timeout=15,
+               what="the refusal clears once a batch applies")
+
+
+def test_fault_hooks_are_bounded(cluster):
+    c = cluster(["us", "eu"])
+    for path in ["/admin/clock/skew?ms=3600001", "/admin/clock/skew?ms=-3600001",
+                 "/admin/links/eu/delay?ms=60001"]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            c["us"].post(path)
+        assert e.value.code == 400, path
+    assert c["us"].post("/admin/clock/skew?ms=-3600000")["skew_ms"] == -3600000
+    c["us"].post("/admin/clock/skew?ms=0")

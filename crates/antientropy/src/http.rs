@@ -83,6 +83,10 @@ async fn apply(State(store): State<Store>, Query(q): Query<TableQuery>, body: By
             json!({"applied": r.applied, "stale": r.stale, "missing_table": r.missing_table}),
         )
         .into_response(),
+        // A version too far ahead of this region's clock: nothing was applied.
+        Err(e @ meridian_storage::StoreError::ClockAhead { .. }) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, e)
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -12,6 +12,12 @@
 //!
 //! If the 16-bit logical counter overflows within one millisecond, the physical part is bumped
 //! by one millisecond instead (the clock runs ahead by at most that much).
+//!
+//! A timestamp from elsewhere is folded in only after [`Hlc::admit`] accepted it: one more than
+//! the maximum clock offset ahead of the local wall clock is refused (CockroachDB's
+//! `--max-offset` rule), so no peer can drag every clock forward or make a far-future version
+//! win every later conflict. The clock never wraps or saturates: [`Hlc::now`] fails when it
+//! has no larger timestamp left.
 
 use crate::clock::Clock;
 use serde::{Deserialize, Serialize};
@@ -56,6 +62,43 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Why the clock refused a timestamp or could not issue one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockError {
+    /// A timestamp from elsewhere is further ahead of the local wall clock than allowed.
+    Ahead {
+        /// The refused timestamp.
+        ts: Timestamp,
+        /// How far ahead of the local wall clock it is.
+        ahead_ms: u64,
+        /// The largest offset allowed.
+        max_offset_ms: u64,
+    },
+    /// No timestamp larger than the last one is left (the physical part reached 2^48 ms).
+    Exhausted,
+}
+
+impl fmt::Display for ClockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClockError::Ahead {
+                ts,
+                ahead_ms,
+                max_offset_ms,
+            } => write!(
+                f,
+                "timestamp {ts} is {ahead_ms} ms ahead of this region's clock (the maximum clock offset is {max_offset_ms} ms)"
+            ),
+            ClockError::Exhausted => write!(f, "the hybrid logical clock has no timestamps left"),
+        }
+    }
+}
+
+impl std::error::Error for ClockError {}
+
+/// Largest physical part a timestamp can hold, in milliseconds since the epoch.
+const MAX_PHYSICAL_MS: u64 = (1 << (64 - LOGICAL_BITS)) - 1;
+
 /// A hybrid logical clock over a [`Clock`]. Not thread-safe by itself: the region's single
 /// writer owns it (wrap it in a mutex if several tasks must stamp).
 pub struct Hlc {
@@ -88,18 +131,39 @@ impl Hlc {
         self.last
     }
 
-    /// Issues a new timestamp, strictly greater than every earlier one.
-    pub fn now(&mut self) -> Timestamp {
-        let physical = Timestamp::new(self.clock.now_ms(), 0);
+    /// Issues a new timestamp, strictly greater than every earlier one; fails rather than repeat
+    /// or wrap when none is left.
+    pub fn now(&mut self) -> Result<Timestamp, ClockError> {
+        let physical = Timestamp::new(self.clock.now_ms().min(MAX_PHYSICAL_MS), 0);
         self.last = if physical > self.last {
             physical
         } else {
-            Timestamp(self.last.0.saturating_add(1))
+            Timestamp(self.last.0.checked_add(1).ok_or(ClockError::Exhausted)?)
         };
-        self.last
+        Ok(self.last)
     }
 
-    /// Folds in a timestamp received from another region: later local timestamps exceed it.
+    /// The local wall clock, in milliseconds since the epoch.
+    pub fn wall_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Checks a timestamp from elsewhere before it is [observed](Hlc::observe) or stored: it may
+    /// be at most `max_offset_ms` ahead of the local wall clock.
+    pub fn admit(&self, remote: Timestamp, max_offset_ms: u64) -> Result<(), ClockError> {
+        let ahead_ms = remote.physical_ms().saturating_sub(self.clock.now_ms());
+        if ahead_ms > max_offset_ms {
+            return Err(ClockError::Ahead {
+                ts: remote,
+                ahead_ms,
+                max_offset_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds in a timestamp received from another region (checked by [`Hlc::admit`]): later
+    /// local timestamps exceed it.
     pub fn observe(&mut self, remote: Timestamp) {
         if remote > self.last {
             self.last = remote;
@@ -117,10 +181,10 @@ mod tests {
     fn now_is_strictly_monotonic_when_clock_stalls_or_goes_back() {
         let clock = ManualClock::new(1_000);
         let mut hlc = Hlc::new(clock.clone());
-        let a = hlc.now();
-        let b = hlc.now();
+        let a = hlc.now().expect("a timestamp");
+        let b = hlc.now().expect("a timestamp");
         clock.set(500); // wall clock jumps backwards
-        let c = hlc.now();
+        let c = hlc.now().expect("a timestamp");
         assert!(a < b && b < c, "{a:?} {b:?} {c:?}");
         assert_eq!(a.physical_ms(), 1_000);
         assert_eq!(c.physical_ms(), 1_000);
@@ -130,9 +194,9 @@ mod tests {
     fn physical_part_follows_the_wall_clock() {
         let clock = ManualClock::new(1_000);
         let mut hlc = Hlc::new(clock.clone());
-        hlc.now();
+        hlc.now().expect("a timestamp");
         clock.set(2_000);
-        assert_eq!(hlc.now(), Timestamp::new(2_000, 0));
+        assert_eq!(hlc.now().expect("a timestamp"), Timestamp::new(2_000, 0));
     }
 
     #[test]
@@ -142,10 +206,31 @@ mod tests {
         let clock_b = ManualClock::new(5_000);
         let mut a = Hlc::new(clock_a);
         let mut b = Hlc::new(clock_b);
-        let written_in_a = a.now();
+        let written_in_a = a.now().expect("a timestamp");
         b.observe(written_in_a);
-        let written_in_b = b.now();
+        let written_in_b = b.now().expect("a timestamp");
         assert!(written_in_b > written_in_a);
+    }
+
+    #[test]
+    fn a_timestamp_too_far_ahead_is_refused_and_the_clock_never_wraps() {
+        let clock = ManualClock::new(10_000);
+        let mut hlc = Hlc::new(clock.clone());
+        assert!(hlc.admit(Timestamp::new(10_500, 7), 500).is_ok());
+        assert!(hlc.admit(Timestamp::new(1_000, 0), 500).is_ok());
+        assert_eq!(
+            hlc.admit(Timestamp::new(10_501, 0), 500),
+            Err(ClockError::Ahead {
+                ts: Timestamp::new(10_501, 0),
+                ahead_ms: 501,
+                max_offset_ms: 500
+            })
+        );
+        assert!(hlc.admit(Timestamp(u64::MAX), 500).is_err());
+        hlc.observe(Timestamp(u64::MAX - 1));
+        assert_eq!(hlc.now(), Ok(Timestamp(u64::MAX)));
+        assert_eq!(hlc.now(), Err(ClockError::Exhausted));
+        assert_eq!(hlc.last(), Timestamp(u64::MAX));
     }
 
     proptest! {
@@ -161,12 +246,12 @@ mod tests {
                 let remote = Timestamp::new(remote_ms, 3);
                 if observe {
                     hlc.observe(remote);
-                    let next = hlc.now();
+                    let next = hlc.now().expect("a timestamp");
                     prop_assert!(next > remote);
                     prop_assert!(next > prev);
                     prev = next;
                 } else {
-                    let next = hlc.now();
+                    let next = hlc.now().expect("a timestamp");
                     prop_assert!(next > prev);
                     prop_assert!(next.physical_ms() >= wall);
                     prev = next;

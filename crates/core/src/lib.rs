@@ -16,6 +16,6 @@ pub mod version;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gtid::Gtid;
-pub use hlc::{Hlc, Timestamp};
+pub use hlc::{ClockError, Hlc, Timestamp};
 pub use snowflake::{Snowflake, SnowflakeError};
 pub use version::{Version, lww_wins};

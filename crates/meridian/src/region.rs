@@ -31,6 +31,10 @@ pub struct RegionArgs {
     /// Most requests served at once before `ThrottlingException`.
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// How far ahead of this region's clock (ms) a version from another region may be; a
+    /// batch holding one further ahead is refused, and its link alarms until it is within.
+    #[arg(long, default_value_t = meridian_storage::DEFAULT_MAX_CLOCK_OFFSET_MS)]
+    max_clock_offset_ms: u64,
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, env = "MERIDIAN_LOG", default_value = "info")]
     log: String,
@@ -134,6 +138,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         // The binary keeps the clock handle: `POST /admin/clock/skew` moves it (fault drills).
         let clock = SystemClock::new();
         let mut opts = StoreOptions::new(&data_dir, region.clone(), clock.clone());
+        opts.max_clock_offset_ms = args.max_clock_offset_ms;
         // Received changes are logged only where a link forwards them (a star's hub).
         opts.log_remote = replication
             .as_ref()

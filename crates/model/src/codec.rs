@@ -16,14 +16,16 @@
 //! ```
 //!
 //! The encoding carries no version byte of its own: the record that embeds it does (see
-//! `docs/design/storage.md`). Decoding never panics and refuses nesting deeper than
-//! [`MAX_DEPTH`].
+//! `docs/design/storage.md`). Decoding never panics and refuses more than [`MAX_DEPTH`] maps and
+//! lists nested in one another.
 
 use crate::number::Number;
 use crate::value::{AttributeValue, Item};
 use std::collections::BTreeSet;
 
-/// Deepest nesting accepted when decoding (DynamoDB allows 32 levels).
+/// Most maps and lists nested in one another that decoding accepts. The API accepts 32 levels
+/// (31 containers around a scalar, [`crate::value::MAX_NESTING_LEVELS`]); the margin keeps every
+/// item an older build could store readable, and the bound keeps decoding's recursion shallow.
 pub const MAX_DEPTH: usize = 64;
 
 /// A decoding failure: the bytes are not an item this codec wrote.
@@ -198,7 +200,7 @@ pub fn decode_item(buf: &[u8]) -> Result<Item, DecodeError> {
     Ok(item)
 }
 
-/// Reads an item from a reader.
+/// Reads an item (a map) from a reader; `depth` counts the maps and lists around it.
 pub fn read_item(r: &mut Reader<'_>, depth: usize) -> Result<Item, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError("nesting too deep"));
@@ -207,7 +209,7 @@ pub fn read_item(r: &mut Reader<'_>, depth: usize) -> Result<Item, DecodeError> 
     let mut item = Item::new();
     for _ in 0..n {
         let name = r.string()?;
-        let value = read_value(r, depth + 1)?;
+        let value = read_value(r, depth)?;
         item.insert(name, value);
     }
     Ok(item)
@@ -218,11 +220,8 @@ fn number(b: &[u8]) -> Result<Number, DecodeError> {
     Number::parse(s).map_err(|_| DecodeError("invalid number"))
 }
 
-/// Reads one value (see [`encode_value`]).
+/// Reads one value (see [`encode_value`]); `depth` counts the maps and lists around it.
 pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<AttributeValue, DecodeError> {
-    if depth > MAX_DEPTH {
-        return Err(DecodeError("nesting too deep"));
-    }
     Ok(match r.u8()? {
         0x01 => AttributeValue::S(r.string()?),
         0x02 => AttributeValue::N(number(r.len_bytes()?)?),
@@ -232,6 +231,9 @@ pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<AttributeValue, De
         0x06 => AttributeValue::Null,
         0x07 => AttributeValue::M(read_item(r, depth + 1)?),
         0x08 => {
+            if depth >= MAX_DEPTH {
+                return Err(DecodeError("nesting too deep"));
+            }
             let n = r.varint()?;
             let mut l = Vec::new();
             for _ in 0..n {
@@ -293,7 +295,7 @@ fn canonical_map(r: &mut Reader<'_>, depth: usize) -> Option<(usize, usize)> {
         ascending(&mut prev, name)?;
         size = size
             .checked_add(name.len())?
-            .checked_add(canonical_value_size(r, depth + 1)?)?;
+            .checked_add(canonical_value_size(r, depth)?)?;
     }
     Some((size, n))
 }
@@ -315,9 +317,6 @@ fn canonical_number(b: &[u8]) -> Option<Number> {
 
 /// One value's size as [`crate::size::value_size`] counts it (see [`canonical_item_size`]).
 fn canonical_value_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
     Some(match r.u8().ok()? {
         0x01 => std::str::from_utf8(min_len_bytes(r)?).ok()?.len(),
         0x02 => canonical_number(min_len_bytes(r)?)?.size(),
@@ -329,6 +328,9 @@ fn canonical_value_size(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
             3usize.checked_add(size)?.checked_add(entries)?
         }
         0x08 => {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
             let n = min_varint(r)?;
             let mut size = 3usize;
             for _ in 0..n {
@@ -399,6 +401,29 @@ mod tests {
         .expect("item");
         let bytes = item_to_bytes(&item);
         assert_eq!(decode_item(&bytes).expect("decode"), item);
+    }
+
+    #[test]
+    fn decoding_counts_maps_and_lists_alike_up_to_max_depth() {
+        let wrap = |n: usize, map: bool| {
+            let v = (0..n).fold(AttributeValue::Null, |v, _| {
+                if map {
+                    AttributeValue::M(Item::from([("a".to_owned(), v)]))
+                } else {
+                    AttributeValue::L(vec![v])
+                }
+            });
+            item_to_bytes(&Item::from([("v".to_owned(), v)]))
+        };
+        for map in [true, false] {
+            assert!(decode_item(&wrap(MAX_DEPTH, map)).is_ok());
+            assert!(canonical_item_size(&mut Reader::new(&wrap(MAX_DEPTH, map)), 0).is_some());
+            assert_eq!(
+                decode_item(&wrap(MAX_DEPTH + 1, map)),
+                Err(DecodeError("nesting too deep"))
+            );
+            assert!(canonical_item_size(&mut Reader::new(&wrap(MAX_DEPTH + 1, map)), 0).is_none());
+        }
     }
 
     #[test]
@@ -481,6 +506,38 @@ mod tests {
                 let item = decode_item(&bytes[..end]).expect("a canonical item decodes");
                 prop_assert_eq!(item_to_bytes(&item), &bytes[..end]);
                 prop_assert_eq!(size, crate::size::item_size(&item));
+            }
+        }
+
+        /// Every item the API accepts — up to 32 levels of maps and lists, as DynamoDB allows —
+        /// encodes and decodes to itself; one level more is refused before it is stored.
+        #[test]
+        fn every_item_the_api_accepts_reads_back(
+            item in any_item(),
+            wrappers in proptest::collection::vec(any::<bool>(), 0..33),
+        ) {
+            let deep = wrappers.iter().fold(AttributeValue::S("leaf".into()), |v, &as_map| {
+                if as_map {
+                    AttributeValue::M(Item::from([("m".to_owned(), v)]))
+                } else {
+                    AttributeValue::L(vec![v])
+                }
+            });
+            let mut item = item;
+            item.insert("deep".into(), deep);
+            let json = crate::value::item_to_json(&item);
+            match item_from_json(&json) {
+                Ok(accepted) => {
+                    prop_assert!(wrappers.len() <= 31);
+                    prop_assert!(crate::size::check_item(&accepted).is_ok());
+                    let bytes = item_to_bytes(&accepted);
+                    prop_assert_eq!(decode_item(&bytes).expect("decodes"), accepted);
+                    let mut r = Reader::new(&bytes);
+                    prop_assert!(canonical_item_size(&mut r, 0).is_some());
+                }
+                Err(e) => {
+                    prop_assert!(wrappers.len() >= 32, "{e}");
+                }
             }
         }
 

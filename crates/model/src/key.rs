@@ -78,6 +78,15 @@ pub struct KeySchema {
 }
 
 impl KeySchema {
+    /// The size limit of key attribute `name`'s value: the sort key's, else the partition key's.
+    pub fn max_len(&self, name: &str) -> usize {
+        if self.range.as_ref().is_some_and(|r| r.name == name) {
+            MAX_RANGE_KEY_BYTES
+        } else {
+            MAX_HASH_KEY_BYTES
+        }
+    }
+
     /// Key attributes in schema order.
     pub fn attrs(&self) -> impl Iterator<Item = &KeyAttr> {
         std::iter::once(&self.hash).chain(self.range.iter())
@@ -139,14 +148,13 @@ impl KeySchema {
     }
 
     /// The storage key of an item whose key attributes have been checked. Fails when a key
-    /// attribute is missing, has another type than the schema's, or is an empty string or
-    /// binary (so an item that cannot be in an index gets no index entry).
+    /// attribute is missing, has another type than the schema's, or is an empty or oversized
+    /// string or binary (so an item that cannot be in an index gets no index entry, and no key
+    /// past the engine's limit is ever built).
     pub fn encode(&self, item: &Item) -> Result<Vec<u8>, ApiError> {
         let missing = || ApiError::validation("The provided key element does not match the schema");
         let usable = |a: &KeyAttr, v: &AttributeValue| {
-            a.ty.matches(v)
-                && !matches!(v, AttributeValue::S(s) if s.is_empty())
-                && !matches!(v, AttributeValue::B(b) if b.is_empty())
+            a.ty.matches(v) && key_value_len(v).is_none_or(|n| n > 0 && n <= self.max_len(&a.name))
         };
         let pk = item.get(&self.hash.name).ok_or_else(missing)?;
         if !usable(&self.hash, pk) {
@@ -178,12 +186,18 @@ impl KeySchema {
     }
 }
 
+/// The length DynamoDB's key-size limits count: bytes of a string or binary, `None` otherwise.
+pub fn key_value_len(v: &AttributeValue) -> Option<usize> {
+    match v {
+        AttributeValue::S(s) => Some(s.len()),
+        AttributeValue::B(b) => Some(b.len()),
+        _ => None,
+    }
+}
+
 fn check_key_value(attr: &KeyAttr, v: &AttributeValue, is_range: bool) -> Result<(), ApiError> {
-    let len = match v {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::B(b) => b.len(),
-        AttributeValue::N(_) => return Ok(()),
-        _ => return Ok(()),
+    let Some(len) = key_value_len(v) else {
+        return Ok(());
     };
     if len == 0 {
         let kind = if matches!(v, AttributeValue::S(_)) {

@@ -18,6 +18,13 @@ pub const MAX_EXPONENT: i64 = 125;
 /// Smallest adjusted exponent (the `-130` of `1E-130`).
 pub const MIN_EXPONENT: i64 = -130;
 
+/// Longest number string given to the decimal parser, whose cost grows with the square of the
+/// length: every number DynamoDB can hold fits with room to spare (38 digits and up to 130
+/// zeros written out, or an exponent), so a longer one is refused before any arithmetic.
+pub const MAX_NUMBER_CHARS: usize = 512;
+
+const TOO_MANY_DIGITS: &str = "Attempting to store more than 38 significant digits in a Number";
+
 const OVERFLOW: &str =
     "Number overflow. Attempting to store a number with magnitude larger than supported range";
 
@@ -38,6 +45,12 @@ impl Number {
         if !is_number_syntax(s) {
             return Err(not_a_number());
         }
+        if significant_digits(s) > MAX_DIGITS as usize {
+            return Err(ApiError::validation(TOO_MANY_DIGITS));
+        }
+        if s.len() > MAX_NUMBER_CHARS {
+            return Err(not_a_number());
+        }
         let d = BigDecimal::from_str(s).map_err(|_| not_a_number())?;
         Number::from_decimal(d)
     }
@@ -49,9 +62,7 @@ impl Number {
             return Ok(Number(BigDecimal::from(0)));
         }
         if d.digits() > MAX_DIGITS {
-            return Err(ApiError::validation(
-                "Attempting to store more than 38 significant digits in a Number",
-            ));
+            return Err(ApiError::validation(TOO_MANY_DIGITS));
         }
         let adj = adjusted_exponent(&d);
         if adj > MAX_EXPONENT {
@@ -140,6 +151,22 @@ impl IsZero for BigDecimal {
 }
 
 /// `[+-]? (digits [. digits?] | . digits) ([eE] [+-]? digits)?`
+/// Significant digits of a number in valid syntax (leading and trailing zeros of the mantissa do
+/// not count), in one pass over the string.
+fn significant_digits(s: &str) -> usize {
+    let mantissa = s.split(['e', 'E']).next().unwrap_or_default();
+    let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+    let mut first_nonzero = None;
+    let mut last_nonzero = 0usize;
+    for (i, d) in digits.enumerate() {
+        if d != b'0' {
+            first_nonzero.get_or_insert(i);
+            last_nonzero = i;
+        }
+    }
+    first_nonzero.map_or(0, |f| last_nonzero - f + 1)
+}
+
 fn is_number_syntax(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
@@ -257,6 +284,24 @@ mod tests {
         ] {
             assert_eq!(n(input).to_string(), out, "{input}");
         }
+    }
+
+    #[test]
+    fn huge_number_strings_are_refused_before_parsing() {
+        let digits = "7".repeat(2_000_000);
+        let started = std::time::Instant::now();
+        let err = Number::parse(&digits).unwrap_err();
+        assert!(matches!(err, ApiError::Validation(m) if m.contains("38 significant digits")));
+        let zeros = format!("0.{}1", "0".repeat(1_000_000));
+        assert!(Number::parse(&zeros).is_err());
+        // The decimal parse of these would take minutes; the checks before it are linear.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Zeros around 38 digits are not significant: the limit is on length only past 512.
+        assert_eq!(
+            n(&format!("000{}00.000", "9".repeat(38))).to_string().len(),
+            40
+        );
+        assert_eq!(n(&format!("0.{}1", "0".repeat(129))).to_string().len(), 132);
     }
 
     #[test]

@@ -33,8 +33,10 @@ pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
 }
 
-/// Refuses items over [`MAX_ITEM_BYTES`] with DynamoDB's message.
-pub fn check_item_size(item: &Item) -> Result<usize, ApiError> {
+/// Refuses an item DynamoDB would not store, with DynamoDB's message: over [`MAX_ITEM_BYTES`],
+/// or nested deeper than [`crate::value::MAX_NESTING_LEVELS`]. Returns its size.
+pub fn check_item(item: &Item) -> Result<usize, ApiError> {
+    crate::value::check_nesting(item)?;
     let size = item_size(item);
     if size > MAX_ITEM_BYTES {
         return Err(ApiError::validation(

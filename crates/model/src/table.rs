@@ -156,8 +156,8 @@ impl TableMeta {
         self.indexes.iter().find(|i| i.name == name)
     }
 
-    /// Refuses an item whose index key attributes have the wrong type or an empty value, as
-    /// DynamoDB does.
+    /// Refuses an item whose index key attributes have the wrong type, an empty value or a value
+    /// over the key-size limit, as DynamoDB does.
     pub fn check_index_keys(&self, item: &Item) -> Result<(), ApiError> {
         for idx in &self.indexes {
             for attr in idx.key_schema.attrs() {
@@ -179,9 +179,15 @@ impl TableMeta {
                         idx.name
                     )));
                 }
-                let empty = matches!(v, AttributeValue::S(s) if s.is_empty())
-                    || matches!(v, AttributeValue::B(b) if b.is_empty());
-                if empty {
+                let len = crate::key::key_value_len(v);
+                let max = idx.key_schema.max_len(&attr.name);
+                if let Some(n) = len.filter(|n| *n > max) {
+                    return Err(ApiError::validation(format!(
+                        "One or more parameter values were invalid: Size limit exceeded for Index Key {} Actual Size: {n} bytes Max Size: {max} bytes IndexName: {}",
+                        attr.name, idx.name
+                    )));
+                }
+                if len == Some(0) {
                     return Err(ApiError::validation(format!(
                         "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty string value. IndexName: {}, IndexKey: {}",
                         idx.name, attr.name

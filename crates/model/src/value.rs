@@ -83,8 +83,45 @@ fn dup_error<T: std::fmt::Display>(items: &[T]) -> ApiError {
     ))
 }
 
-/// Parses one attribute value from its DynamoDB JSON form.
+/// Deepest nesting DynamoDB accepts: a top-level attribute's value is level 1, and each map or
+/// list around a value adds a level (so 31 maps around a scalar is the deepest item).
+pub const MAX_NESTING_LEVELS: usize = 32;
+
+const NESTING: &str = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
+
+fn too_deep() -> ApiError {
+    ApiError::validation(NESTING)
+}
+
+/// Parses one attribute value from its DynamoDB JSON form (at most [`MAX_NESTING_LEVELS`]
+/// deep, like any value a request carries).
 pub fn av_from_json(v: &Value) -> Result<AttributeValue, ApiError> {
+    av_at_level(v, 1)
+}
+
+/// The nesting level of a value: 1 for a scalar, a set or an empty container, one more than
+/// its deepest element for a map or list.
+pub fn nesting_level(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::M(m) => 1 + m.values().map(nesting_level).max().unwrap_or(0),
+        AttributeValue::L(l) => 1 + l.iter().map(nesting_level).max().unwrap_or(0),
+        _ => 1,
+    }
+}
+
+/// Refuses an item nested deeper than [`MAX_NESTING_LEVELS`] (what an update expression can
+/// build from values that were each within the limit), with DynamoDB's message.
+pub fn check_nesting(item: &Item) -> Result<(), ApiError> {
+    match item.values().map(nesting_level).max() {
+        Some(level) if level > MAX_NESTING_LEVELS => Err(too_deep()),
+        _ => Ok(()),
+    }
+}
+
+fn av_at_level(v: &Value, level: usize) -> Result<AttributeValue, ApiError> {
+    if level > MAX_NESTING_LEVELS {
+        return Err(too_deep());
+    }
     let obj = v
         .as_object()
         .ok_or_else(|| ser_err("an AttributeValue object"))?;
@@ -111,14 +148,14 @@ pub fn av_from_json(v: &Value) -> Result<AttributeValue, ApiError> {
                 let m = inner.as_object().ok_or_else(|| ser_err("a map"))?;
                 let mut item = Item::new();
                 for (name, value) in m {
-                    item.insert(name.clone(), av_from_json(value)?);
+                    item.insert(name.clone(), av_at_level(value, level + 1)?);
                 }
                 AttributeValue::M(item)
             }
             "L" => AttributeValue::L(
                 as_array(inner)?
                     .iter()
-                    .map(av_from_json)
+                    .map(|x| av_at_level(x, level + 1))
                     .collect::<Result<_, _>>()?,
             ),
             "SS" => {
@@ -290,6 +327,30 @@ mod tests {
                 other => panic!("{v}: {other:?}"),
             }
         }
+    }
+
+    /// `{"M": {"a": … {"S": "x"} …}}` with `maps` maps around the string.
+    fn nested(maps: usize) -> Value {
+        (0..maps).fold(json!({"S": "x"}), |v, _| json!({"M": {"a": v}}))
+    }
+
+    #[test]
+    fn nesting_beyond_32_levels_is_refused_as_dynamodb_does() {
+        let ok = av_from_json(&nested(31)).expect("32 levels");
+        assert_eq!(nesting_level(&ok), 32);
+        match av_from_json(&nested(32)) {
+            Err(ApiError::Validation(m)) => assert!(m.starts_with("Nesting Levels"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let list = (0..32).fold(json!({"N": "1"}), |v, _| json!({"L": [v]}));
+        assert!(av_from_json(&list).is_err());
+        // A value within the limit placed inside another one can exceed it.
+        let mut item = Item::new();
+        item.insert(
+            "a".into(),
+            AttributeValue::M(Item::from([("b".into(), ok)])),
+        );
+        assert!(check_nesting(&item).is_err());
     }
 
     #[test]

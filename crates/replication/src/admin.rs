@@ -25,6 +25,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// Largest clock skew the fault hook sets (one hour).
+const MAX_SKEW_MS: u64 = 3_600_000;
+/// Largest emulated one-way link delay the fault hook sets (one minute).
+const MAX_DELAY_MS: u64 = 60_000;
+
 #[derive(Clone)]
 struct AdminState {
     ctx: Arc<Ctx>,
@@ -173,8 +178,11 @@ async fn link_action(
         "resume" => p.control.send_modify(|c| c.paused = false),
         "drop" => p.control.send_modify(|c| c.drops += 1),
         "delay" => {
-            let Some(ms) = q.ms.filter(|m| (0..=600_000).contains(m)) else {
-                return error(StatusCode::BAD_REQUEST, "delay needs ?ms=N (0..=600000)");
+            let Some(ms) = q.ms.filter(|m| (0..=MAX_DELAY_MS as i64).contains(m)) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("delay needs ?ms=N (0..={MAX_DELAY_MS})"),
+                );
             };
             p.control.send_modify(|c| c.delay_ms = ms as u64);
         }
@@ -221,6 +229,12 @@ async fn skew(State(s): State<AdminState>, Query(q): Query<MsQuery>) -> Response
     let Some(ms) = q.ms else {
         return error(StatusCode::BAD_REQUEST, "skew needs ?ms=N");
     };
+    if ms.unsigned_abs() > MAX_SKEW_MS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("skew is at most ±{MAX_SKEW_MS} ms"),
+        );
+    }
     clock.set_skew_ms(ms);
     tracing::warn!(skew_ms = ms, "wall clock skewed by operator");
     Json(json!({"skew_ms": clock.skew_ms()})).into_response()

@@ -188,15 +188,23 @@ pub(crate) async fn receive(
                         return Err(LinkError::Closed("snapshot out of order"));
                     }
                     Err(e) => {
-                        tracing::error!(peer = %peer, error = %e, "invalid snapshot chunk refused");
+                        ctx.links.refuse_batch(peer, "invalid", &e.to_string());
                         send_error(writer, ErrorCode::Invalid, &e.to_string()).await;
                         return Err(e.into());
                     }
                 };
                 let n = entries.len() as u64;
-                if let Err(e) = ctx.store.repair(entries).await {
-                    send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
-                    return Err(e.into());
+                match ctx.store.repair(entries).await {
+                    Ok(_) => {}
+                    Err(e @ meridian_storage::StoreError::ClockAhead { .. }) => {
+                        ctx.links.refuse_batch(peer, "clock", &e.to_string());
+                        send_error(writer, ErrorCode::Refused, &e.to_string()).await;
+                        return Err(e.into());
+                    }
+                    Err(e) => {
+                        send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
+                        return Err(e.into());
+                    }
                 }
                 counter.inc_by(n);
                 installed = b.last;

@@ -33,6 +33,15 @@ pub struct PeerLabel {
     pub peer: String,
 }
 
+/// Labels of [`Metrics::refused_batches`]: a configured peer and a fixed reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabel {
+    /// The peer.
+    pub peer: String,
+    /// `invalid` or `clock`.
+    pub reason: &'static str,
+}
+
 /// Replication metrics of a region.
 #[derive(Clone, Default)]
 pub struct Metrics {
@@ -69,6 +78,10 @@ pub struct Metrics {
     pub connects: Family<LinkLabel, Counter>,
     /// Handshakes refused (bad secret, unknown or disallowed peer), per claimed peer.
     pub refused: Family<PeerLabel, Counter>,
+    /// Batches from a peer refused unapplied, sync-in: `invalid` (a malformed entry, or one
+    /// whose origin the peer may not send) or `clock` (a version too far ahead of this
+    /// region's clock).
+    pub refused_batches: Family<RefusalLabel, Counter>,
     /// Snapshot entries sent (`out`) or installed (`in`), per link.
     pub snapshot_entries: Family<LinkLabel, Counter>,
     /// Snapshots completed, sent (`out`) or installed (`in`), per link.
@@ -168,6 +181,11 @@ impl Metrics {
             self.refused.clone(),
         );
         r.register(
+            format!("{p}refused_batches"),
+            "Batches from the peer refused unapplied (invalid, or a version ahead of the clock)",
+            self.refused_batches.clone(),
+        );
+        r.register(
             format!("{p}snapshot_entries"),
             "Snapshot entries sent (out) or installed (in)",
             self.snapshot_entries.clone(),
@@ -229,8 +247,12 @@ pub struct LinkStatus {
     pub lag_entries: u64,
     /// Milliseconds behind.
     pub lag_ms: u64,
-    /// Lag above the threshold.
+    /// Lag above the threshold, or a batch from the peer refused (`refused`).
     pub alarm: bool,
+    /// Sync-in: why the peer's last batch was refused unapplied, naming the peer and what was
+    /// wrong; cleared when one of its batches applies again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// Sync-out: last batch round trip.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<u64>,
@@ -267,6 +289,9 @@ pub struct PeerLinks {
     /// Sync-in: every write of the peer's own with an HLC timestamp below this is applied
     /// here (0: nothing known since start).
     pub stable_ts: AtomicU64,
+    /// Sync-in: why the peer's last batch was refused, until one applies (see
+    /// [`LinkStatus::refused`]).
+    pub refused: Mutex<Option<String>>,
 }
 
 /// Per-entry replication lag: a histogram from 1 ms to 1 hour at 3 significant digits.
@@ -377,6 +402,7 @@ impl Links {
                     apply_lag: Mutex::new(LagHistogram::default()),
                     receive_lag: Mutex::new(LagHistogram::default()),
                     stable_ts: AtomicU64::new(0),
+                    refused: Mutex::new(None),
                 });
                 (p, links)
             })
@@ -434,6 +460,7 @@ impl Links {
             lag_entries: s.lag_entries(),
             lag_ms,
             alarm: lag_ms > self.lag_alarm_ms,
+            refused: None,
             rtt_ms: s.rtt_ms,
             checkpoint: Some(s.persisted),
             peer_clock_offset_ms: None,
@@ -453,6 +480,10 @@ impl Links {
 
     /// Records a sync-in snapshot.
     pub fn update_inbound(&self, peer: &str, s: Option<&InboundStatus>, paused: bool) {
+        let refused = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.refused.lock().ok().and_then(|r| r.clone()));
         let status = match s {
             Some(s) => LinkStatus {
                 connected: true,
@@ -460,7 +491,8 @@ impl Links {
                 acked_seq: s.acked,
                 lag_entries: s.lag_entries,
                 lag_ms: s.lag_ms,
-                alarm: s.lag_ms > self.lag_alarm_ms,
+                alarm: s.lag_ms > self.lag_alarm_ms || refused.is_some(),
+                refused,
                 rtt_ms: None,
                 checkpoint: None,
                 peer_clock_offset_ms: Some(s.peer_clock_offset_ms),
@@ -476,6 +508,8 @@ impl Links {
                 LinkStatus {
                     connected: false,
                     paused,
+                    alarm: prev.alarm || refused.is_some(),
+                    refused,
                     ..prev
                 }
             }
@@ -496,6 +530,33 @@ impl Links {
                 peer: claimed_peer.to_owned(),
             })
             .inc();
+    }
+
+    /// Records that a batch from `peer` was refused unapplied: counted by `reason` (`invalid`
+    /// or `clock`), and the link's alarm raised with `why` until a batch applies again.
+    pub fn refuse_batch(&self, peer: &str, reason: &'static str, why: &str) {
+        tracing::error!(peer = %peer, reason, why, "replicated batch refused");
+        self.metrics
+            .refused_batches
+            .get_or_create(&RefusalLabel {
+                peer: peer.to_owned(),
+                reason,
+            })
+            .inc();
+        if let Some(p) = self.peers.get(peer)
+            && let Ok(mut r) = p.refused.lock()
+        {
+            *r = Some(format!("{reason}: {why}"));
+        }
+    }
+
+    /// Clears the refusal alarm of `peer` (one of its batches applied).
+    pub fn clear_refusal(&self, peer: &str) {
+        if let Some(p) = self.peers.get(peer)
+            && let Ok(mut r) = p.refused.lock()
+        {
+            *r = None;
+        }
     }
 
     /// Counts a connection.

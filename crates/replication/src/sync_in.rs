@@ -11,6 +11,7 @@ use crate::protocol::batch::{self, check_region_name};
 use crate::protocol::{AckReport, Challenge, ErrorCode, Frame, Heartbeat, Start, Welcome, Window};
 use crate::status::PeerLabel;
 use crate::sync_out::{frame_name, send_error};
+use meridian_storage::StoreError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -309,10 +310,12 @@ async fn stream(
                 let mut entries = Vec::new();
                 let mut accepted: Option<(u64, u32)> = None;
                 for b in &batches {
-                    let opened = match batch::open(b, me) {
+                    let opened = match batch::open(b, me).and_then(|e| {
+                        batch::check_origins(&e, &ctx.config.topology, peer, me).map(|()| e)
+                    }) {
                         Ok(e) => e,
                         Err(e) => {
-                            tracing::error!(peer = %peer, error = %e, "invalid batch refused");
+                            ctx.links.refuse_batch(peer, "invalid", &e.to_string());
                             send_error(writer, ErrorCode::Invalid, &e.to_string()).await;
                             return Err(e.into());
                         }
@@ -365,12 +368,22 @@ async fn stream(
                                 conflicts: r.conflicts.values().sum(),
                             }
                         }
+                        Err(e @ StoreError::ClockAhead { .. }) => {
+                            // Nothing of the batch was applied; the sender backs off and
+                            // sends it again, by when the version may be within the offset.
+                            ctx.links.refuse_batch(peer, "clock", &e.to_string());
+                            // The sender's clock offset, seen in this batch's header.
+                            ctx.links.update_inbound(peer, Some(&sm.status()), paused);
+                            send_error(writer, ErrorCode::Refused, &e.to_string()).await;
+                            return Err(e.into());
+                        }
                         Err(e) => {
                             send_error(writer, ErrorCode::Unavailable, "store unavailable").await;
                             return Err(e.into());
                         }
                     }
                 };
+                ctx.links.clear_refusal(peer);
                 // Wall-clock time of the fsync: now, less how long this task took to run
                 // again after it (a wake-up on a busy machine, not part of the lag).
                 let since = durable_at.map_or(0, |t| t.elapsed().as_millis() as u64);

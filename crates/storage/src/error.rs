@@ -30,4 +30,16 @@ pub enum StoreError {
     /// No such table.
     #[error("no such table: {0}")]
     NoSuchTable(String),
+    /// A received version is further ahead of this region's clock than the maximum clock
+    /// offset: the whole batch is refused and nothing of it applied (the store stays healthy).
+    #[error("refused a change from {origin}: {error}")]
+    ClockAhead {
+        /// The region that made the refused version.
+        origin: String,
+        /// What the clock said.
+        error: meridian_core::ClockError,
+    },
+    /// The hybrid logical clock could not issue a timestamp.
+    #[error("clock failure: {0}")]
+    Clock(meridian_core::ClockError),
 }

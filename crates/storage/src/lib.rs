@@ -29,6 +29,7 @@ pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, EncodedItem, StoredItem};
 pub use snapshot::StoreSnapshot;
 pub use store::{
-    ChangeLogSummary, LogRead, RawChange, Store, StoreFaults, StoreOptions, TableStats,
+    ChangeLogSummary, DEFAULT_MAX_CLOCK_OFFSET_MS, LogRead, RawChange, Store, StoreFaults,
+    StoreOptions, TableStats,
 };
 pub use writer::{ApplyReport, Change, ChangeKind, Decision};

@@ -49,9 +49,16 @@ pub struct StoreOptions {
     /// star's hub; in a mesh each region ships only its own changes, so a receiver that logged
     /// them would pay for an entry (and its flush, compaction and purge) nobody reads.
     pub log_remote: bool,
+    /// Largest amount, in milliseconds, by which a version received from another region
+    /// (replication, anti-entropy, a snapshot) may be ahead of this region's clock; a batch
+    /// holding one further ahead is refused whole ([`StoreError::ClockAhead`]).
+    pub max_clock_offset_ms: u64,
     /// Fault-injection switches (tests and drills only).
     pub faults: Arc<StoreFaults>,
 }
+
+/// Default of [`StoreOptions::max_clock_offset_ms`] (CockroachDB's default `--max-offset`).
+pub const DEFAULT_MAX_CLOCK_OFFSET_MS: u64 = 500;
 
 /// Switches that make the store fail on purpose, to test fail-stop behaviour.
 #[derive(Debug, Default)]
@@ -74,6 +81,7 @@ impl StoreOptions {
             memtable_bytes: 16 * 1024 * 1024,
             max_group: 1024,
             log_remote: true,
+            max_clock_offset_ms: DEFAULT_MAX_CLOCK_OFFSET_MS,
             faults: Arc::new(StoreFaults::default()),
         }
     }
@@ -116,6 +124,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Arc<StoreFaults>,
     /// See `StoreOptions::log_remote`.
     pub(crate) log_remote: bool,
+    /// See `StoreOptions::max_clock_offset_ms`.
+    pub(crate) max_clock_offset_ms: u64,
     /// The change-log head after each commit, for senders that tail the log.
     pub(crate) head_tx: tokio::sync::watch::Sender<u64>,
     /// `(head, hlc)` after the last commit: every change this region makes later gets a
@@ -379,6 +389,7 @@ impl Store {
             metrics: WriterMetrics::default(),
             faults: opts.faults.clone(),
             log_remote: opts.log_remote,
+            max_clock_offset_ms: opts.max_clock_offset_ms,
             head_tx: tokio::sync::watch::Sender::new(head),
             mark: Mutex::new((head, hlc_last.0)),
             durable: Condvar::new(),
@@ -530,7 +541,9 @@ impl Store {
     }
 
     /// Builds a new index's entries from the table's items, a chunk per writer turn (writes
-    /// that happen meanwhile maintain the index themselves), then marks it `ACTIVE`.
+    /// that happen meanwhile maintain the index themselves), then marks it `ACTIVE`. Items whose
+    /// value cannot be an index key stay out of the index and are counted in the log, as
+    /// DynamoDB's index key violations are.
     pub async fn backfill_index(&self, table: &str, index_name: &str) -> Result<(), StoreError> {
         let t = self
             .table(table)
@@ -539,8 +552,9 @@ impl Store {
             return Ok(());
         };
         let mut after = None;
+        let mut skipped = 0;
         loop {
-            let next = self
+            let step = self
                 .call(|reply| Job::BackfillChunk {
                     table: table.to_owned(),
                     index_id,
@@ -548,10 +562,18 @@ impl Store {
                     reply,
                 })
                 .await?;
-            match next {
+            skipped += step.skipped;
+            match step.next {
                 Some(cursor) => after = Some(cursor),
                 None => break,
             }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                %table, index = %index_name, items = skipped,
+                "index key violations: items whose value for an index key attribute has the \
+                 wrong type or an empty or oversized value are not in the index"
+            );
         }
         let name = index_name.to_owned();
         self.update_table(

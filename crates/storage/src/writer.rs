@@ -68,6 +68,15 @@ pub struct Decision {
 /// Items indexed per backfill step (keeps each step's share of the writer short).
 pub const BACKFILL_CHUNK: usize = 500;
 
+/// One step of an index backfill.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Backfilled {
+    /// The storage key to continue after; `None` when the table is done.
+    pub next: Option<Vec<u8>>,
+    /// Items left out because a value of theirs cannot be an index key.
+    pub skipped: u64,
+}
+
 /// What [`crate::Store::apply_remote`] did with a batch of replicated changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -183,7 +192,7 @@ pub(crate) enum Job {
         table: String,
         index_id: u64,
         after: Option<Vec<u8>>,
-        reply: Reply<Option<Vec<u8>>>,
+        reply: Reply<Backfilled>,
     },
     ApplyRemote {
         entries: Vec<ChangeEntry>,
@@ -306,7 +315,7 @@ enum Done {
     Write(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
     Table(Reply<Arc<TableMeta>>, Arc<TableMeta>),
     Applied(Reply<ApplyReport>, ApplyReport),
-    Cursor(Reply<Option<Vec<u8>>>, Option<Vec<u8>>),
+    Cursor(Reply<Backfilled>, Backfilled),
     Unit(Reply<()>),
     Count(Reply<u64>, u64),
     Purged(Reply<(u64, Option<Vec<u8>>)>, (u64, Option<Vec<u8>>)),
@@ -471,7 +480,7 @@ impl<'a> Group<'a> {
     /// with this region as the GTID origin.
     fn apply_local(&mut self, change: &Change, hlc: &mut Hlc) -> Result<(), StoreError> {
         let version = Version {
-            ts: hlc.now(),
+            ts: hlc.now().map_err(StoreError::Clock)?,
             region: self.inner.region.clone(),
         };
         let (op, crdt) = match &change.kind {
@@ -705,19 +714,22 @@ impl<'a> Group<'a> {
 
     /// Writes the index entries of up to [`BACKFILL_CHUNK`] items after `after` (a storage
     /// key), reading each item as of this group (so entries match the latest state). Returns
-    /// the cursor to continue from, or `None` when the table is done.
+    /// the cursor to continue from (`None` when the table is done) and how many items were
+    /// skipped because a value of theirs cannot be an index key (DynamoDB's index key
+    /// violations: the wrong type, or an empty or oversized string or binary).
     fn backfill_chunk(
         &mut self,
         table: &str,
         index_id: u64,
         after: Option<Vec<u8>>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Backfilled, StoreError> {
         self.requests += 1;
+        let done = Backfilled::default();
         let Some(t) = self.lookup_table(table) else {
-            return Ok(None);
+            return Ok(done);
         };
         let Some(idx) = t.indexes.iter().find(|i| i.id == index_id).cloned() else {
-            return Ok(None);
+            return Ok(done);
         };
         let lo = match &after {
             Some(k) => std::ops::Bound::Excluded(record::item_key(t.id, k)),
@@ -732,23 +744,30 @@ impl<'a> Group<'a> {
             .take(BACKFILL_CHUNK)
             .map(|g| g.key().map(|k| k.to_vec()))
             .collect::<Result<_, _>>()?;
+        let mut skipped = 0;
         for full in &keys {
             let base = full.get(n..).unwrap_or_default();
-            if let Some(state) = self.current(full)?
-                && let (Some(k), Some(entry)) = (
-                    index_entry_key(&idx, &state.item, base),
-                    idx.entry_of(&t.key_schema, &state.item),
-                )
-            {
-                self.batch
-                    .insert(&self.inner.index, k, record::encode_index_entry(&entry));
+            let Some(state) = self.current(full)? else {
+                continue;
+            };
+            // An item with no value for an index key attribute is simply not in the index.
+            let Some(entry) = idx.entry_of(&t.key_schema, &state.item) else {
+                continue;
+            };
+            match index_entry_key(&idx, &state.item, base) {
+                Some(k) => {
+                    self.batch
+                        .insert(&self.inner.index, k, record::encode_index_entry(&entry))
+                }
+                None => skipped += 1,
             }
         }
-        Ok(if keys.len() < BACKFILL_CHUNK {
+        let next = if keys.len() < BACKFILL_CHUNK {
             None
         } else {
             keys.last().map(|k| k.get(n..).unwrap_or_default().to_vec())
-        })
+        };
+        Ok(Backfilled { next, skipped })
     }
 
     /// The highest sequence of `origin` applied here (dedup watermark).
@@ -1147,7 +1166,7 @@ impl<'a> Group<'a> {
             return Ok(());
         }
         let version = Version {
-            ts: hlc.now(),
+            ts: hlc.now().map_err(StoreError::Clock)?,
             region: self.inner.region.clone(),
         };
         meta.version = Some(version.clone());
@@ -1174,7 +1193,7 @@ impl<'a> Group<'a> {
             return Ok(());
         };
         let version = Version {
-            ts: hlc.now(),
+            ts: hlc.now().map_err(StoreError::Clock)?,
             region: self.inner.region.clone(),
         };
         self.remove_table(&meta, &version);
@@ -1198,7 +1217,7 @@ impl<'a> Group<'a> {
         let mut meta = (*old).clone();
         update(&mut meta);
         let version = Version {
-            ts: hlc.now(),
+            ts: hlc.now().map_err(StoreError::Clock)?,
             region: self.inner.region.clone(),
         };
         meta.version = Some(version.clone());
@@ -1502,9 +1521,16 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
                     entries,
                     repair,
                     reply,
-                } => group.apply_remote(entries, repair, &mut hlc).map(|report| {
-                    group.done.push(Done::Applied(reply, report));
-                }),
+                } => match admit(&entries, &hlc, inner.max_clock_offset_ms) {
+                    // Refused before anything of it is written: the group goes on.
+                    Err(refused) => {
+                        let _ = reply.send(Err(refused));
+                        Ok(())
+                    }
+                    Ok(()) => group.apply_remote(entries, repair, &mut hlc).map(|report| {
+                        group.done.push(Done::Applied(reply, report));
+                    }),
+                },
                 Job::BackfillChunk {
                     table,
                     index_id,
@@ -1567,6 +1593,19 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         }
     }
     tracing::info!("writer stopped");
+}
+
+/// Checks every version of a batch from another region against the maximum clock offset
+/// before any of it is applied: one version too far ahead refuses the whole batch.
+fn admit(entries: &[ChangeEntry], hlc: &Hlc, max_offset_ms: u64) -> Result<(), StoreError> {
+    for e in entries {
+        hlc.admit(e.version.ts, max_offset_ms)
+            .map_err(|error| StoreError::ClockAhead {
+                origin: e.version.region.clone(),
+                error,
+            })?;
+    }
+    Ok(())
 }
 
 /// Takes a change apart into its item's storage key, its version and the state it leaves the

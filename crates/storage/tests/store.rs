@@ -973,3 +973,51 @@ async fn received_puts_applied_from_their_encoded_items_end_as_decoded_ones() {
         decoded.changes(1, 1000).unwrap()
     );
 }
+
+/// A batch holding a version more than the maximum clock offset ahead of the receiver's clock
+/// is refused whole — by replication and by repair alike — without touching the store or its
+/// clock; once the receiver's clock is within the offset the same batch applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_too_far_ahead_is_refused_whole_and_leaves_the_store_healthy() {
+    use meridian_core::ManualClock;
+    use meridian_storage::StoreError;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let t0 = 1_800_000_000_000;
+    let a = Store::open(StoreOptions::new(
+        da.path(),
+        "a",
+        ManualClock::new(t0 + 2_000),
+    ))
+    .unwrap();
+    let clock_b = ManualClock::new(t0);
+    let b = Store::open(StoreOptions::new(db.path(), "b", clock_b.clone())).unwrap();
+    let ta = a.create_table(meta("r")).await.unwrap();
+    put(&a, &ta, item("k1", 1)).await;
+    let from_a = a.changes(1, 100).unwrap();
+
+    for refused in [
+        b.apply_remote(from_a.clone()).await,
+        b.repair(from_a.clone()).await,
+    ] {
+        match refused {
+            Err(StoreError::ClockAhead { origin, error }) => {
+                assert_eq!(origin, "a");
+                assert!(error.to_string().contains("2000 ms ahead"), "{error}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(!b.is_poisoned());
+    assert!(b.table("r").is_none(), "nothing of the batch applied");
+    assert_eq!(b.watermark("a").unwrap(), 0);
+    // The refused versions did not drag b's clock forward.
+    let tb = b.create_table(meta("local")).await.unwrap();
+    let own = b.changes(1, 10).unwrap();
+    assert_eq!(own[0].version.ts.physical_ms(), t0);
+    put(&b, &tb, item("x", 1)).await;
+
+    clock_b.set(t0 + 1_600);
+    let r = b.apply_remote(from_a).await.unwrap();
+    assert_eq!(r.applied, 2);
+    assert_eq!(b.watermark("a").unwrap(), 2);
+}

@@ -3,7 +3,7 @@
 use super::capacity::{self, Consumed};
 use super::common::{Req, missing, refuse_reserved_attrs, store_err, table};
 use crate::state::AppState;
-use meridian_model::size::{check_item_size, item_size};
+use meridian_model::size::{check_item, item_size};
 use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
 use serde_json::{Map, Value, json};
@@ -65,7 +65,7 @@ pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
                         .ok_or_else(|| missing("requestItems.putRequest.item"))?;
                     refuse_reserved_attrs(&item)?;
                     let key = t.key_schema.key_of_item(&item)?;
-                    check_item_size(&item)?;
+                    check_item(&item)?;
                     t.check_index_keys(&item)?;
                     (key, ChangeKind::Put(item))
                 }

@@ -196,6 +196,12 @@ pub fn store_err(e: StoreError) -> ApiError {
         StoreError::TableExists(name) => {
             ApiError::ResourceInUse(format!("Table already exists: {name}"))
         }
+        // The store stopped (fail-stop) or is stopping: a retryable answer, and the region's
+        // health check takes it out of routing.
+        e @ (StoreError::Poisoned | StoreError::Closed | StoreError::Engine(_)) => {
+            tracing::error!(error = %e, "store unavailable");
+            ApiError::ServiceUnavailable("The region's store is unavailable".into())
+        }
         other => ApiError::InternalServerError(other.to_string()),
     }
 }

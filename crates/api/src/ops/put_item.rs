@@ -7,7 +7,7 @@ use super::common::{
 };
 use crate::state::AppState;
 use meridian_expr::ExprKind;
-use meridian_model::size::{check_item_size, item_size};
+use meridian_model::size::{check_item, item_size};
 use meridian_model::value::item_to_json;
 use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
@@ -21,7 +21,7 @@ pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiErro
     let item = req.item("Item")?.ok_or_else(|| missing("item"))?;
     refuse_reserved_attrs(&item)?;
     t.key_schema.key_of_item(&item)?;
-    check_item_size(&item)?;
+    check_item(&item)?;
     t.check_index_keys(&item)?;
     let rv = return_values(&req, &["NONE", "ALL_OLD"])?;
     let return_old = rv == "ALL_OLD";

@@ -15,7 +15,7 @@ use super::transact_tokens::{Lookup, fingerprint};
 use crate::state::AppState;
 use meridian_expr::{Condition, ExprKind, Update, parse_condition, parse_update};
 use meridian_model::error::CancellationReason;
-use meridian_model::size::{check_item_size, item_size};
+use meridian_model::size::{check_item, item_size};
 use meridian_model::table::TableMeta;
 use meridian_model::{ApiError, Item};
 use meridian_storage::{Change, ChangeKind};
@@ -110,7 +110,7 @@ fn parse_op(state: &AppState, raw: &Value, n: usize) -> Result<Op, Fail> {
             let item = sub.item("Item")?.ok_or_else(|| missing(&field("item")))?;
             refuse_reserved_attrs(&item)?;
             let key = t.key_schema.key_of_item(&item).map_err(Fail::Action)?;
-            check_item_size(&item).map_err(Fail::Action)?;
+            check_item(&item).map_err(Fail::Action)?;
             (key, Action::Put(item))
         }
         _ => {
@@ -193,7 +193,7 @@ fn apply(op: &Op, old: Option<&Item>) -> Result<Applied, CancellationReason> {
             let new = update
                 .apply(Some(&base))
                 .map_err(|e| validation_reason(&e))?;
-            check_item_size(&new).map_err(|e| validation_reason(&e))?;
+            check_item(&new).map_err(|e| validation_reason(&e))?;
             Applied {
                 write_bytes: Some(item_size(&new).max(old_size.unwrap_or(0))),
                 change: Some(ChangeKind::Put(new)),

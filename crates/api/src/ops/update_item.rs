@@ -11,7 +11,7 @@ use meridian_expr::{ExprKind, PathElem, Projection, Update, parse_update};
 use meridian_model::ApiError;
 use meridian_model::AttributeValue;
 use meridian_model::crdt::{Effect, after_update};
-use meridian_model::size::{check_item_size, item_size};
+use meridian_model::size::{check_item, item_size};
 use meridian_model::value::item_to_json;
 use meridian_storage::{Change, ChangeKind};
 use serde_json::{Value, json};
@@ -110,7 +110,7 @@ pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiErro
                 },
                 None => base,
             };
-            if let Err(e) = check_item_size(&new).and_then(|_| table.check_index_keys(&new)) {
+            if let Err(e) = check_item(&new).and_then(|_| table.check_index_keys(&new)) {
                 return (vec![], Err(e));
             }
             let stored = cur.first().and_then(|c| c.as_ref());

@@ -207,6 +207,30 @@ pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolE
     Ok(entries)
 }
 
+/// Checks that `sender` may send every entry of a batch to `receiver`: its origin is one the
+/// topology ships over that link (a mesh peer: only its own changes; a star's hub: any other
+/// region's; a spoke: only its own). An authenticated peer that sends another region's
+/// sequence would otherwise silence that region: the receiver's dedup watermark would skip the
+/// real changes as already applied.
+pub fn check_origins(
+    entries: &[ChangeEntry],
+    topology: &crate::topology::Topology,
+    sender: &str,
+    receiver: &str,
+) -> Result<(), ProtocolError> {
+    match entries
+        .iter()
+        .find(|e| !topology.ships(sender, receiver, &e.gtid.origin))
+    {
+        Some(e) => Err(invalid(format!(
+            "entry {} has an origin {sender} may not send to {receiver} ({} topology)",
+            e.gtid,
+            topology.kind()
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +277,27 @@ mod tests {
             e.op = ChangeOp::Put(item.expect("a put"));
         }
         v
+    }
+
+    #[test]
+    fn a_peer_may_send_only_the_origins_its_link_carries() {
+        use crate::topology::Topology;
+        let own = [entry(1, "a", 1), entry(2, "a", 2)];
+        let forged = [entry(1, "a", 1), entry(2, "c", 7)];
+        let mesh = Topology::Mesh;
+        assert!(check_origins(&own, &mesh, "a", "b").is_ok());
+        let err = check_origins(&forged, &mesh, "a", "b")
+            .expect_err("another region's entry from a mesh peer")
+            .to_string();
+        assert!(
+            err.contains("may not send") && err.contains("mesh"),
+            "{err}"
+        );
+        let star = Topology::Star { hub: "h".into() };
+        // the hub forwards every other region's changes to a spoke; a spoke sends only its own
+        assert!(check_origins(&forged, &star, "h", "b").is_ok());
+        assert!(check_origins(&own, &star, "a", "h").is_ok());
+        assert!(check_origins(&forged, &star, "a", "h").is_err());
     }
 
     #[test]

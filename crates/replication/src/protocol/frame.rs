@@ -238,6 +238,9 @@ pub enum ErrorCode {
     LogPurged,
     /// The receiver is installing a snapshot from another peer: try again later.
     Busy,
+    /// The receiver refused a batch unapplied (a version too far ahead of its clock): the
+    /// sender backs off and sends it again.
+    Refused,
 }
 
 /// An error frame.

@@ -1,0 +1,115 @@
+"""Bad input loses nothing and stops nothing: nesting as deep as DynamoDB allows and no deeper,
+numbers refused before any arithmetic, index keys within DynamoDB's limits (and an index
+backfill that skips what cannot be a key), each against a real region over boto3."""
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from meridian_testlib import Region, create_table, error_code, raw, wait_until
+
+
+def nested(maps, leaf=None):
+    """A value with `maps` maps around a string: nesting level maps + 1."""
+    v = leaf or {"S": "deep"}
+    for _ in range(maps):
+        v = {"M": {"a": v}}
+    return v
+
+
+def test_items_nest_32_levels_and_no_deeper(ddb, table_name):
+    create_table(ddb, table_name)
+    deepest = nested(31)
+    ddb.put_item(TableName=table_name, Item={"pk": {"S": "ok"}, "d": deepest})
+    got = ddb.get_item(TableName=table_name, Key={"pk": {"S": "ok"}}, ConsistentRead=True)["Item"]
+    assert got["d"] == deepest
+    for too_deep in [nested(32), nested(31, {"L": [{"N": "1"}]})]:
+        with pytest.raises(ClientError) as e:
+            ddb.put_item(TableName=table_name, Item={"pk": {"S": "deep"}, "d": too_deep})
+        assert error_code(e.value) == "ValidationException"
+        assert "Nesting Levels have exceeded supported limits" in str(e.value)
+    # an update that puts a value within the limit one level deeper is refused too
+    with pytest.raises(ClientError) as e:
+        ddb.update_item(TableName=table_name, Key={"pk": {"S": "ok"}},
+                        UpdateExpression="SET d.a = :v",
+                        ExpressionAttributeValues={":v": nested(31)})
+    assert "Nesting Levels" in str(e.value)
+    assert "Item" not in ddb.get_item(TableName=table_name, Key={"pk": {"S": "deep"}})
+    assert ddb.get_item(TableName=table_name, Key={"pk": {"S": "ok"}},
+                        ConsistentRead=True)["Item"]["d"] == deepest
+
+
+def test_a_two_million_digit_number_is_refused_at_once(region, table_name):
+    create_table(region.client(), table_name)
+    body = {"TableName": table_name, "Item": {"pk": {"S": "n"}, "v": {"N": "7" * 2_000_000}}}
+    started = time.monotonic()
+    status, _, out = raw(region.endpoint, "PutItem", body)
+    elapsed = time.monotonic() - started
+    assert status == 400 and out["__type"].endswith("ValidationException"), out
+    assert "38 significant digits" in out["message"]
+    # the whole round trip of a 2 MB request on a debug build; the parse itself is linear
+    assert elapsed < 2.0, f"refused after {elapsed:.3f} s"
+    assert region.health()[0] == 200
+
+
+def test_index_keys_over_dynamodbs_limits_are_refused(ddb, table_name):
+    ddb.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "g", "AttributeType": "S"},
+                              {"AttributeName": "s", "AttributeType": "S"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by_g",
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                          {"AttributeName": "s", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        BillingMode="PAY_PER_REQUEST")
+    for attr, size, limit in [("g", 70_000, 2048), ("g", 2049, 2048), ("s", 1025, 1024)]:
+        item = {"pk": {"S": "k"}, "g": {"S": "g"}, "s": {"S": "s"}}
+        item[attr] = {"S": "x" * size}
+        with pytest.raises(ClientError) as e:
+            ddb.put_item(TableName=table_name, Item=item)
+        assert error_code(e.value) == "ValidationException"
+        assert (f"Size limit exceeded for Index Key {attr} Actual Size: {size} bytes "
+                f"Max Size: {limit} bytes IndexName: by_g") in str(e.value)
+    ddb.put_item(TableName=table_name,
+                 Item={"pk": {"S": "k"}, "g": {"S": "x" * 2048}, "s": {"S": "y" * 1024}})
+    got = ddb.query(TableName=table_name, IndexName="by_g",
+                    KeyConditionExpression="g = :g",
+                    ExpressionAttributeValues={":g": {"S": "x" * 2048}})["Items"]
+    assert [i["pk"]["S"] for i in got] == ["k"]
+
+
+def test_an_index_added_over_unusable_values_skips_them_and_the_region_survives(tmp_path):
+    # An item whose value is too long to be an index key, then a GSI over that attribute:
+    # the backfill skips the item (DynamoDB's index key violation), the index becomes ACTIVE,
+    # and the region keeps serving — and starts again on the same data.
+    region = Region(tmp_path / "data").start()
+    try:
+        ddb = region.client()
+        create_table(ddb, "tbl")
+        ddb.put_item(TableName="tbl", Item={"pk": {"S": "long"}, "g": {"S": "x" * 70_000}})
+        ddb.put_item(TableName="tbl", Item={"pk": {"S": "short"}, "g": {"S": "ok"}})
+        ddb.update_table(
+            TableName="tbl",
+            AttributeDefinitions=[{"AttributeName": "g", "AttributeType": "S"}],
+            GlobalSecondaryIndexUpdates=[{"Create": {
+                "IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}}}])
+
+        def active():
+            idx = ddb.describe_table(TableName="tbl")["Table"]["GlobalSecondaryIndexes"][0]
+            return idx["IndexStatus"] == "ACTIVE"
+
+        wait_until(active, timeout=20, what="index backfilled")
+        assert region.health()[0] == 200
+        keys = [i["pk"]["S"] for i in ddb.scan(TableName="tbl", IndexName="by_g")["Items"]]
+        assert keys == ["short"]
+        assert "index key violations" in region.log()
+        assert region.terminate() == 0
+        region.start()
+        assert ddb.get_item(TableName="tbl", Key={"pk": {"S": "long"}})["Item"]["g"]["S"] == "x" * 70_000
+    finally:
+        region.kill()
