@@ -24,6 +24,10 @@ pub enum GatewayError {
     /// The request body could not be read or is too large.
     #[error("request body: {0}")]
     Body(String),
+    /// Not the DynamoDB API: the gateway forwards only `POST /`, never a region's admin,
+    /// anti-entropy or metrics routes.
+    #[error("the gateway serves only the DynamoDB API (POST /), not {0}")]
+    NotProxied(String),
 }
 
 impl GatewayError {
@@ -41,6 +45,10 @@ impl GatewayError {
             GatewayError::Body(_) => (
                 StatusCode::BAD_REQUEST,
                 "com.amazon.coral.service#SerializationException",
+            ),
+            GatewayError::NotProxied(_) => (
+                StatusCode::NOT_FOUND,
+                "com.amazon.coral.service#UnknownOperationException",
             ),
         }
     }

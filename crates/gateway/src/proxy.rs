@@ -158,6 +158,10 @@ impl Gateway {
     /// Handles one client request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let (parts, body) = req.into_parts();
+        if parts.method != hyper::Method::POST || parts.uri.path() != "/" {
+            let what = format!("{} {}", parts.method, parts.uri.path());
+            return GatewayError::NotProxied(what).to_response();
+        }
         // Buffered, not streamed: the partition key must be read before choosing a region, and
         // a read must be replayable on another region. DynamoDB bodies are bounded (16 MiB).
         let body = match Limited::new(body, self.config.max_body_bytes)

@@ -334,6 +334,47 @@ async fn signed_requests_are_forwarded_unchanged() {
     f.stop().await;
 }
 
+/// Only the DynamoDB API goes through: a region's admin, anti-entropy and metrics routes are
+/// answered by the gateway itself with a 404 and never reach a region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_metrics_paths_are_never_forwarded() {
+    let f = Fixture::start("refuse").await;
+    let before: usize = f
+        .backends
+        .iter()
+        .map(|b| b.seen.lock().unwrap().len())
+        .sum();
+    for (method, path) in [
+        ("POST", "/admin/ae/apply?table=Users"),
+        ("GET", "/admin/changelog?from=1"),
+        ("POST", "/admin/clock/skew?ms=5000"),
+        ("GET", "/metrics"),
+        ("GET", "/"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", f.gw().addr))
+            .header("x-amz-target", "DynamoDB_20120810.GetItem")
+            .body(Full::new(Bytes::from(get_item("alice"))))
+            .unwrap();
+        let resp = f.client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 404, "{method} {path}");
+        assert!(
+            resp.headers().get(REGION_HEADER).is_none(),
+            "{method} {path}"
+        );
+    }
+    let after: usize = f
+        .backends
+        .iter()
+        .map(|b| b.seen.lock().unwrap().len())
+        .sum();
+    assert_eq!(before, after, "nothing reached a region");
+    let (status, _, _) = f.call("GetItem", &get_item("alice"), None).await;
+    assert_eq!(status, 200);
+    f.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_down_reads_fail_over_writes_refused() {
     let mut f = Fixture::start("refuse").await;
