@@ -4,6 +4,7 @@ signed HTTP, wait on conditions with deadlines."""
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import threading
@@ -42,12 +43,18 @@ def wait_until(cond, timeout=10.0, interval=0.02, what="condition"):
 class Region:
     """One `meridian region` process on 127.0.0.1 with its own data dir."""
 
-    def __init__(self, data_dir, name="r1", port=0, extra_args=(), host="127.0.0.1"):
+    def __init__(self, data_dir, name="r1", port=0, extra_args=(), host="127.0.0.1",
+                 token_file=None):
         self.data_dir = Path(data_dir)
         self.name = name
         self.host = host
         self.port = port
         self.extra_args = list(extra_args)
+        # With an admin token file, the region requires the token on /admin/* and get/post
+        # present it; without, its admin endpoints answer loopback clients (these tests).
+        self.token_file = token_file
+        if token_file:
+            self.extra_args += ["--admin-token-file", str(token_file)]
         self.proc = None
         self.log_path = self.data_dir.parent / f"{name}-{id(self)}.log"
 
@@ -86,13 +93,20 @@ class Region:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
 
+    def admin_headers(self):
+        if not self.token_file:
+            return {}
+        return {"Authorization": "Bearer " + Path(self.token_file).read_text().strip()}
+
     def get(self, path):
-        with urllib.request.urlopen(self.endpoint + path, timeout=5) as r:
+        req = urllib.request.Request(self.endpoint + path, headers=self.admin_headers())
+        with urllib.request.urlopen(req, timeout=5) as r:
             return r.read().decode()
 
-    def post(self, path):
-        req = urllib.request.Request(self.endpoint + path, method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=5) as r:
+    def post(self, path, timeout=5):
+        req = urllib.request.Request(self.endpoint + path, method="POST", data=b"",
+                                     headers=self.admin_headers())
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read())
 
     def client(self, **kw):
@@ -116,6 +130,16 @@ class Region:
             return self.log_path.read_text()[-4000:]
         except OSError:
             return ""
+
+
+def make_token_file(path):
+    """An admin token file as `meridian up` makes one: random, mode 0600."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return path
 
 
 def client(endpoint, key="meridian", secret="meridian", retries=0, timeout=30):

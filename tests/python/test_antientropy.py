@@ -1,18 +1,16 @@
 """Anti-entropy: two regions whose copies of a table diverged (no replication running) compare
 bucket digests and repair each other; afterwards their digests and items are identical and the
-later write of a conflicting key wins."""
+later write of a conflicting key wins. The regions share an admin token, as a cluster's do: the
+repair presents it to its peer, and runs only against a configured peer, named."""
 
 import json
 import time
+import urllib.error
 import urllib.request
 
-from meridian_testlib import Region, create_table
+import pytest
 
-
-def post(url):
-    req = urllib.request.Request(url, method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
+from meridian_testlib import Region, create_table, make_token_file
 
 
 def digest(region, table):
@@ -27,8 +25,10 @@ def scan_all(c, table):
 
 
 def test_anti_entropy_repairs_both_sides(tmp_path):
-    a = Region(tmp_path / "a", name="ae-a").start()
-    b = Region(tmp_path / "b", name="ae-b").start()
+    token = make_token_file(tmp_path / "secrets" / "admin-token")
+    b = Region(tmp_path / "b", name="ae-b", token_file=token).start()
+    a = Region(tmp_path / "a", name="ae-a", token_file=token,
+               extra_args=["--ae-peer", f"ae-b={b.endpoint}"]).start()
     try:
         ca, cb = a.client(), b.client()
         for c in (ca, cb):
@@ -46,7 +46,10 @@ def test_anti_entropy_repairs_both_sides(tmp_path):
         ca.delete_item(TableName="ae_tbl", Key={"pk": {"S": "gone"}})  # a later delete wins
         assert digest(a, "ae_tbl")["digest"] != digest(b, "ae_tbl")["digest"]
 
-        report = post(f"{a.endpoint}/admin/anti-entropy?peer={b.endpoint}&table=ae_tbl")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            a.post(f"/admin/anti-entropy?peer={b.endpoint}&table=ae_tbl")
+        assert e.value.code == 400, "a URL is not a configured peer"
+        report = a.post("/admin/anti-entropy?peer=ae-b&table=ae_tbl", timeout=60)
         t = report["tables"][0]
         assert t["converged"] is True
         assert t["buckets_differing"] > 0
@@ -58,7 +61,7 @@ def test_anti_entropy_repairs_both_sides(tmp_path):
         assert ca.get_item(TableName="ae_tbl", Key={"pk": {"S": "both"}})["Item"]["v"] == {"S": "newer"}
         assert "Item" not in cb.get_item(TableName="ae_tbl", Key={"pk": {"S": "gone"}})
         # a second run finds nothing to do
-        again = post(f"{a.endpoint}/admin/anti-entropy?peer={b.endpoint}&table=ae_tbl")["tables"][0]
+        again = a.post("/admin/anti-entropy?peer=ae-b&table=ae_tbl", timeout=60)["tables"][0]
         assert again["buckets_differing"] == 0 and again["converged"] is True
     finally:
         a.terminate()

@@ -51,7 +51,8 @@ class Cluster:
         self.regions = {}
 
     def args(self, name):
-        a = ["--replication-listen", f"127.0.0.1:{self.repl_ports[name]}",
+        a = ["--enable-fault-injection",
+             "--replication-listen", f"127.0.0.1:{self.repl_ports[name]}",
              "--replication-secret", self.secrets.get(name, SECRET),
              "--topology", self.topology]
         if self.hub:
@@ -915,6 +916,22 @@ def test_a_version_too_far_ahead_is_refused_and_alarmed_until_the_clock_allows_i
                what="the refusal clears once a batch applies")
 
 
+def test_fault_hooks_exist_only_with_fault_injection_on(tmp_path):
+    port = free_port()
+    r = Region(tmp_path / "data", name="plain",
+               extra_args=["--replication-listen", f"127.0.0.1:{port}",
+                           "--replication-secret", SECRET]).start()
+    try:
+        for path in ["/admin/clock/skew?ms=5000", "/admin/links/eu/pause"]:
+            with pytest.raises(urllib.error.HTTPError) as e:
+                r.post(path)
+            assert e.value.code == 404
+            assert "--enable-fault-injection" in e.value.read().decode()
+        assert json.loads(r.get("/admin/replication"))["links"] == []
+    finally:
+        r.terminate()
+
+
 def test_fault_hooks_are_bounded(cluster):
     c = cluster(["us", "eu"])
     for path in ["/admin/clock/skew?ms=3600001", "/admin/clock/skew?ms=-3600001",
@@ -924,3 +941,57 @@ def test_fault_hooks_are_bounded(cluster):
         assert e.value.code == 400, path
     assert c["us"].post("/admin/clock/skew?ms=-3600000")["skew_ms"] == -3600000
     c["us"].post("/admin/clock/skew?ms=0")
+
+
+def hello_frame(sender, to):
+    """A replication `Hello` as a peer sends it (postcard: version 02, variant 0, two strings, a
+    32-byte nonce), length-prefixed."""
+    def string(s):
+        b = s.encode()
+        assert len(b) < 128
+        return bytes([len(b)]) + b
+    body = b"\x02\x00" + string(sender) + string(to) + os.urandom(32)
+    return len(body).to_bytes(4, "big") + body
+
+
+def closed_by_peer(s, timeout=5.0):
+    """Whether the server closes `s` within `timeout` (whatever it sent before closing)."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(4096):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_anonymous_connections_to_the_replication_port_are_bounded(cluster):
+    c = cluster(["us", "eu"])
+    c.create_table("anon")
+    port = c.repl_ports["us"]
+    # Before the handshake only small frames: a length prefix of 8 MiB closes the connection
+    # at once instead of making the region buffer it.
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall((8 << 20).to_bytes(4, "big") + b"x" * 4096)
+        assert closed_by_peer(s)
+    # Names claimed by unknown callers never become metric labels.
+    for i in range(20):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(hello_frame(f"made-up-{i}", "us"))
+            assert closed_by_peer(s)
+    text = c["us"].get("/metrics")
+    assert "made-up-" not in text
+    assert (metric(c["us"], "meridian_replication_refused_total", {"peer": "?"}) or 0) >= 20
+    # Idle anonymous connections beyond the cap (4 per peer + 16 = 20 here) are closed at once;
+    # the authenticated link keeps replicating meanwhile.
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
+    try:
+        closed = sum(closed_by_peer(s, timeout=0.5) for s in idle)
+        assert closed >= 10, closed
+        put(c.client("eu"), "anon", "while-crowded", "x")
+        c.wait_converged("anon", expect_count=1, timeout=20)
+    finally:
+        for s in idle:
+            s.close()

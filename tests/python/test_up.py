@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -79,8 +80,9 @@ def spec_text(ports, extra_tables=()):
     return "\n".join(lines) + "\n"
 
 
-def get_json(url, timeout=2.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def get_json(url, token=None, timeout=2.0):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
         return json.loads(r.read())
 
 
@@ -137,12 +139,19 @@ class Cluster:
     def file(self):
         return json.loads(self.cluster_json.read_text())
 
+    def token(self):
+        return Path(self.file()["admin_token_file"]).read_text().strip()
+
+    def get_json(self, url):
+        """An admin GET, with the cluster's admin token (every admin endpoint requires it)."""
+        return get_json(url, token=self.token())
+
     def ready(self):
         assert self.proc.poll() is None, f"meridian up exited: {self.logs()}"
         f = self.file()
         return (f["control"]["pid"] and f["dns"]["pid"] and f["gateway"]["pid"]
                 and all(r["pid"] for r in f["regions"]) and f["gateway"]["status"] == "running"
-                and get_json(f["dns"]["admin"] + "/admin/config")["version"])
+                and self.get_json(f["dns"]["admin"] + "/admin/config")["version"])
 
     def logs(self):
         out = (self.tmp / "up.log").read_text()[-3000:]
@@ -214,7 +223,7 @@ def test_up_runs_every_component_and_survives_the_control_plane(cluster):
     # Every component runs spec version 1, fetched from the control plane.
     admins = [r["endpoint"] for r in f["regions"]] + [f["dns"]["admin"], f["gateway"]["admin"]]
     for a in admins:
-        cfg = wait_until(lambda a=a: get_json(a + "/admin/config"), what=f"{a} config")
+        cfg = wait_until(lambda a=a: cluster.get_json(a + "/admin/config"), what=f"{a} config")
         assert (cfg["version"], cfg["source"]) == (1, "control"), (a, cfg)
 
     # The spec's table exists in every region; a write through the gateway reaches them all.
@@ -254,7 +263,7 @@ def test_up_runs_every_component_and_survives_the_control_plane(cluster):
     assert r.returncode == 0, r.stdout + r.stderr
     eu = next(r for r in cluster.file()["regions"] if r["name"] == "eu-west")
     assert eu["pid"] and eu["pid"] != old_pid and not alive(old_pid)
-    cfg = get_json(eu["endpoint"] + "/admin/config")
+    cfg = cluster.get_json(eu["endpoint"] + "/admin/config")
     assert (cfg["version"], cfg["source"]) == (1, "cache"), cfg
     eu_client = client(eu["endpoint"])
     assert eu_client.describe_table(TableName="up_users")["Table"]["TableStatus"] == "ACTIVE"
@@ -273,13 +282,13 @@ def test_up_runs_every_component_and_survives_the_control_plane(cluster):
     control = cluster.file()["control"]["endpoint"]
 
     def all_on_v2():
-        comps = get_json(control + "/v1/status")["components"]
+        comps = cluster.get_json(control + "/v1/status")["components"]
         want = {f"region/{n}" for n in NETS} | {"dns", "gateway"}
         return want <= set(comps) and all(comps[c]["version"] == 2 for c in want)
 
     wait_until(all_on_v2, timeout=20, interval=0.2, what="every component reports version 2")
     for a in admins:
-        cfg = get_json(a + "/admin/config")
+        cfg = cluster.get_json(a + "/admin/config")
         assert (cfg["version"], cfg["source"]) == (2, "control"), (a, cfg)
     for reg in cluster.file()["regions"]:
         assert client(reg["endpoint"]).describe_table(TableName="up_orders")["Table"]
@@ -289,7 +298,7 @@ def test_up_runs_every_component_and_survives_the_control_plane(cluster):
     bad.write_text(spec_text(cluster.ports).replace('name = "eu-west"', 'name = "us-east"'))
     r = meridian("apply", "-f", str(bad), "--cluster", str(cluster.cluster_json))
     assert r.returncode != 0 and "declared twice" in r.stderr and "line " in r.stderr
-    assert get_json(control + "/v1/status")["latest_version"] == 2
+    assert cluster.get_json(control + "/v1/status")["latest_version"] == 2
 
     # Operator views.
     r = meridian("status", "--json", "--cluster", str(cluster.cluster_json))
@@ -305,7 +314,7 @@ def test_ids_are_unique_and_carry_the_region(cluster):
     f = cluster.file()
     seen = set()
     for i, r in enumerate(f["regions"]):
-        body = get_json(r["endpoint"] + "/ids?count=500")
+        body = cluster.get_json(r["endpoint"] + "/ids?count=500")
         ids = body["ids"]
         assert ids == sorted(ids) and len(set(ids)) == 500
         assert all((x >> 12) & 1023 == i + 1 for x in ids)
@@ -352,12 +361,93 @@ def test_partition_heal_delay_skew(cluster):
     wait_until(lambda: seen("eu-west"), timeout=20, what="healed region catches up")
     r = meridian("fault", "delay", "us-east", "eu-west", "20", "--cluster", cj)
     assert r.returncode == 0, r.stdout + r.stderr
-    rep = get_json(ep["us-east"] + "/admin/replication")
+    rep = cluster.get_json(ep["us-east"] + "/admin/replication")
     assert any(link["peer"] == "eu-west" and link["delay_ms"] == 20 for link in rep["links"])
     r = meridian("fault", "skew", "ap-southeast", "-1500", "--cluster", cj)
     assert r.returncode == 0, r.stdout + r.stderr
     r = meridian("fault", "skew", "ap-southeast", "0", "--cluster", cj)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def status_of(method, url, token=None, body=b""):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(url, method=method, headers=headers,
+                                 data=body if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_every_admin_endpoint_refuses_callers_without_the_token(cluster):
+    # `up` made one admin token (a 0600 file named in cluster.json); every admin endpoint of
+    # every component refuses a request without it or with another, and nothing changes.
+    f = cluster.file()
+    token_file = Path(f["admin_token_file"])
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = cluster.token()
+    region = f["regions"][0]["endpoint"]
+    other = f["regions"][1]["name"]
+    item = {"entries": []}
+    attempts = [
+        ("GET", region + "/admin/changelog?from=1&limit=10"),
+        ("GET", region + "/admin/ae/digest?table=up_users"),
+        ("GET", region + "/admin/ae/bucket?table=up_users&bucket=0"),
+        ("POST", region + "/admin/ae/apply?table=up_users"),
+        ("POST", region + f"/admin/anti-entropy?peer={other}"),
+        ("POST", region + "/admin/clock/skew?ms=3000"),
+        ("POST", region + f"/admin/links/{other}/pause"),
+        ("POST", region + "/admin/drain"),
+        ("GET", region + "/admin/replication"),
+        ("GET", region + "/admin/config"),
+        ("GET", f["control"]["endpoint"] + "/v1/specs/latest"),
+        ("POST", f["control"]["endpoint"] + "/v1/specs"),
+        ("GET", f["control"]["endpoint"] + "/v1/status"),
+        ("GET", f["dns"]["admin"] + "/admin/status"),
+        ("POST", f["dns"]["admin"] + "/admin/regions/us-east/drain"),
+        ("GET", f["gateway"]["admin"] + "/admin/status"),
+        ("POST", f["gateway"]["admin"] + "/admin/regions/us-east/down"),
+        ("GET", f["up"]["endpoint"] + "/v1/cluster"),
+        ("POST", f["up"]["endpoint"] + "/v1/restart/eu-west"),
+    ]
+    for method, url in attempts:
+        body = json.dumps(item).encode()
+        assert status_of(method, url, body=body) == 401, (method, url)
+        assert status_of(method, url, token="not-the-token", body=body) == 401, (method, url)
+    # nothing was paused, drained, skewed or restarted by them
+    links = cluster.get_json(region + "/admin/replication")["links"]
+    assert all(not l["paused"] for l in links), links
+    assert cluster.get_json(f["dns"]["admin"] + "/admin/status")
+    pids = cluster.pids()
+    # the data API, health and metrics stay open; the gateway forwards only the data API
+    assert status_of("GET", region + "/health") == 200
+    assert status_of("GET", region + "/metrics") == 200
+    assert status_of("GET", f["control"]["endpoint"] + "/health") == 200
+    for path in ["/admin/changelog?from=1", "/admin/clock/skew?ms=1", "/metrics"]:
+        assert status_of("GET", f["gateway"]["endpoint"] + path, token=token) == 404
+    # with the token they answer
+    assert status_of("GET", region + "/admin/changelog?from=1&limit=1", token=token) == 200
+    assert status_of("GET", f["control"]["endpoint"] + "/v1/status", token=token) == 200
+    assert status_of("GET", f["up"]["endpoint"] + "/v1/cluster", token=token) == 200
+    assert cluster.pids() == pids
+    # anti-entropy runs only against configured peers, named — never a URL from the request
+    r = status_of("POST", region + "/admin/anti-entropy?peer=http://127.0.0.1:9", token=token)
+    assert r == 400
+    r = meridian("status", "--json", "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0 and json.loads(r.stdout)["control"]["reachable"], r.stderr
+
+
+def test_no_secret_is_on_a_command_line(cluster):
+    # The spec's replication secret reaches the regions through their environment, not argv,
+    # which every user of the machine can read (`ps`).
+    assert "test-secret-123" in cluster.spec.read_text()
+    for pid in [p for p in cluster.pids() if p]:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert "test-secret-123" not in cmdline and "--replication-secret" not in cmdline, cmdline
+    for r in cluster.file()["regions"]:
+        link = cluster.get_json(r["endpoint"] + "/admin/replication")["links"]
+        assert link and all(l["connected"] for l in link), "the links still authenticate"
 
 
 def test_ctrl_c_stops_everything(cluster):

@@ -8,18 +8,34 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use meridian_auth::AdminToken;
 use meridian_storage::Store;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// The endpoints, over this region's store.
-pub fn router(store: Store) -> Router {
+/// The peer regions a repair may run against: name → DynamoDB endpoint (`http://HOST:PORT`),
+/// and the admin token presented to them.
+#[derive(Clone, Debug, Default)]
+pub struct Peers {
+    /// Name → endpoint.
+    pub endpoints: BTreeMap<String, String>,
+    /// The cluster's admin token.
+    pub token: Option<Arc<AdminToken>>,
+}
+
+/// The endpoints, over this region's store; repairs run against `peers` only.
+pub fn router(store: Store, peers: Peers) -> Router {
     Router::new()
         .route("/admin/ae/digest", get(digest))
         .route("/admin/ae/bucket", get(bucket))
         .route("/admin/ae/apply", post(apply))
-        .route("/admin/anti-entropy", post(anti_entropy))
-        .with_state(store)
+        .with_state(store.clone())
+        .route(
+            "/admin/anti-entropy",
+            post(anti_entropy).with_state((store, Arc::new(peers))),
+        )
 }
 
 #[derive(Deserialize)]
@@ -98,9 +114,22 @@ struct RepairQuery {
     table: Option<String>,
 }
 
-async fn anti_entropy(State(store): State<Store>, Query(q): Query<RepairQuery>) -> Response {
+async fn anti_entropy(
+    State((store, peers)): State<(Store, Arc<Peers>)>,
+    Query(q): Query<RepairQuery>,
+) -> Response {
+    let Some(endpoint) = peers.endpoints.get(&q.peer) else {
+        let known: Vec<&String> = peers.endpoints.keys().collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown peer {:?}: name a configured one ({known:?}, --ae-peer NAME=URL)",
+                q.peer
+            ),
+        );
+    };
     let tables: Vec<String> = q.table.into_iter().collect();
-    match run_repair(&store, &q.peer, &tables).await {
+    match run_repair(&store, endpoint, peers.token.as_deref(), &tables).await {
         Ok(r) => axum::Json(r).into_response(),
         Err(e) => error(StatusCode::BAD_GATEWAY, format!("{e:#}")),
     }

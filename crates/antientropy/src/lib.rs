@@ -13,12 +13,14 @@
 //!
 //! HTTP endpoints (merged into the region server): `GET /admin/ae/digest?table=`,
 //! `GET /admin/ae/bucket?table=&bucket=`, `POST /admin/ae/apply?table=`, and the operator call
-//! `POST /admin/anti-entropy?peer=http://HOST:PORT[&table=]` that runs a repair against a peer
-//! and reports what it repaired on each side.
+//! `POST /admin/anti-entropy?peer=NAME[&table=]` that runs a repair against a configured peer
+//! ([`Peers`]: a name, never a URL from the request, so the call cannot be pointed at an
+//! arbitrary host) and reports what it repaired on each side. Every one of them is an admin
+//! endpoint (the region's admin guard); a repair presents the cluster's admin token to the peer.
 
 pub mod digest;
 mod http;
 mod repair;
 
-pub use http::router;
+pub use http::{Peers, router};
 pub use repair::{RepairReport, run_repair};

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use meridian_auth::AdminToken;
 use meridian_storage::record::{decode_change, encode_change};
 use meridian_storage::{ChangeEntry, Store};
 use serde::Serialize;
@@ -38,20 +39,30 @@ pub struct TableRepair {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// A client of the peer's admin endpoints, presenting the admin token when there is one.
+struct PeerClient {
+    client: HttpClient,
+    bearer: Option<String>,
+}
+
 async fn call(
-    client: &HttpClient,
+    peer: &PeerClient,
     method: &str,
     url: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let req = hyper::Request::builder()
+    let mut req = hyper::Request::builder()
         .method(method)
         .uri(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))?;
-    let resp = client
+        .header("content-type", "application/json");
+    if let Some(b) = &peer.bearer {
+        req = req.header("authorization", b);
+    }
+    let req = req.body(Full::new(Bytes::from(
+        body.map(|b| b.to_string()).unwrap_or_default(),
+    )))?;
+    let resp = peer
+        .client
         .request(req)
         .await
         .with_context(|| format!("{method} {url}"))?;
@@ -103,14 +114,19 @@ fn digests_from(v: &Value) -> anyhow::Result<Vec<[u8; 32]>> {
         .collect()
 }
 
-/// Compares `tables` (all local tables if empty) with the region at `peer` and repairs both
-/// sides. The peer's copy of each table must exist.
+/// Compares `tables` (all local tables if empty) with the region whose endpoint is `peer` and
+/// repairs both sides, presenting `token` to its admin endpoints. The peer's copy of each table
+/// must exist.
 pub async fn run_repair(
     store: &Store,
     peer: &str,
+    token: Option<&AdminToken>,
     tables: &[String],
 ) -> anyhow::Result<RepairReport> {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = PeerClient {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        bearer: token.map(AdminToken::bearer),
+    };
     let peer = peer.trim_end_matches('/');
     let names: Vec<String> = if tables.is_empty() {
         store.table_names()

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use meridian_auth::AdminGuard;
 use meridian_model::ApiError;
 use meridian_sigv4::{RequestParts, SigV4Error};
 use std::future::Future;
@@ -31,29 +32,47 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether a path of the region's server is an admin endpoint: everything under `/admin`
+/// (change log, anti-entropy, replication, fault hooks, drain, config). The DynamoDB API,
+/// `/health`, `/metrics` and `/ids` are not.
+pub fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
-/// returns. The caller then shuts the store down (final sync).
+/// returns. The caller then shuts the store down (final sync). Admin endpoints answer loopback
+/// clients only.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(
+        listener,
+        state,
+        Router::new(),
+        AdminGuard::LoopbackOnly,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`], with `extra` routes (already given their state) merged in — e.g. replication's
-/// `/admin/replication` and link fault hooks.
+/// `/admin/replication` and link fault hooks — and every admin endpoint behind `guard`.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
     extra: Router,
+    guard: AdminGuard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).merge(extra))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = meridian_auth::protect(router(state).merge(extra), guard, is_admin_path);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn root(State(state): State<AppState>) -> impl IntoResponse {
@@ -127,9 +146,15 @@ fn authenticate(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    meridian_sigv4::verify(&parts, body, &state.inner.config.keys, now)
-        .map(|_| ())
-        .map_err(sigv4_error)
+    meridian_sigv4::verify(
+        &parts,
+        body,
+        &state.inner.config.keys,
+        now,
+        meridian_sigv4::DYNAMODB,
+    )
+    .map(|_| ())
+    .map_err(sigv4_error)
 }
 
 async fn dynamodb(

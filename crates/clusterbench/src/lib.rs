@@ -124,9 +124,10 @@ pub async fn run(bin: &Path, suite: &str, args: ClusterBenchArgs) -> anyhow::Res
         Some(path) => Cluster::attach(path).await?,
         None => Cluster::start(bin, 0xbe5c).await?,
     };
+    let http = cluster.file()?.http(Duration::from_secs(5))?;
     let mut ctx = Ctx {
         cluster,
-        http: Http::new(Duration::from_secs(5)),
+        http,
         signer: Arc::new(SignArgs::default().signer()),
         args,
     };

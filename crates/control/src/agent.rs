@@ -70,6 +70,8 @@ pub struct AgentOptions {
     pub dir: PathBuf,
     /// How long to try the control plane at start before using the cache.
     pub bootstrap_timeout: Duration,
+    /// The cluster's admin token, presented to the control plane.
+    pub token: Option<std::sync::Arc<meridian_auth::AdminToken>>,
 }
 
 /// The persisted record of the last applied version.
@@ -157,10 +159,9 @@ pub fn load_applied(dir: &Path) -> Result<Option<StoredSpec>, ControlError> {
 impl ConfigAgent {
     /// Starts the agent: the latest spec from the control plane, else the persisted one.
     pub async fn start(opts: AgentOptions) -> Self {
-        let client = opts
-            .control_url
-            .as_deref()
-            .map(|url| ControlClient::new(url, Duration::from_secs(2)));
+        let client = opts.control_url.as_deref().map(|url| {
+            ControlClient::new(url, Duration::from_secs(2)).with_token(opts.token.as_deref())
+        });
         let mut state = State {
             current: None,
             source: Source::Static,

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client, and the typed client of the control plane's API used by the agents,
 //! the operator commands and the tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,12 +14,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ControlError, SpecError};
 use crate::store::StoredSpec;
+use meridian_auth::AdminToken;
 
-/// A keep-alive HTTP client with one timeout per request.
+/// A keep-alive HTTP client with one timeout per request; with an admin token it presents it
+/// on every request (`Authorization: Bearer …`), as the cluster's admin endpoints require.
 #[derive(Clone)]
 pub struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    bearer: Option<Arc<str>>,
 }
 
 /// A response: status and body.
@@ -42,6 +46,15 @@ impl HttpResponse {
     }
 }
 
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("timeout", &self.timeout)
+            .field("token", &self.bearer.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
 impl Http {
     /// A client whose requests each give up after `timeout`.
     pub fn new(timeout: Duration) -> Self {
@@ -53,7 +66,14 @@ impl Http {
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
             timeout,
+            bearer: None,
         }
+    }
+
+    /// The same client, presenting `token` (none: as before) on every request.
+    pub fn with_token(mut self, token: Option<&AdminToken>) -> Self {
+        self.bearer = token.map(|t| Arc::from(t.bearer()));
+        self
     }
 
     /// Sends one request.
@@ -65,6 +85,9 @@ impl Http {
     ) -> Result<HttpResponse, ControlError> {
         let remote = |e: String| ControlError::Remote(format!("{method} {url}: {e}"));
         let mut builder = Request::builder().method(method.clone()).uri(url);
+        if let Some(b) = &self.bearer {
+            builder = builder.header(hyper::header::AUTHORIZATION, b.as_ref());
+        }
         let payload = match body {
             Some((bytes, content_type)) => {
                 builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
@@ -141,6 +164,12 @@ impl ControlClient {
             base: base.trim_end_matches('/').to_owned(),
             http: Http::new(timeout),
         }
+    }
+
+    /// The same client, presenting the admin token on every request.
+    pub fn with_token(mut self, token: Option<&AdminToken>) -> Self {
+        self.http = self.http.with_token(token);
+        self
     }
 
     /// The base URL.

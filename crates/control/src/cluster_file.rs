@@ -33,6 +33,10 @@ pub struct ClusterFile {
     pub gateway: GatewayEntry,
     /// Emulated one-way latency per directed link (ms).
     pub links: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The cluster's admin token file (mode 0600): every admin endpoint requires the token,
+    /// and the operator commands read it from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// `meridian up`.
@@ -126,6 +130,21 @@ impl ClusterFile {
         let text = serde_json::to_string_pretty(self)?;
         crate::store::atomic_write(path, format!("{text}\n").as_bytes())?;
         Ok(())
+    }
+
+    /// The cluster's admin token, if the file names one.
+    pub fn admin_token(&self) -> anyhow::Result<Option<meridian_auth::AdminToken>> {
+        self.admin_token_file
+            .as_deref()
+            .map(meridian_auth::AdminToken::load)
+            .transpose()
+            .map_err(anyhow::Error::from)
+    }
+
+    /// An HTTP client for this cluster's components, each request giving up after `timeout`
+    /// and presenting the cluster's admin token.
+    pub fn http(&self, timeout: std::time::Duration) -> anyhow::Result<crate::Http> {
+        Ok(crate::Http::new(timeout).with_token(self.admin_token()?.as_ref()))
     }
 
     /// A region by name.

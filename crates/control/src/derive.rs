@@ -260,24 +260,40 @@ pub struct RegionPlan {
 }
 
 impl RegionPlan {
-    /// `meridian region` flags of the region server itself (no replication).
+    /// `meridian region` flags of the region server itself (no replication, no secrets: see
+    /// [`RegionPlan::secret_env`]).
     pub fn base_args(&self) -> Vec<String> {
-        let mut args = vec![
+        vec![
             "--region".to_owned(),
             self.name.clone(),
             "--listen".to_owned(),
             self.listen.to_string(),
             "--region-id".to_owned(),
             self.id.to_string(),
-        ];
-        for (id, secret) in &self.access_keys {
-            args.push("--access-key".to_owned());
-            args.push(format!("{id}:{secret}"));
-        }
-        args
+        ]
     }
 
-    /// Replication flags (only passed when the region server has them).
+    /// The region's secrets as environment variables of its process — never flags, which
+    /// every user of the machine can read in `ps`: `MERIDIAN_ACCESS_KEYS` (`ID:SECRET`,
+    /// comma-separated) and, with `replication`, `MERIDIAN_REPLICATION_SECRET`.
+    pub fn secret_env(&self, replication: bool) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if !self.access_keys.is_empty() {
+            let keys: Vec<String> = self
+                .access_keys
+                .iter()
+                .map(|(id, secret)| format!("{id}:{secret}"))
+                .collect();
+            env.push(("MERIDIAN_ACCESS_KEYS".to_owned(), keys.join(",")));
+        }
+        if let Some(secret) = self.replication_secret.as_ref().filter(|_| replication) {
+            env.push(("MERIDIAN_REPLICATION_SECRET".to_owned(), secret.clone()));
+        }
+        env
+    }
+
+    /// Replication flags (only passed when the region server has them; the secret is in
+    /// [`RegionPlan::secret_env`]).
     pub fn replication_args(&self) -> Vec<String> {
         let mut args = vec![
             "--replication-listen".to_owned(),
@@ -292,10 +308,6 @@ impl RegionPlan {
         for (name, addr) in &self.peers {
             args.push("--peer".to_owned());
             args.push(format!("{name}={addr}"));
-        }
-        if let Some(secret) = &self.replication_secret {
-            args.push("--replication-secret".to_owned());
-            args.push(secret.clone());
         }
         if let Some(ms) = self.lag_alarm_ms {
             args.push("--lag-alarm-ms".to_owned());

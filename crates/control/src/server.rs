@@ -9,6 +9,9 @@
 //! | `GET /v1/status` | latest version and every component's last report |
 //! | `GET /health` | `200` |
 //!
+//! Every route but `/health` is an admin endpoint (`meridian_auth`): specs carry the cluster's
+//! secrets and decide where traffic goes.
+//!
 //! The data plane never waits on this server: agents poll it and keep their last version when
 //! it is gone (static stability).
 
@@ -29,6 +32,7 @@ use serde_json::json;
 use crate::client::Report;
 use crate::error::ControlError;
 use crate::store::{SpecStore, StoredSpec};
+use meridian_auth::AdminGuard;
 
 /// A report as received, with when.
 #[derive(Debug, Clone)]
@@ -43,15 +47,23 @@ pub struct ControlState {
     store: Arc<SpecStore>,
     // A std Mutex: held only to update a small map, never across `.await`.
     reports: Arc<Mutex<BTreeMap<String, Received>>>,
+    admin: AdminGuard,
 }
 
 impl ControlState {
-    /// State over an opened store.
+    /// State over an opened store, answering loopback clients only.
     pub fn new(store: SpecStore) -> Self {
         ControlState {
             store: Arc::new(store),
             reports: Arc::new(Mutex::new(BTreeMap::new())),
+            admin: AdminGuard::LoopbackOnly,
         }
+    }
+
+    /// The same state, with the admin guard its API answers under.
+    pub fn with_admin(mut self, admin: AdminGuard) -> Self {
+        self.admin = admin;
+        self
     }
 }
 
@@ -77,7 +89,8 @@ fn spec_body(s: &StoredSpec) -> Response {
 
 /// The API's routes.
 pub fn router(state: ControlState) -> Router {
-    Router::new()
+    let admin = state.admin.clone();
+    let routes = Router::new()
         .route(
             "/health",
             get(|| async { axum::Json(json!({ "status": "serving" })) }),
@@ -87,7 +100,8 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/specs/{version}", get(by_version))
         .route("/v1/report", post(report))
         .route("/v1/status", get(status))
-        .with_state(state)
+        .with_state(state);
+    meridian_auth::protect(routes, admin, |path| path != "/health")
 }
 
 /// Serves the API until `shutdown` completes.
@@ -96,9 +110,12 @@ pub async fn serve(
     state: ControlState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[derive(Deserialize)]

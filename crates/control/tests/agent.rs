@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meridian_auth::{AdminGuard, AdminToken};
+use meridian_control::Http;
 use meridian_control::agent::{applied_path, load_applied};
 use meridian_control::{
     AgentOptions, ConfigAgent, ControlClient, ControlError, ControlState, Source, SpecStore,
@@ -37,6 +39,15 @@ async fn control_plane(
     dir: &std::path::Path,
     addr: SocketAddr,
 ) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    guarded_control_plane(dir, addr, AdminGuard::LoopbackOnly).await
+}
+
+/// [`control_plane`] behind `guard`.
+async fn guarded_control_plane(
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    guard: AdminGuard,
+) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let store = SpecStore::open(dir).expect("store");
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -45,7 +56,7 @@ async fn control_plane(
         let stop = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        meridian_control::serve(listener, ControlState::new(store), stop)
+        meridian_control::serve(listener, ControlState::new(store).with_admin(guard), stop)
             .await
             .expect("serve");
     });
@@ -60,6 +71,62 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// With an admin token every route but `/health` refuses a request without it (specs hold the
+/// cluster's secrets and decide where traffic goes); the typed client presents it.
+#[tokio::test]
+async fn every_route_but_health_needs_the_admin_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = Arc::new(
+        AdminToken::load_or_create(&dir.path().join("secrets/admin-token")).expect("token"),
+    );
+    let (addr, stop, task) = guarded_control_plane(
+        &dir.path().join("cp"),
+        "127.0.0.1:0".parse().expect("addr"),
+        AdminGuard::Token(token.clone()),
+    )
+    .await;
+    let base = format!("http://{addr}");
+    let anonymous = Http::new(Duration::from_secs(2));
+    for path in ["/v1/specs/latest", "/v1/specs/1", "/v1/status"] {
+        let r = anonymous
+            .get(&format!("{base}{path}"))
+            .await
+            .expect("answer");
+        assert_eq!(r.status, 401, "{path}");
+    }
+    let body = (spec(50, "users").into_bytes(), "application/toml");
+    let r = anonymous
+        .request(hyper::Method::POST, &format!("{base}/v1/specs"), Some(body))
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        anonymous
+            .get(&format!("{base}/health"))
+            .await
+            .expect("health")
+            .status,
+        200
+    );
+    let anonymous_client = ControlClient::new(&base, Duration::from_secs(2));
+    assert!(anonymous_client.latest(None).await.is_err());
+    let client = ControlClient::new(&base, Duration::from_secs(2)).with_token(Some(&token));
+    assert_eq!(
+        client.apply(&spec(50, "users"), false).await.expect("v1"),
+        (1, true)
+    );
+    assert_eq!(
+        client
+            .latest(None)
+            .await
+            .expect("latest")
+            .map(|s| s.version),
+        Some(1)
+    );
+    let _ = stop.send(true);
+    task.await.expect("server task");
 }
 
 #[tokio::test]
@@ -120,6 +187,7 @@ async fn agent_survives_the_control_plane() {
         control_url: Some(url.clone()),
         dir: role_dir.path().to_path_buf(),
         bootstrap_timeout: Duration::from_millis(300),
+        token: None,
     };
 
     // Start with the control plane up: version 1 from the control plane, applied, persisted,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use meridian_health::{AdminApi, HealthMonitor};
+use meridian_health::{AdminApi, HealthMonitor, RoleAdmin};
 use prometheus_client::registry::Registry;
 
 use crate::config::DnsConfig;
@@ -15,6 +15,19 @@ pub struct DnsArgs {
     /// Path of the DNS role's TOML configuration.
     #[arg(long, short, env = "MERIDIAN_DNS_CONFIG")]
     pub config: PathBuf,
+    /// The cluster's admin token (a file only its owner may read): the admin API requires
+    /// it; without one it answers loopback clients only.
+    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl DnsArgs {
+    /// Who may call the admin API.
+    pub fn guard(&self) -> anyhow::Result<meridian_auth::AdminGuard> {
+        Ok(meridian_auth::AdminGuard::from_file(
+            self.admin_token_file.as_deref(),
+        )?)
+    }
 }
 
 /// Runs the DNS role (health checks, DNS server, admin API) until Ctrl-C.
@@ -22,26 +35,35 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.config)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.config.display()))?;
     let config = DnsConfig::from_toml(&text)?;
-    run_with(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    let role = RoleAdmin {
+        guard: args.guard()?,
+        config_hook: None,
+    };
+    run_with_admin(
+        config,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        role,
+    )
     .await
 }
 
-/// Runs the DNS role from a parsed config until `shutdown` completes.
+/// Runs the DNS role from a parsed config until `shutdown` completes (admin API for loopback
+/// clients only).
 pub async fn run_with(
     config: DnsConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_with_config_hook(config, shutdown, None).await
+    run_with_admin(config, shutdown, RoleAdmin::default()).await
 }
 
-/// [`run_with`], with `GET /admin/config` on the admin API answered by `config_hook` (the
-/// binary's control-plane agent).
-pub async fn run_with_config_hook(
+/// [`run_with`], with the admin API's guard and `GET /admin/config` answered by the binary's
+/// control-plane agent.
+pub async fn run_with_admin(
     config: DnsConfig,
     shutdown: impl std::future::Future<Output = ()>,
-    config_hook: Option<meridian_health::StatusHook>,
+    role: RoleAdmin,
 ) -> anyhow::Result<()> {
     let monitor = HealthMonitor::new(config.health.clone())?;
     let admin_listen = config.admin_listen;
@@ -70,7 +92,7 @@ pub async fn run_with_config_hook(
                 monitor: monitor.clone(),
                 registry: Arc::new(registry),
                 status_hook: Some(Arc::new(move || status.clone())),
-                config_hook,
+                role,
             };
             Some(tokio::spawn(api.serve(listener, stopped())))
         }

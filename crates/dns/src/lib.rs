@@ -22,7 +22,7 @@ pub mod server;
 mod udp;
 pub mod zone;
 
-pub use args::{DnsArgs, run, run_with, run_with_config_hook};
+pub use args::{DnsArgs, run, run_with, run_with_admin};
 pub use config::{DnsConfig, RecordKind, RecordSetConfig, SoaConfig, ZoneConfig};
 pub use server::{DnsServer, serve};
 pub use zone::{Answer, Zones};

@@ -109,7 +109,8 @@ pub fn kill(file: &ClusterFile, name: &str) -> anyhow::Result<u32> {
 /// new pid once the component answers (`up` waits for that, so allow it time).
 pub async fn restart(file: &ClusterFile, name: &str) -> anyhow::Result<u32> {
     let url = format!("{}/v1/restart/{name}", file.up.endpoint);
-    let resp = Http::new(Duration::from_secs(90))
+    let resp = file
+        .http(Duration::from_secs(90))?
         .post_json(&url, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e} (is `meridian up` still running?)"))?;
@@ -371,6 +372,7 @@ pub(crate) mod tests {
                 proc: Default::default(),
             },
             links: Default::default(),
+            admin_token_file: None,
         }
     }
 

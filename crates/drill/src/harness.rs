@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use meridian_control::cluster_file::ClusterFile;
-use meridian_control::{ControlClient, Http, parse_spec};
+use meridian_control::{ControlClient, parse_spec};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -148,13 +148,14 @@ impl Cluster {
             gateway_admin: f.gateway.admin.clone(),
             control: f.control.endpoint.clone(),
             metrics,
+            // Short timeouts: a dead component must not stretch the sampling interval much.
+            http: f.http(Duration::from_millis(800))?,
         })
     }
 
     /// Waits until one sample shows the cluster steady, or fails after `deadline` with what
     /// was not.
     pub async fn wait_steady(&mut self, deadline: Duration) -> anyhow::Result<()> {
-        let http = Http::new(Duration::from_millis(800));
         let t0 = Instant::now();
         let end = t0 + deadline;
         let mut last = String::from("cluster.json not written yet");
@@ -167,7 +168,7 @@ impl Cluster {
             if self.path.exists() {
                 match self.targets(false) {
                     Ok(t) => {
-                        let s = sampler::sample(&http, &t, t0).await;
+                        let s = sampler::sample(&t.http, &t, t0).await;
                         if s.steady() {
                             return Ok(());
                         }
@@ -276,7 +277,8 @@ fn unsteady_reason(s: &sampler::Sample) -> String {
 
 /// The pinned users of an attached cluster's gateway (from the control plane's spec).
 async fn pins_from_control(file: &ClusterFile) -> anyhow::Result<Vec<(String, String)>> {
-    let client = ControlClient::new(&file.control.endpoint, Duration::from_secs(3));
+    let client = ControlClient::new(&file.control.endpoint, Duration::from_secs(3))
+        .with_token(file.admin_token()?.as_ref());
     let Some(latest) = client.latest(None).await? else {
         return Ok(Vec::new());
     };

@@ -44,8 +44,11 @@ pub async fn run(name: Name, cluster: &mut Cluster, rc: &RunCtx<'_>) -> Scenario
         Ok(r) => r,
         Err(e) => ScenarioResult::harness_error(name, &def, format!("{e:#}")),
     };
-    let ctx = Ctx::new(cluster, rc.roles, rc.params);
-    if let Err(e) = scenarios::reset(&ctx).await {
+    let reset = match Ctx::new(cluster, rc.roles, rc.params) {
+        Ok(ctx) => scenarios::reset(&ctx).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = reset {
         let msg = format!("resetting the cluster after {}: {e:#}", name.as_str());
         rc.progress.line(&msg);
         result.error.get_or_insert(msg);
@@ -81,7 +84,7 @@ async fn run_inner(
     let regions = cluster.regions()?;
     say(&format!("creating table {table}"));
     collect::create_table(&regions, &table, Duration::from_secs(30)).await?;
-    let ctx = Ctx::new(cluster, rc.roles, p);
+    let ctx = Ctx::new(cluster, rc.roles, p)?;
     let heads = collect::heads(&ctx.http, &regions).await?;
     let metrics_before = collect::metric_sums(&ctx.http, &regions).await;
 

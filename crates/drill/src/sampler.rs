@@ -168,6 +168,8 @@ pub struct Targets {
     pub control: String,
     /// Also read the replication counters from every region's `/metrics`.
     pub metrics: bool,
+    /// The client (short timeouts, the cluster's admin token).
+    pub http: Http,
 }
 
 /// A running sampler.
@@ -184,8 +186,7 @@ impl Sampler {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let out = samples.clone();
         let task = tokio::spawn(async move {
-            // Short timeouts: a dead component must not stretch the sampling interval much.
-            let http = Http::new(Duration::from_millis(800));
+            let http = targets.http.clone();
             let mut tick = tokio::time::interval(INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use meridian_health::{AdminApi, HealthMonitor};
+use meridian_health::{AdminApi, HealthMonitor, RoleAdmin};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -18,6 +18,19 @@ pub struct GatewayArgs {
     /// Path of the gateway role's TOML configuration.
     #[arg(long, short, env = "MERIDIAN_GATEWAY_CONFIG")]
     pub config: PathBuf,
+    /// The cluster's admin token (a file only its owner may read): the admin API requires
+    /// it; without one it answers loopback clients only.
+    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl GatewayArgs {
+    /// Who may call the admin API.
+    pub fn guard(&self) -> anyhow::Result<meridian_auth::AdminGuard> {
+        Ok(meridian_auth::AdminGuard::from_file(
+            self.admin_token_file.as_deref(),
+        )?)
+    }
 }
 
 /// Runs the gateway role (health checks, proxy, admin API) until Ctrl-C.
@@ -25,7 +38,11 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.config)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.config.display()))?;
     let config = GatewayConfig::from_toml(&text)?;
-    let running = RunningGateway::start(config).await?;
+    let role = RoleAdmin {
+        guard: args.guard()?,
+        config_hook: None,
+    };
+    let running = RunningGateway::start_with_admin(config, role).await?;
     let _ = tokio::signal::ctrl_c().await;
     running.stop().await;
     Ok(())
@@ -51,17 +68,14 @@ fn stopped(rx: &tokio::sync::watch::Receiver<bool>) -> impl Future<Output = ()> 
 }
 
 impl RunningGateway {
-    /// Binds the listeners and starts every task.
+    /// Binds the listeners and starts every task (admin API for loopback clients only).
     pub async fn start(config: GatewayConfig) -> anyhow::Result<Self> {
-        Self::start_with_config_hook(config, None).await
+        Self::start_with_admin(config, RoleAdmin::default()).await
     }
 
-    /// [`RunningGateway::start`], with `GET /admin/config` on the admin API answered by
-    /// `config_hook` (the binary's control-plane agent).
-    pub async fn start_with_config_hook(
-        config: GatewayConfig,
-        config_hook: Option<meridian_health::StatusHook>,
-    ) -> anyhow::Result<Self> {
+    /// [`RunningGateway::start`], with the admin API's guard and `GET /admin/config`
+    /// answered by the binary's control-plane agent.
+    pub async fn start_with_admin(config: GatewayConfig, role: RoleAdmin) -> anyhow::Result<Self> {
         let monitor = HealthMonitor::new(config.health.clone())?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -95,7 +109,7 @@ impl RunningGateway {
                 status_hook: Some(Arc::new(
                     move || serde_json::json!({ "regions_nearest_first": nearest }),
                 )),
-                config_hook,
+                role,
             };
             tasks.push(tokio::spawn(api.serve(l, stopped(&stop_rx))));
         }

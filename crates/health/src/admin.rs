@@ -8,6 +8,9 @@
 //! | `POST /admin/regions/{name}/down` / `up` | force unhealthy / follow checks again |
 //! | `POST /admin/regions/{name}/weight/{0-100}` | gradual traffic shift |
 //! | `GET /admin/config` | the config version the role runs (when a config hook is set) |
+//!
+//! Every route but `/metrics` is an admin endpoint: it passes the [`RoleAdmin::guard`] first
+//! (the cluster's admin token, or loopback clients only without one).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,9 +27,20 @@ use tokio::net::TcpListener;
 use crate::HealthError;
 use crate::monitor::HealthMonitor;
 use crate::snapshot::AdminState;
+use meridian_auth::AdminGuard;
 
 /// Extra JSON a caller adds to `/admin/status` (e.g. the DNS server's query counters).
 pub type StatusHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the binary adds to a role's admin API.
+#[derive(Clone, Default)]
+pub struct RoleAdmin {
+    /// Who may call it.
+    pub guard: AdminGuard,
+    /// Served as `GET /admin/config`: which config version the role runs and where it came
+    /// from (set by the binary's control-plane agent).
+    pub config_hook: Option<StatusHook>,
+}
 
 /// What the admin API serves.
 #[derive(Clone)]
@@ -37,9 +51,8 @@ pub struct AdminApi {
     pub registry: Arc<Registry>,
     /// Extra status, rendered under `"extra"`.
     pub status_hook: Option<StatusHook>,
-    /// Served as `GET /admin/config`: which config version the role runs and where it came
-    /// from (set by the binary's control-plane agent).
-    pub config_hook: Option<StatusHook>,
+    /// Its guard and config hook.
+    pub role: RoleAdmin,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -72,7 +85,7 @@ impl AdminApi {
                 }
                 json(StatusCode::OK, &body)
             }
-            (&Method::GET, ["admin", "config"]) => match &self.config_hook {
+            (&Method::GET, ["admin", "config"]) => match &self.role.config_hook {
                 Some(hook) => json(StatusCode::OK, &hook()),
                 None => error(StatusCode::NOT_FOUND, "no config agent"),
             },
@@ -114,7 +127,7 @@ impl AdminApi {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, client) = tokio::select! {
                 _ = &mut shutdown => return,
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
@@ -127,7 +140,20 @@ impl AdminApi {
             let api = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let resp = api.handle(req.method(), req.uri().path());
+                    let path = req.uri().path();
+                    let auth = req
+                        .headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes());
+                    let resp = match api.role.guard.check(auth, Some(client.ip())) {
+                        Err(denied) if path != "/metrics" => {
+                            tracing::warn!(%path, %client, %denied, "admin request refused");
+                            let status = StatusCode::from_u16(denied.status())
+                                .unwrap_or(StatusCode::UNAUTHORIZED);
+                            error(status, denied)
+                        }
+                        _ => api.handle(req.method(), path),
+                    };
                     async move { Ok::<_, Infallible>(resp) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()

@@ -18,7 +18,7 @@ pub mod monitor;
 pub mod probe;
 pub mod snapshot;
 
-pub use admin::{AdminApi, StatusHook};
+pub use admin::{AdminApi, RoleAdmin, StatusHook};
 pub use config::{Check, EndpointConfig, HealthConfig};
 pub use hysteresis::Hysteresis;
 pub use monitor::HealthMonitor;

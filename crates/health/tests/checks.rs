@@ -215,7 +215,7 @@ async fn admin_api_drains_and_weights() {
         monitor: m.clone(),
         registry: Arc::new(registry),
         status_hook: None,
-        config_hook: None,
+        role: meridian_health::RoleAdmin::default(),
     };
     use hyper::Method;
     assert_eq!(

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use meridian_api::AppState;
+use meridian_auth::AdminGuard;
 use meridian_control::derive::create_table_request;
 use meridian_control::{AgentOptions, Applied, ConfigAgent, dns_config, gateway_config};
 use meridian_dns::DnsConfig;
@@ -40,13 +41,19 @@ impl AgentArgs {
         self.control.is_some() || self.state_dir.is_some()
     }
 
-    async fn start(&self, component: &str, default_dir: PathBuf) -> Arc<ConfigAgent> {
+    async fn start(
+        &self,
+        component: &str,
+        default_dir: PathBuf,
+        guard: &AdminGuard,
+    ) -> Arc<ConfigAgent> {
         Arc::new(
             ConfigAgent::start(AgentOptions {
                 component: component.to_owned(),
                 control_url: self.control.clone(),
                 dir: self.state_dir.clone().unwrap_or(default_dir),
                 bootstrap_timeout: Duration::from_secs(3),
+                token: guard.token().cloned(),
             })
             .await,
         )
@@ -91,6 +98,7 @@ pub struct RegionControlArgs {
 /// `GET /ids` — and, with `--control`/`--state-dir`, the agent's poll loop (spawned).
 pub async fn region_routes(
     args: &RegionControlArgs,
+    guard: &AdminGuard,
     region: &str,
     data_dir: &std::path::Path,
     state: AppState,
@@ -103,7 +111,11 @@ pub async fn region_routes(
         default_dir.push("-state");
         let agent = args
             .agent
-            .start(&format!("region/{region}"), PathBuf::from(default_dir))
+            .start(
+                &format!("region/{region}"),
+                PathBuf::from(default_dir),
+                guard,
+            )
             .await;
         if let Some(a) = agent.current() {
             spec_id = a.spec.region_id(region);
@@ -172,9 +184,10 @@ pub async fn run_dns(args: DnsRoleArgs) -> anyhow::Result<()> {
     if !args.agent.enabled() {
         return meridian_dns::run(args.dns).await;
     }
+    let guard = args.dns.guard()?;
     let agent = args
         .agent
-        .start("dns", PathBuf::from("./meridian-data/dns"))
+        .start("dns", PathBuf::from("./meridian-data/dns"), &guard)
         .await;
     let initial = match agent.current() {
         Some(a) => derive_dns(&a).map_err(anyhow::Error::msg)?,
@@ -185,9 +198,14 @@ pub async fn run_dns(args: DnsRoleArgs) -> anyhow::Result<()> {
         }
     };
     let (tx, rx) = watch::channel(initial);
-    run_reloading(agent, tx, rx, derive_dns, |config, stop, hook| async move {
-        meridian_dns::run_with_config_hook(config, stop, Some(hook)).await
-    })
+    run_reloading(
+        agent,
+        guard,
+        tx,
+        rx,
+        derive_dns,
+        |config, stop, role| async move { meridian_dns::run_with_admin(config, stop, role).await },
+    )
     .await
 }
 
@@ -205,9 +223,10 @@ pub async fn run_gateway(args: GatewayRoleArgs) -> anyhow::Result<()> {
     if !args.agent.enabled() {
         return meridian_gateway::run(args.gateway).await;
     }
+    let guard = args.gateway.guard()?;
     let agent = args
         .agent
-        .start("gateway", PathBuf::from("./meridian-data/gateway"))
+        .start("gateway", PathBuf::from("./meridian-data/gateway"), &guard)
         .await;
     let initial = match agent.current() {
         Some(a) => derive_gateway(&a).map_err(anyhow::Error::msg)?,
@@ -220,13 +239,12 @@ pub async fn run_gateway(args: GatewayRoleArgs) -> anyhow::Result<()> {
     let (tx, rx) = watch::channel(initial);
     run_reloading(
         agent,
+        guard,
         tx,
         rx,
         derive_gateway,
-        |config, stop, hook| async move {
-            let running =
-                meridian_gateway::RunningGateway::start_with_config_hook(config, Some(hook))
-                    .await?;
+        |config, stop, role| async move {
+            let running = meridian_gateway::RunningGateway::start_with_admin(config, role).await?;
             stop.await;
             running.stop().await;
             Ok(())
@@ -239,6 +257,7 @@ pub async fn run_gateway(args: GatewayRoleArgs) -> anyhow::Result<()> {
 /// derived config, until SIGINT/SIGTERM.
 async fn run_reloading<C, D, R, Fut>(
     agent: Arc<ConfigAgent>,
+    guard: AdminGuard,
     tx: watch::Sender<C>,
     mut rx: watch::Receiver<C>,
     derive: D,
@@ -250,7 +269,7 @@ where
     R: Fn(
         C,
         std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-        meridian_health::StatusHook,
+        meridian_health::RoleAdmin,
     ) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
@@ -284,7 +303,10 @@ where
         },
         stopped(),
     ));
-    let hook = config_hook(&agent);
+    let admin = meridian_health::RoleAdmin {
+        guard,
+        config_hook: Some(config_hook(&agent)),
+    };
     loop {
         let config = rx.borrow_and_update().clone();
         let mut changes = rx.clone();
@@ -295,7 +317,7 @@ where
                 _ = changes.changed() => {}
             }
         });
-        role(config, reload, hook.clone()).await?;
+        role(config, reload, admin.clone()).await?;
         if *stop_rx.borrow() {
             return Ok(());
         }

@@ -30,12 +30,15 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<()> {
     if let Err(e) = parse_spec(&text) {
         anyhow::bail!("{}: {e}\nnothing was applied", args.file.display());
     }
-    let url = match &args.control {
-        Some(u) => u.clone(),
-        None => args.cluster.load()?.control.endpoint,
+    let (url, token) = match &args.control {
+        Some(u) => (u.clone(), crate::cluster::env_token()?),
+        None => {
+            let file = args.cluster.load()?;
+            (file.control.endpoint.clone(), file.admin_token()?)
+        }
     };
     block_on(async move {
-        let client = ControlClient::new(&url, Duration::from_secs(5));
+        let client = ControlClient::new(&url, Duration::from_secs(5)).with_token(token.as_ref());
         let (version, created) = client
             .apply(&text, true)
             .await

@@ -28,10 +28,19 @@ impl ClusterArg {
     }
 }
 
-/// The HTTP client operator commands use (short timeouts: a dead component must not hang a
-/// command).
-pub fn http() -> Http {
-    Http::new(Duration::from_secs(3))
+/// The HTTP client operator commands use against the cluster of `file`: short timeouts (a dead
+/// component must not hang a command), presenting the cluster's admin token.
+pub fn http(file: &ClusterFile) -> anyhow::Result<Http> {
+    file.http(Duration::from_secs(3))
+}
+
+/// The admin token named by `MERIDIAN_ADMIN_TOKEN_FILE`, for commands pointed at a component
+/// without a cluster file.
+pub fn env_token() -> anyhow::Result<Option<meridian_auth::AdminToken>> {
+    std::env::var_os(meridian_auth::TOKEN_FILE_ENV)
+        .map(|p| meridian_auth::AdminToken::load(std::path::Path::new(&p)))
+        .transpose()
+        .map_err(anyhow::Error::from)
 }
 
 /// Runs an operator command's future on a small runtime, logging warnings only.

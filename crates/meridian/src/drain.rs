@@ -36,7 +36,7 @@ pub fn run(op: RegionOp) -> anyhow::Result<()> {
     let action = if undrain { "undrain" } else { "drain" };
     let file = cluster.load()?;
     block_on(async move {
-        let steps = faults::drain(&http(), &file, &name, undrain).await?;
+        let steps = faults::drain(&http(&file)?, &file, &name, undrain).await?;
         let mut failed = 0;
         for s in &steps {
             match &s.error {

@@ -97,7 +97,7 @@ fn on_links(
     let file = cluster.load()?;
     let l = faults::links(&file, a, b)?;
     block_on(async move {
-        let reports = faults::link_action(&http(), &file, &l, action).await?;
+        let reports = faults::link_action(&http(&file)?, &file, &l, action).await?;
         report_links(&reports, action)
     })
 }
@@ -129,7 +129,7 @@ pub fn run(cmd: FaultCmd) -> anyhow::Result<()> {
         FaultCmd::Skew { name, ms, cluster } => {
             let file = cluster.load()?;
             block_on(async move {
-                faults::skew(&http(), &file, &name, ms).await?;
+                faults::skew(&http(&file)?, &file, &name, ms).await?;
                 println!("{name}: clock skewed by {ms} ms");
                 Ok(())
             })

@@ -34,7 +34,7 @@ pub fn run(args: IdsArgs) -> anyhow::Result<()> {
     };
     block_on(async move {
         let url = format!("{}/ids?count={}", region.endpoint, args.count);
-        let resp = http().get(&url).await?;
+        let resp = http(&cluster)?.get(&url).await?;
         if !resp.ok() {
             anyhow::bail!("GET {url}: status {}: {}", resp.status, resp.json());
         }

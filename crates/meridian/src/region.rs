@@ -24,13 +24,31 @@ pub struct RegionArgs {
     /// A TOML file with the same settings (see `examples/region.toml`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// An access key as `ACCESS_KEY_ID:SECRET` (repeatable). With none, any well-formed signed
+    /// An access key as `ACCESS_KEY_ID:SECRET` (repeatable; or `MERIDIAN_ACCESS_KEYS`,
+    /// comma-separated, which keeps secrets out of `ps`). With none, any well-formed signed
     /// request is accepted.
-    #[arg(long = "access-key")]
+    #[arg(
+        long = "access-key",
+        env = "MERIDIAN_ACCESS_KEYS",
+        value_delimiter = ','
+    )]
     access_keys: Vec<String>,
     /// Most requests served at once before `ThrottlingException`.
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// The cluster's admin token (a file only its owner may read): every `/admin/*` endpoint
+    /// requires it, and it is presented to the control plane and to anti-entropy peers.
+    /// Without one, admin endpoints answer loopback clients only.
+    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
+    admin_token_file: Option<PathBuf>,
+    /// Serve the fault hooks (`/admin/links/{peer}/*`, `/admin/clock/skew`): for local
+    /// clusters, tests and drills.
+    #[arg(long)]
+    enable_fault_injection: bool,
+    /// A peer region's DynamoDB endpoint as `NAME=http://HOST:PORT` (repeatable): the regions
+    /// `POST /admin/anti-entropy?peer=NAME` may repair against.
+    #[arg(long = "ae-peer")]
+    ae_peers: Vec<String>,
     /// How far ahead of this region's clock (ms) a version from another region may be; a
     /// batch holding one further ahead is refused, and its link alarms until it is within.
     #[arg(long, default_value_t = meridian_storage::DEFAULT_MAX_CLOCK_OFFSET_MS)]
@@ -106,6 +124,17 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("./meridian-data/{region}")));
     let replication =
         crate::region_replication::resolve(&region, &args.replication, file.replication.as_ref())?;
+    let guard = meridian_auth::AdminGuard::from_file(args.admin_token_file.as_deref())?;
+    let mut ae_peers = meridian_antientropy::Peers {
+        endpoints: Default::default(),
+        token: guard.token().cloned(),
+    };
+    for p in &args.ae_peers {
+        let (name, url) = p
+            .split_once('=')
+            .context("--ae-peer takes NAME=http://HOST:PORT")?;
+        ae_peers.endpoints.insert(name.to_owned(), url.to_owned());
+    }
     let mut config = ApiConfig::new(region.clone());
     config.replication_attrs = replication.is_some();
     if let Some(rc) = &replication {
@@ -179,7 +208,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
                     r.register_metrics(registry);
                 }
                 println!("meridian region {region} replicating on {}", r.local_addr());
-                r.admin_router(Some(clock.clone()))
+                r.admin_router(Some(clock.clone()), args.enable_fault_injection)
             }
             None => axum::Router::new(),
         };
@@ -187,6 +216,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         // Control plane: `/admin/config`, `/ids` and the config agent (issue 6).
         let control = crate::agent::region_routes(
             &control_args,
+            &guard,
             &region,
             &data_dir,
             state.clone(),
@@ -195,8 +225,8 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         .await?;
         let extra = extra
             .merge(control)
-            .merge(meridian_antientropy::router(store.clone()));
-        meridian_api::serve_with(listener, state, extra, stopped()).await?;
+            .merge(meridian_antientropy::router(store.clone(), ae_peers));
+        meridian_api::serve_with(listener, state, extra, guard, stopped()).await?;
         if let Some(r) = replication {
             r.stop().await;
         }

@@ -29,9 +29,8 @@ fn config(v: Option<(u16, Value)>) -> Value {
 }
 
 /// Gathers the status as JSON.
-async fn gather(file: &ClusterFile) -> Value {
-    let http = http();
-    let control_status = get(&http, &format!("{}/v1/status", file.control.endpoint)).await;
+async fn gather(file: &ClusterFile, http: &Http) -> Value {
+    let control_status = get(http, &format!("{}/v1/status", file.control.endpoint)).await;
     let control_up = control_status.as_ref().is_some_and(|(s, _)| *s == 200);
     let reports = control_status
         .as_ref()
@@ -40,10 +39,10 @@ async fn gather(file: &ClusterFile) -> Value {
     let mut regions = Vec::new();
     let mut links = Vec::new();
     for r in &file.regions {
-        let health = get(&http, &format!("{}/health", r.endpoint)).await;
-        let cfg = config(get(&http, &format!("{}/admin/config", r.endpoint)).await);
+        let health = get(http, &format!("{}/health", r.endpoint)).await;
+        let cfg = config(get(http, &format!("{}/admin/config", r.endpoint)).await);
         if file.replication
-            && let Some((200, rep)) = get(&http, &format!("{}/admin/replication", r.endpoint)).await
+            && let Some((200, rep)) = get(http, &format!("{}/admin/replication", r.endpoint)).await
         {
             for l in rep["links"].as_array().into_iter().flatten() {
                 if l["direction"] == "in" {
@@ -72,8 +71,8 @@ async fn gather(file: &ClusterFile) -> Value {
             "config": cfg,
         }));
     }
-    let dns_health = get(&http, &format!("{}/admin/status", file.dns.admin)).await;
-    let gw_health = get(&http, &format!("{}/admin/status", file.gateway.admin)).await;
+    let dns_health = get(http, &format!("{}/admin/status", file.dns.admin)).await;
+    let gw_health = get(http, &format!("{}/admin/status", file.gateway.admin)).await;
     json!({
         "name": file.name,
         "control": {
@@ -86,13 +85,13 @@ async fn gather(file: &ClusterFile) -> Value {
         "dns": {
             "addr": file.dns.addr, "name": file.dns.name, "pid": file.dns.proc.pid,
             "process": file.dns.proc.status,
-            "config": config(get(&http, &format!("{}/admin/config", file.dns.admin)).await),
+            "config": config(get(http, &format!("{}/admin/config", file.dns.admin)).await),
             "health_view": dns_health.map(|(_, v)| v["health"].clone()),
         },
         "gateway": {
             "endpoint": file.gateway.endpoint, "pid": file.gateway.proc.pid,
             "process": file.gateway.proc.status,
-            "config": config(get(&http, &format!("{}/admin/config", file.gateway.admin)).await),
+            "config": config(get(http, &format!("{}/admin/config", file.gateway.admin)).await),
             "health_view": gw_health.map(|(_, v)| v["health"].clone()),
         },
         "replication": file.replication,
@@ -202,7 +201,8 @@ fn render(s: &Value) -> String {
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let file = args.cluster.load()?;
-    let status = block_on(async move { Ok(gather(&file).await) })?;
+    let http = http(&file)?;
+    let status = block_on(async move { Ok(gather(&file, &http).await) })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use meridian_auth::{AdminGuard, AdminToken};
 use meridian_control::{ClusterSpec, ControlClient, Http, parse_spec, region_plan};
 use tokio::sync::Mutex;
 
@@ -156,7 +157,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("logs"))?;
     let path = dir.join("cluster.json");
     let exe = std::env::current_exe().context("locating the meridian executable")?;
-    let http = Http::new(Duration::from_secs(2));
+    // One admin token for the whole cluster: every component requires it on its admin
+    // endpoints and presents it to the others; operator commands find it in cluster.json.
+    let token_file = dir.join("secrets").join("admin-token");
+    let token = Arc::new(AdminToken::load_or_create(&token_file)?);
+    let token_arg = [
+        "--admin-token-file".to_owned(),
+        token_file.display().to_string(),
+    ];
+    let http = Http::new(Duration::from_secs(2)).with_token(Some(&token));
 
     // The spec this run starts from (checked before anything starts).
     let first_text = match &args.config {
@@ -190,7 +199,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             first.control.listen.to_string(),
             "--data-dir".into(),
             dir.join("control").display().to_string(),
+            token_arg[0].clone(),
+            token_arg[1].clone(),
         ],
+        env: Vec::new(),
         log: log_of("control"),
         child: None,
         status: "starting".into(),
@@ -221,6 +233,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             proc: ProcState::default(),
         },
         links: BTreeMap::new(),
+        admin_token_file: Some(token_file.clone()),
     };
     let sup: Shared = Arc::new(Mutex::new(Supervisor {
         exe,
@@ -234,7 +247,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let started = async {
         sup.lock().await.spawn("control")?;
         settle(&sup, "control", &http).await?;
-        let client = ControlClient::new(&control_url, Duration::from_secs(5));
+        let client =
+            ControlClient::new(&control_url, Duration::from_secs(5)).with_token(Some(&token));
         let (spec, version) = choose_spec(&client, args.config.as_deref()).await?;
         if spec.control.listen != first.control.listen {
             bail!("the control plane's spec moves the control plane; run `up --config FILE`");
@@ -242,7 +256,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         if args.config.is_none() && spec != first {
             check_addresses_except_control(&spec)?;
         }
-        add_components(&sup, &spec, version, &dir, &control_url, replication).await?;
+        add_components(
+            &sup,
+            &spec,
+            version,
+            &dir,
+            &control_url,
+            replication,
+            &token_arg,
+        )
+        .await?;
         let regions: Vec<String> = spec.regions.iter().map(|r| r.name.clone()).collect();
         for name in &regions {
             sup.lock().await.spawn(name)?;
@@ -273,7 +296,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     print_banner(&sup.lock().await.file, &spec);
 
-    let admin_task = tokio::spawn(serve_admin(admin, sup.clone(), http.clone()));
+    let guard = AdminGuard::Token(token.clone());
+    let admin_task = tokio::spawn(serve_admin(admin, sup.clone(), http.clone(), guard));
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -304,6 +328,7 @@ async fn add_components(
     dir: &Path,
     control_url: &str,
     replication: bool,
+    token_arg: &[String],
 ) -> anyhow::Result<()> {
     let log_of = |name: &str| dir.join("logs").join(format!("{name}.log"));
     let mut s = sup.lock().await;
@@ -322,7 +347,14 @@ async fn add_components(
             home.display().to_string(),
             "--control".to_owned(),
             control_url.to_owned(),
+            // A local cluster is a test bed: `meridian fault` and the drills use the hooks.
+            "--enable-fault-injection".to_owned(),
         ]);
+        args.extend(token_arg.iter().cloned());
+        for other in spec.regions.iter().filter(|o| o.name != r.name) {
+            args.push("--ae-peer".to_owned());
+            args.push(format!("{}={}", other.name, other.endpoint()));
+        }
         if replication {
             args.extend(plan.replication_args());
         }
@@ -341,6 +373,7 @@ async fn add_components(
             name: r.name.clone(),
             kind: Kind::Region,
             args,
+            env: plan.secret_env(replication),
             log: log_of(&r.name),
             child: None,
             status: "starting".into(),
@@ -363,7 +396,7 @@ async fn add_components(
         s.procs.push(Proc {
             name: name.into(),
             kind,
-            args: vec![
+            args: [
                 name.to_owned(),
                 "--config".to_owned(),
                 file.display().to_string(),
@@ -371,7 +404,11 @@ async fn add_components(
                 state.display().to_string(),
                 "--control".to_owned(),
                 control_url.to_owned(),
-            ],
+            ]
+            .into_iter()
+            .chain(token_arg.iter().cloned())
+            .collect(),
+            env: Vec::new(),
             log: log_of(name),
             child: None,
             status: "starting".into(),

@@ -11,6 +11,10 @@
 //!   `/duplicate?on=BOOL` | `/reorder?on=BOOL` — fault hooks (the last two act on the
 //!   batches this region sends to `peer`).
 //! - `POST /admin/clock/skew?ms=N` — skews the region's wall clock (under its HLC).
+//!
+//! The link actions and the clock skew are fault hooks: they exist only on a region started
+//! with `--enable-fault-injection` (`meridian up` and `meridian drill` set it for the local
+//! clusters they run).
 
 use crate::Ctx;
 use crate::topology::Topology;
@@ -36,14 +40,30 @@ struct AdminState {
     clock: Option<Arc<SystemClock>>,
 }
 
-/// The replication admin routes (state already attached).
-pub(crate) fn router(ctx: Arc<Ctx>, clock: Option<Arc<SystemClock>>) -> Router {
-    Router::new()
+/// The replication admin routes (state already attached). The fault hooks — link actions and
+/// clock skew — exist only with `faults` on (`--enable-fault-injection`); without it they
+/// answer 404 saying so.
+pub(crate) fn router(ctx: Arc<Ctx>, clock: Option<Arc<SystemClock>>, faults: bool) -> Router {
+    let routes = Router::new()
         .route("/admin/replication", get(status))
-        .route("/admin/replication/reset-lag", post(reset_lag))
-        .route("/admin/links/{peer}/{action}", post(link_action))
-        .route("/admin/clock/skew", post(skew))
-        .with_state(AdminState { ctx, clock })
+        .route("/admin/replication/reset-lag", post(reset_lag));
+    let routes = if faults {
+        routes
+            .route("/admin/links/{peer}/{action}", post(link_action))
+            .route("/admin/clock/skew", post(skew))
+    } else {
+        routes
+            .route("/admin/links/{peer}/{action}", post(faults_off))
+            .route("/admin/clock/skew", post(faults_off))
+    };
+    routes.with_state(AdminState { ctx, clock })
+}
+
+async fn faults_off() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "fault injection is off: start the region with --enable-fault-injection",
+    )
 }
 
 fn error(code: StatusCode, msg: impl Into<String>) -> Response {
@@ -96,6 +116,9 @@ async fn status(State(s): State<AdminState>) -> Response {
                     }),
                 );
                 o.insert("delay_ms".into(), json!(control.delay_ms));
+                // The operator's switch as it is now (the driver's last snapshot may predate
+                // a pause or resume).
+                o.insert("paused".into(), json!(control.paused));
                 if direction == "in" {
                     let lag = p.apply_lag.lock().map(|h| h.summary()).unwrap_or_default();
                     o.insert("apply_lag_ms".into(), lag);

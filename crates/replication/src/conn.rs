@@ -51,6 +51,14 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    /// Caps the frames this reader accepts at `max_bytes` (at most [`MAX_FRAME_BYTES`]): a
+    /// connection that has not authenticated yet may send only small ones.
+    pub fn set_max_frame(&mut self, max_bytes: usize) {
+        self.inner
+            .decoder_mut()
+            .set_max_frame_length(max_bytes.min(MAX_FRAME_BYTES));
+    }
+
     /// The next frame; `Closed` at end of stream.
     pub async fn next(&mut self) -> Result<Frame, LinkError> {
         match self.inner.next().await {

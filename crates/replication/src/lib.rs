@@ -87,10 +87,10 @@ impl ReplicationHandle {
         self.ctx.links.metrics.register(registry);
     }
 
-    /// `/admin/replication`, `/admin/links/{peer}/*`, and — given the region's clock —
-    /// `/admin/clock/skew`.
-    pub fn admin_router(&self, clock: Option<Arc<SystemClock>>) -> axum::Router {
-        admin::router(self.ctx.clone(), clock)
+    /// `/admin/replication`, and with `faults` on the fault hooks `/admin/links/{peer}/*` and —
+    /// given the region's clock — `/admin/clock/skew`.
+    pub fn admin_router(&self, clock: Option<Arc<SystemClock>>, faults: bool) -> axum::Router {
+        admin::router(self.ctx.clone(), clock, faults)
     }
 
     /// Stops every link (if not already stopping) and waits for the drivers to finish; after

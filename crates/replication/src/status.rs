@@ -522,12 +522,19 @@ impl Links {
         }
     }
 
-    /// Counts a refused handshake.
+    /// Counts a refused handshake, under the claimed peer when it is a configured one and
+    /// `?` otherwise (anonymous callers choose the names they claim: they must not choose the
+    /// metric's labels).
     pub fn refused(&self, claimed_peer: &str) {
+        let peer = if self.peers.contains_key(claimed_peer) {
+            claimed_peer
+        } else {
+            "?"
+        };
         self.metrics
             .refused
             .get_or_create(&PeerLabel {
-                peer: claimed_peer.to_owned(),
+                peer: peer.to_owned(),
             })
             .inc();
     }

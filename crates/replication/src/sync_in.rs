@@ -18,6 +18,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest frame accepted before the peer has authenticated (`Hello` and `Auth` are under
+/// 200 bytes): an anonymous connection cannot make the region buffer a 16 MiB frame.
+const HANDSHAKE_MAX_FRAME: usize = 4096;
+/// Sync-in connections served at once, authenticated or not: a few per configured peer
+/// (reconnects overlap the connection they replace) and some slack. Beyond it a connection
+/// is closed at once.
+fn max_connections(peers: usize) -> usize {
+    4 * peers + 16
+}
 /// At most this many entries (by sequence span) are gathered from batches already received
 /// into one apply. One durable apply per gather keeps fsyncs few; the cap keeps each apply
 /// short, because the first entry of a gather waits for the last: after a stall, 8192 entries
@@ -28,6 +37,9 @@ const GATHER_MAX_ENTRIES: u64 = 2048;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn listen(ctx: Arc<Ctx>, listener: TcpListener) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections(
+        ctx.config.peers.len(),
+    )));
     loop {
         let accepted = tokio::select! {
             () = ctx.shutdown.cancelled() => return,
@@ -35,9 +47,17 @@ pub(crate) async fn listen(ctx: Arc<Ctx>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%addr, "sync-in connection refused: too many connections");
+                    ctx.links.refused("?");
+                    drop(stream);
+                    continue;
+                };
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let (mut reader, mut writer) = conn::split(stream);
+                    reader.set_max_frame(HANDSHAKE_MAX_FRAME);
                     match serve(&ctx, &mut reader, &mut writer).await {
                         Ok(()) => {}
                         Err((peer, e)) => {
@@ -165,6 +185,7 @@ async fn serve(
     writer: &mut FrameWriter,
 ) -> Result<(), (String, LinkError)> {
     let (peer, resume_from) = handshake(ctx, reader, writer).await?;
+    reader.set_max_frame(crate::protocol::MAX_FRAME_BYTES);
     stream(ctx, &peer, resume_from, reader, writer)
         .await
         .map_err(|e| (peer.clone(), e))

@@ -120,7 +120,12 @@ impl Verified {
     }
 }
 
-/// Verifies the SigV4 signature of a request whose body is `body`, at `now_unix_secs`.
+/// The service DynamoDB requests are signed for: what the region server passes to [`verify`].
+pub const DYNAMODB: &str = "dynamodb";
+
+/// Verifies the SigV4 signature of a request whose body is `body`, at `now_unix_secs`; its
+/// credential scope must name `service` (a signature for another service is refused, as
+/// DynamoDB refuses it).
 ///
 /// With an empty `keys`, only checks that `Authorization` parses and `X-Amz-Date` is present.
 pub fn verify(
@@ -128,6 +133,7 @@ pub fn verify(
     body: &[u8],
     keys: &KeyStore,
     now_unix_secs: u64,
+    service: &str,
 ) -> Result<Verified, SigV4Error> {
     let header = req
         .header("authorization")
@@ -164,6 +170,11 @@ pub fn verify(
     let secret = keys
         .secret(&auth.access_key)
         .ok_or(SigV4Error::UnrecognizedClient)?;
+    if auth.service != service {
+        return Err(SigV4Error::InvalidSignature(format!(
+            "Credential should be scoped to correct service: '{service}'. "
+        )));
+    }
     let day = amz_date.get(..8).unwrap_or(amz_date);
     if auth.date != day {
         return Err(SigV4Error::InvalidSignature(format!(

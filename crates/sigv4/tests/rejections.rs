@@ -39,7 +39,7 @@ fn verify_with(
         query: "",
         headers: &headers,
     };
-    verify(&req, BODY, keys, now)
+    verify(&req, BODY, keys, now, meridian_sigv4::DYNAMODB)
 }
 
 fn keys() -> KeyStore {
@@ -166,6 +166,12 @@ fn invalid_signature() {
         MISMATCH,
     );
     invalid(&[("X-Amz-Target", None)], NOW, MISMATCH);
+    // A signature made for another service (here a valid one: only the scope is wrong).
+    invalid(
+        &auth(&AUTH.replace("/dynamodb/", "/s3/")),
+        NOW,
+        "Credential should be scoped to correct service: 'dynamodb'. ",
+    );
     invalid(
         &auth(&AUTH.replace("aws4_request", "aws5_request")),
         NOW,
@@ -244,8 +250,8 @@ proptest! {
         all.push(("x-amz-date", date.as_bytes()));
         let req = RequestParts { method: "POST", path: &path, query: &query, headers: &all };
         for store in [KeyStore::new(), keys()] {
-            let _ = verify(&req, &body, &store, now);
-            let _ = verify(&RequestParts { headers: &all[..headers.len()], ..req }, &body, &store, now);
+            let _ = verify(&req, &body, &store, now, "dynamodb");
+            let _ = verify(&RequestParts { headers: &all[..headers.len()], ..req }, &body, &store, now, "dynamodb");
         }
     }
 }

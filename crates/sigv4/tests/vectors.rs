@@ -256,7 +256,7 @@ fn check(vector: &Vector, body: &[u8], secret: &str) -> Result<Verified, SigV4Er
     };
     let mut keys = KeyStore::new();
     keys.insert("AKIDEXAMPLE", secret);
-    verify(&req, body, &keys, NOW)
+    verify(&req, body, &keys, NOW, vector.service)
 }
 
 #[test]

@@ -225,15 +225,19 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// A context.
-    pub fn new(cluster: &'a Cluster, roles: &'a Roles, params: &'a Params) -> Ctx<'a> {
-        Ctx {
+    pub fn new(
+        cluster: &'a Cluster,
+        roles: &'a Roles,
+        params: &'a Params,
+    ) -> anyhow::Result<Ctx<'a>> {
+        Ok(Ctx {
             cluster,
-            http: Http::new(Duration::from_secs(3)),
+            http: cluster.file()?.http(Duration::from_secs(3))?,
             roles,
             params,
             notes: Mutex::new(Vec::new()),
             checks: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// The cluster file as it is now.

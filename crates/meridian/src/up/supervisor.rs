@@ -26,6 +26,8 @@ pub(super) struct Proc {
     pub(super) name: String,
     pub(super) kind: Kind,
     pub(super) args: Vec<String>,
+    /// Environment variables of the process: its secrets, which flags would show in `ps`.
+    pub(super) env: Vec<(String, String)>,
     pub(super) log: PathBuf,
     pub(super) child: Option<tokio::process::Child>,
     pub(super) status: String,
@@ -72,6 +74,7 @@ impl Supervisor {
             .with_context(|| format!("opening {}", p.log.display()))?;
         let child = tokio::process::Command::new(&exe)
             .args(&p.args)
+            .envs(p.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -298,8 +301,14 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     while set.join_next().await.is_some() {}
 }
 
-/// `up`'s admin API: `POST /v1/restart/{name}`, `GET /v1/cluster`.
-pub(super) async fn serve_admin(listener: tokio::net::TcpListener, sup: Shared, http: Http) {
+/// `up`'s admin API: `POST /v1/restart/{name}`, `GET /v1/cluster`, behind the cluster's admin
+/// token.
+pub(super) async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    sup: Shared,
+    http: Http,
+    guard: meridian_auth::AdminGuard,
+) {
     use axum::extract::{Path as UrlPath, State};
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
@@ -332,6 +341,9 @@ pub(super) async fn serve_admin(listener: tokio::net::TcpListener, sup: Shared, 
             }),
         )
         .with_state(AdminState { sup, http });
+    // Every route restarts processes or reveals the cluster: all of it is admin.
+    let app = meridian_auth::protect(app, guard, |_| true);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "up admin API stopped");
     }
