@@ -995,3 +995,119 @@ def test_anonymous_connections_to_the_replication_port_are_bounded(cluster):
     finally:
         for s in idle:
             s.close()
+
+
+def link_certs(tmp_path, ca, names):
+    """PEM files of a link certificate per region name, issued by the trustme CA `ca`."""
+    out = {}
+    ca_file = tmp_path / "tls" / "ca.pem"
+    ca_file.parent.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(ca_file))
+    for name in names:
+        cert = ca.issue_cert(name, "127.0.0.1")
+        chain, key = tmp_path / "tls" / f"{name}.pem", tmp_path / "tls" / f"{name}-key.pem"
+        chain.write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(str(key))
+        os.chmod(key, 0o600)
+        out[name] = ["--tls-cert", str(chain), "--tls-key", str(key), "--tls-ca", str(ca_file)]
+    return out
+
+
+class FlippingProxy:
+    """Forwards TCP to `target`; once, after `after` bytes of one connection's client-to-server
+    stream, it flips one bit of the next byte (an on-path attacker rewriting a frame)."""
+
+    def __init__(self, target, after=8192):
+        self.target, self.after = target, after
+        self.flipped = False
+        self.connections = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self.pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(server, client, False), daemon=True).start()
+
+    def pump(self, src, dst, tamper):
+        seen = 0
+        try:
+            while data := src.recv(65536):
+                if tamper and not self.flipped and seen + len(data) > self.after:
+                    i = max(0, self.after - seen)
+                    data = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+                    self.flipped = True
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.stopped = True
+        self.listener.close()
+
+
+def test_tls_links_refuse_a_tampered_frame_and_a_borrowed_certificate(tmp_path):
+    import trustme
+    certs = link_certs(tmp_path, trustme.CA(), ["us", "eu"])
+    ports = {n: free_port() for n in ["us", "eu", "ap"]}
+
+    # us must not wait a minute for ap (whose every link is refused) before its first snapshot
+    quick = tmp_path / "quick-bootstrap.toml"
+    quick.write_text("[replication]\nbootstrap_wait_secs = 1\n")
+
+    def region(name, peers, tls):
+        args = ["--config", str(quick), "--replication-listen", f"127.0.0.1:{ports[name]}",
+                "--replication-secret", SECRET, *tls]
+        for peer, port in peers.items():
+            args += ["--peer", f"{peer}=127.0.0.1:{port}"]
+        return Region(tmp_path / name / "data", name=name, extra_args=args).start()
+
+    us = region("us", {"eu": ports["eu"], "ap": ports["ap"]}, certs["us"])
+    proxy = FlippingProxy(("127.0.0.1", ports["us"]))
+    # eu reaches us through the proxy; ap holds eu's certificate and key, not one of its own
+    eu = region("eu", {"us": proxy.port}, certs["eu"])
+    ap = region("ap", {"us": ports["us"]}, certs["eu"])
+    try:
+        create_table(us.client(), "tls")
+        create_table(ap.client(), "tls")
+        wait_until(lambda: "tls" in eu.client().list_tables()["TableNames"], timeout=20,
+                   what="the table reaches eu over TLS")
+        values = {f"k{i}": "v" * 150 + str(i) for i in range(300)}
+        for k, v in values.items():
+            put(eu.client(), "tls", k, v)
+        put(ap.client(), "tls", "from-ap", "x")
+
+        def applied_in_us():
+            items = {i["pk"]["S"]: i["v"]["S"] for i in
+                     us.client().scan(TableName="tls", ConsistentRead=True)["Items"]}
+            return items if len(items) >= len(values) else None
+
+        items = wait_until(applied_in_us, timeout=60, interval=0.25, what="eu's writes in us")
+        assert proxy.flipped, "the proxy never changed a byte"
+        assert proxy.connections >= 2, "the tampered connection was not dropped and reopened"
+        assert items == values, "every value arrived exactly as written, none altered"
+        assert "from-ap" not in items
+        wait_until(lambda: "does not name the region it claims" in us.log(), timeout=20,
+                   what="us refuses ap's borrowed certificate")
+        assert (metric(us, "meridian_replication_refused_total", {"peer": "ap"}) or 0) >= 1
+    finally:
+        proxy.stop()
+        for r in (ap, eu, us):
+            r.terminate()

@@ -21,6 +21,7 @@
 
 mod banner;
 mod supervisor;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -335,7 +336,18 @@ async fn add_components(
     s.spec = spec.clone();
     s.file.name = spec.name.clone();
     s.file.spec_version = Some(version);
-    for r in &spec.regions {
+    // Every link is TLS 1.3 with mutual authentication, on certificates made here.
+    let certs = if replication {
+        let names: Vec<(String, String)> = spec
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), r.address.to_string()))
+            .collect();
+        tls::link_certificates(dir, &names).context("making the link certificates")?
+    } else {
+        Vec::new()
+    };
+    for (i, r) in spec.regions.iter().enumerate() {
         let plan = region_plan(spec, &r.name).context("region plan")?;
         let home = dir.join("regions").join(&r.name);
         let mut args = vec!["region".to_owned()];
@@ -357,6 +369,9 @@ async fn add_components(
         }
         if replication {
             args.extend(plan.replication_args());
+        }
+        if let Some(files) = certs.get(i) {
+            args.extend(tls::flags(files));
         }
         s.file
             .links

@@ -60,6 +60,8 @@ pub struct ReplicationConfig {
     /// it (from then on none of them purges what the new region still needs); after this
     /// long it takes it from whichever peer links, even if some never did.
     pub bootstrap_wait_secs: u64,
+    /// TLS on every link (mutual, TLS 1.3; `crate::tls`); plaintext without.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl ReplicationConfig {
@@ -79,6 +81,7 @@ impl ReplicationConfig {
             changelog_retention_secs: 3_600,
             changelog_gc_interval_ms: 10_000,
             bootstrap_wait_secs: 60,
+            tls: None,
         }
     }
 

@@ -6,8 +6,13 @@ use crate::protocol::{self, Frame, MAX_FRAME_BYTES};
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// The receiving half of a connection: a TCP socket's, or a TLS stream's.
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The sending half.
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -47,7 +52,7 @@ fn codec() -> LengthDelimitedCodec {
 
 /// The receiving half of a link connection.
 pub struct FrameReader {
-    inner: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    inner: FramedRead<ReadHalf, LengthDelimitedCodec>,
 }
 
 impl FrameReader {
@@ -127,7 +132,7 @@ impl Drop for FrameWriter {
 }
 
 async fn write_loop(
-    mut sink: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    mut sink: FramedWrite<WriteHalf, LengthDelimitedCodec>,
     mut rx: mpsc::Receiver<(Instant, Bytes)>,
 ) {
     // Frames already due are fed without flushing; the sink is flushed whenever the queue runs
@@ -165,6 +170,19 @@ async fn write_loop(
 pub fn split(stream: TcpStream) -> (FrameReader, FrameWriter) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
+    framed(Box::new(r), Box::new(w))
+}
+
+/// [`split`] for a TLS stream (its socket already set up).
+pub fn split_tls<S>(stream: S) -> (FrameReader, FrameWriter)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
+    framed(Box::new(r), Box::new(w))
+}
+
+fn framed(r: ReadHalf, w: WriteHalf) -> (FrameReader, FrameWriter) {
     let (tx, rx) = mpsc::channel(64);
     let task = tokio::spawn(write_loop(FramedWrite::new(w, codec()), rx));
     (

@@ -29,6 +29,7 @@ mod snapshot;
 pub mod status;
 mod sync_in;
 mod sync_out;
+pub mod tls;
 pub mod topology;
 
 pub use config::{PeerConfig, ReplicationConfig, ReplicationSection};
@@ -52,6 +53,9 @@ pub enum ReplicationError {
     /// The sync-in listener could not bind.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The link certificates could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What every driver task shares.
@@ -61,6 +65,8 @@ pub(crate) struct Ctx {
     pub(crate) links: Arc<Links>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) local_addr: SocketAddr,
+    /// TLS of the links, when configured.
+    pub(crate) tls: Option<tls::LinkTls>,
     /// When replication started.
     pub(crate) started: std::time::Instant,
 }
@@ -111,6 +117,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ReplicationHandle, ReplicationError> {
     config.validate().map_err(ReplicationError::Config)?;
+    let link_tls = config.tls.as_ref().map(tls::LinkTls::load).transpose()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ReplicationError::Bind(config.listen, e))?;
@@ -134,6 +141,7 @@ pub async fn start(
         links,
         shutdown: token.clone(),
         local_addr,
+        tls: link_tls,
         started: std::time::Instant::now(),
     });
     tracing::info!(
@@ -141,6 +149,7 @@ pub async fn start(
         %local_addr,
         topology = ctx.config.topology.kind(),
         peers = ctx.config.peers.len(),
+        tls = ctx.tls.is_some(),
         "replication listening"
     );
     let mut tasks = vec![

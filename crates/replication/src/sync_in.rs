@@ -12,6 +12,7 @@ use crate::protocol::{AckReport, Challenge, ErrorCode, Frame, Heartbeat, Start, 
 use crate::status::PeerLabel;
 use crate::sync_out::{frame_name, send_error};
 use meridian_storage::StoreError;
+use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -56,9 +57,34 @@ pub(crate) async fn listen(ctx: Arc<Ctx>, listener: TcpListener) {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let (mut reader, mut writer) = conn::split(stream);
+                    let (mut reader, mut writer, cert) = match &ctx.tls {
+                        Some(tls) => {
+                            let _ = stream.set_nodelay(true);
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
+                            {
+                                Ok(Ok((stream, cert))) => {
+                                    let (r, w) = conn::split_tls(stream);
+                                    (r, w, Some(cert))
+                                }
+                                Ok(Err(e)) => {
+                                    ctx.links.refused("?");
+                                    tracing::warn!(%addr, error = %e, "replication TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    ctx.links.refused("?");
+                                    tracing::warn!(%addr, "replication TLS handshake timed out");
+                                    return;
+                                }
+                            }
+                        }
+                        None => {
+                            let (r, w) = conn::split(stream);
+                            (r, w, None)
+                        }
+                    };
                     reader.set_max_frame(HANDSHAKE_MAX_FRAME);
-                    match serve(&ctx, &mut reader, &mut writer).await {
+                    match serve(&ctx, cert.as_ref(), &mut reader, &mut writer).await {
                         Ok(()) => {}
                         Err((peer, e)) => {
                             tracing::warn!(%addr, peer = %peer, error = %e, "sync-in connection ended");
@@ -92,9 +118,11 @@ async fn refuse(
     }
 }
 
-/// The receiver's handshake; returns the authenticated peer and the stream's start.
+/// The receiver's handshake; returns the authenticated peer and the stream's start. Over TLS
+/// the peer's certificate must name the region its `Hello` claims.
 async fn handshake(
     ctx: &Ctx,
+    cert: Option<&CertificateDer<'static>>,
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
 ) -> Result<(String, u64), (String, LinkError)> {
@@ -117,6 +145,13 @@ async fn handshake(
         let e = refuse(ctx, writer, &from, ErrorCode::Unauthorized, "unknown peer").await;
         return Err((from, e));
     };
+    if let Some(cert) = cert
+        && !crate::tls::names_region(cert, &from)
+    {
+        let why = "the peer's certificate does not name the region it claims";
+        let e = refuse(ctx, writer, &from, ErrorCode::Unauthorized, why).await;
+        return Err((from, e));
+    }
     if !ctx.config.topology.accepts_from(me, &from) {
         let e = refuse(
             ctx,
@@ -181,10 +216,11 @@ fn window_for(paused: bool) -> Window {
 
 async fn serve(
     ctx: &Ctx,
+    cert: Option<&CertificateDer<'static>>,
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
 ) -> Result<(), (String, LinkError)> {
-    let (peer, resume_from) = handshake(ctx, reader, writer).await?;
+    let (peer, resume_from) = handshake(ctx, cert, reader, writer).await?;
     reader.set_max_frame(crate::protocol::MAX_FRAME_BYTES);
     stream(ctx, &peer, resume_from, reader, writer)
         .await

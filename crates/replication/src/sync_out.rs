@@ -206,7 +206,16 @@ async fn connect_and_stream(
     )
     .await
     .map_err(|_| LinkError::Timeout("connecting"))??;
-    let (mut reader, mut writer) = conn::split(stream);
+    let (mut reader, mut writer) = match &ctx.tls {
+        Some(tls) => {
+            let _ = stream.set_nodelay(true);
+            let tls = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(stream, &peer.name))
+                .await
+                .map_err(|_| LinkError::Timeout("TLS handshake"))??;
+            conn::split_tls(tls)
+        }
+        None => conn::split(stream),
+    };
     let welcome = match handshake(me, peer, sm.resume_from(), &mut reader, &mut writer).await {
         Ok(w) => w,
         Err(e) => {
