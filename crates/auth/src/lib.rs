@@ -169,6 +169,23 @@ impl Denied {
     }
 }
 
+/// `--admin-token-file`, shared by every component that serves admin endpoints.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct AdminTokenArg {
+    /// The cluster's admin token (a file only its owner may read): the admin endpoints
+    /// require it, and it is presented to the other components. Without one, admin endpoints
+    /// answer loopback clients only.
+    #[arg(long, env = TOKEN_FILE_ENV)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl AdminTokenArg {
+    /// Who may call the component's admin endpoints.
+    pub fn guard(&self) -> Result<AdminGuard, TokenError> {
+        AdminGuard::from_file(self.admin_token_file.as_deref())
+    }
+}
+
 /// Who may call a component's admin endpoints.
 #[derive(Clone, Debug, Default)]
 pub enum AdminGuard {
@@ -180,12 +197,11 @@ pub enum AdminGuard {
 }
 
 impl AdminGuard {
-    /// The guard of a component started with `--admin-token-file` (or [`TOKEN_FILE_ENV`]);
-    /// without either, loopback only, logged as a warning.
+    /// The guard of a component given a token file (`--admin-token-file`, which reads
+    /// [`TOKEN_FILE_ENV`] too); without one, loopback only, logged as a warning.
     pub fn from_file(path: Option<&Path>) -> Result<AdminGuard, TokenError> {
-        let env = std::env::var_os(TOKEN_FILE_ENV).map(PathBuf::from);
-        match path.map(Path::to_owned).or(env) {
-            Some(p) => Ok(AdminGuard::Token(Arc::new(AdminToken::load(&p)?))),
+        match path {
+            Some(p) => Ok(AdminGuard::Token(Arc::new(AdminToken::load(p)?))),
             None => {
                 tracing::warn!(
                     "no admin token configured (--admin-token-file): admin endpoints answer loopback clients only"

@@ -15,19 +15,9 @@ pub struct DnsArgs {
     /// Path of the DNS role's TOML configuration.
     #[arg(long, short, env = "MERIDIAN_DNS_CONFIG")]
     pub config: PathBuf,
-    /// The cluster's admin token (a file only its owner may read): the admin API requires
-    /// it; without one it answers loopback clients only.
-    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
-    pub admin_token_file: Option<PathBuf>,
-}
-
-impl DnsArgs {
-    /// Who may call the admin API.
-    pub fn guard(&self) -> anyhow::Result<meridian_auth::AdminGuard> {
-        Ok(meridian_auth::AdminGuard::from_file(
-            self.admin_token_file.as_deref(),
-        )?)
-    }
+    /// The admin API's token.
+    #[command(flatten)]
+    pub admin: meridian_auth::AdminTokenArg,
 }
 
 /// Runs the DNS role (health checks, DNS server, admin API) until Ctrl-C.
@@ -36,7 +26,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.config.display()))?;
     let config = DnsConfig::from_toml(&text)?;
     let role = RoleAdmin {
-        guard: args.guard()?,
+        guard: args.admin.guard()?,
         config_hook: None,
     };
     run_with_admin(

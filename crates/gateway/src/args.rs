@@ -18,19 +18,9 @@ pub struct GatewayArgs {
     /// Path of the gateway role's TOML configuration.
     #[arg(long, short, env = "MERIDIAN_GATEWAY_CONFIG")]
     pub config: PathBuf,
-    /// The cluster's admin token (a file only its owner may read): the admin API requires
-    /// it; without one it answers loopback clients only.
-    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
-    pub admin_token_file: Option<PathBuf>,
-}
-
-impl GatewayArgs {
-    /// Who may call the admin API.
-    pub fn guard(&self) -> anyhow::Result<meridian_auth::AdminGuard> {
-        Ok(meridian_auth::AdminGuard::from_file(
-            self.admin_token_file.as_deref(),
-        )?)
-    }
+    /// The admin API's token.
+    #[command(flatten)]
+    pub admin: meridian_auth::AdminTokenArg,
 }
 
 /// Runs the gateway role (health checks, proxy, admin API) until Ctrl-C.
@@ -39,7 +29,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.config.display()))?;
     let config = GatewayConfig::from_toml(&text)?;
     let role = RoleAdmin {
-        guard: args.guard()?,
+        guard: args.admin.guard()?,
         config_hook: None,
     };
     let running = RunningGateway::start_with_admin(config, role).await?;

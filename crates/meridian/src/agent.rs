@@ -184,7 +184,7 @@ pub async fn run_dns(args: DnsRoleArgs) -> anyhow::Result<()> {
     if !args.agent.enabled() {
         return meridian_dns::run(args.dns).await;
     }
-    let guard = args.dns.guard()?;
+    let guard = args.dns.admin.guard()?;
     let agent = args
         .agent
         .start("dns", PathBuf::from("./meridian-data/dns"), &guard)
@@ -223,7 +223,7 @@ pub async fn run_gateway(args: GatewayRoleArgs) -> anyhow::Result<()> {
     if !args.agent.enabled() {
         return meridian_gateway::run(args.gateway).await;
     }
-    let guard = args.gateway.guard()?;
+    let guard = args.gateway.admin.guard()?;
     let agent = args
         .agent
         .start("gateway", PathBuf::from("./meridian-data/gateway"), &guard)

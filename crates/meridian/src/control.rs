@@ -19,16 +19,15 @@ pub struct ControlArgs {
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, env = "MERIDIAN_LOG", default_value = "info")]
     log: String,
-    /// The cluster's admin token (a file only its owner may read): every route but `/health`
-    /// requires it. Without one, the API answers loopback clients only.
-    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
-    admin_token_file: Option<PathBuf>,
+    /// The API's token (every route but `/health` requires it).
+    #[command(flatten)]
+    admin: meridian_auth::AdminTokenArg,
 }
 
 pub fn run(args: ControlArgs) -> anyhow::Result<()> {
     let log = args.log.clone();
     crate::async_main(&log, async move {
-        let guard = meridian_auth::AdminGuard::from_file(args.admin_token_file.as_deref())?;
+        let guard = args.admin.guard()?;
         let store = SpecStore::open(&args.data_dir)
             .with_context(|| format!("opening {}", args.data_dir.display()))?;
         let latest = store.latest()?.map(|s| s.version);

@@ -36,11 +36,9 @@ pub struct RegionArgs {
     /// Most requests served at once before `ThrottlingException`.
     #[arg(long)]
     max_in_flight: Option<usize>,
-    /// The cluster's admin token (a file only its owner may read): every `/admin/*` endpoint
-    /// requires it, and it is presented to the control plane and to anti-entropy peers.
-    /// Without one, admin endpoints answer loopback clients only.
-    #[arg(long, env = meridian_auth::TOKEN_FILE_ENV)]
-    admin_token_file: Option<PathBuf>,
+    /// The token of `/admin/*`, also presented to the control plane and anti-entropy peers.
+    #[command(flatten)]
+    admin: meridian_auth::AdminTokenArg,
     /// Serve the fault hooks (`/admin/links/{peer}/*`, `/admin/clock/skew`): for local
     /// clusters, tests and drills.
     #[arg(long)]
@@ -124,7 +122,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("./meridian-data/{region}")));
     let replication =
         crate::region_replication::resolve(&region, &args.replication, file.replication.as_ref())?;
-    let guard = meridian_auth::AdminGuard::from_file(args.admin_token_file.as_deref())?;
+    let guard = args.admin.guard()?;
     let mut ae_peers = meridian_antientropy::Peers {
         endpoints: Default::default(),
         token: guard.token().cloned(),
