@@ -113,3 +113,38 @@ def test_an_index_added_over_unusable_values_skips_them_and_the_region_survives(
         assert ddb.get_item(TableName="tbl", Key={"pk": {"S": "long"}})["Item"]["g"]["S"] == "x" * 70_000
     finally:
         region.kill()
+
+
+def test_slow_bodies_do_not_starve_signed_requests(tmp_path):
+    # 40 clients announce a 1 MiB body and send a few bytes of it; with 4 requests allowed in
+    # flight, a signed client is still served at once (a request takes its in-flight permit
+    # only once its body is here), and a body over the size limit is refused unread.
+    import socket
+    region = Region(tmp_path / "data", extra_args=["--max-in-flight", "4"]).start()
+    slow = []
+    try:
+        ddb = region.client()
+        create_table(ddb, "tbl")
+        host, port = region.host, region.port
+        for _ in range(40):
+            s = socket.create_connection((host, port))
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                      b"X-Amz-Target: DynamoDB_20120810.PutItem\r\n"
+                      b"Content-Length: 1048576\r\n\r\n{\"TableName\"")
+            slow.append(s)
+        started = time.monotonic()
+        for i in range(20):
+            ddb.put_item(TableName="tbl", Item={"pk": {"S": f"k{i}"}})
+            assert ddb.get_item(TableName="tbl", Key={"pk": {"S": f"k{i}"}})["Item"]
+        assert time.monotonic() - started < 5, "signed requests waited behind slow bodies"
+        with socket.create_connection((host, port)) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.PutItem\r\n"
+                      b"Content-Length: 999999999\r\n\r\n")
+            s.settimeout(5)
+            head = s.recv(4096)
+            assert head.startswith(b"HTTP/1.1 400") and b"Request size exceeded" in head, head
+        assert region.health()[0] == 200
+    finally:
+        for s in slow:
+            s.close()
+        region.kill()

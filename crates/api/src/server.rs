@@ -5,7 +5,7 @@ use crate::dispatch;
 use crate::metrics::{OpLabel, OpOutcome};
 use crate::state::AppState;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -172,16 +172,27 @@ async fn dynamodb(
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
     let metrics = &state.inner.metrics;
 
-    // Load shedding: refuse at once rather than queue without bound.
-    let Ok(_permit) = state.inner.in_flight.clone().try_acquire_owned() else {
-        metrics.throttled.inc();
-        return error_response(&ApiError::Throttling(
-            "Too many requests in flight; retry with backoff".into(),
-        ));
+    let result = match read_body(&state, &headers, body).await {
+        Ok(body) => {
+            // Load shedding: refuse at once rather than queue without bound. Taken once the
+            // body is here, so clients slow to send theirs hold no permit.
+            match state.inner.in_flight.clone().try_acquire_owned() {
+                Ok(_permit) => {
+                    metrics.in_flight.inc();
+                    let r = handle(&state, &method, &uri, &headers, &body, &operation).await;
+                    metrics.in_flight.dec();
+                    r
+                }
+                Err(_) => Err(ApiError::Throttling(
+                    "Too many requests in flight; retry with backoff".into(),
+                )),
+            }
+        }
+        Err(e) => Err(e),
     };
-    metrics.in_flight.inc();
-    let result = handle(&state, &method, &uri, &headers, body, &operation).await;
-    metrics.in_flight.dec();
+    if matches!(result, Err(ApiError::Throttling(_))) {
+        metrics.throttled.inc();
+    }
 
     let label = if dispatch::is_known(&operation) {
         operation.clone()
@@ -209,24 +220,51 @@ async fn dynamodb(
     }
 }
 
+/// Receives a request body: at most `max_body_bytes`, within `body_timeout`, and only while
+/// the bytes of all bodies being received fit the body budget (claimed by `Content-Length`, or
+/// the largest body when the client sends none) — so neither huge nor slow bodies can take
+/// the memory or the in-flight permits that other clients' requests need.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let config = &state.inner.config;
+    let limit = config.max_body_bytes;
+    let too_large = || ApiError::validation(format!("Request size exceeded {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let kib = u32::try_from(declared.unwrap_or(limit).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(_claim) = state.inner.body_budget.clone().try_acquire_many_owned(kib) else {
+        return Err(ApiError::Throttling(
+            "Too many request bytes being received; retry with backoff".into(),
+        ));
+    };
+    match tokio::time::timeout(config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(ApiError::validation(format!(
+            "The request body was not received within {} s",
+            config.body_timeout.as_secs()
+        ))),
+    }
+}
+
 async fn handle(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: Body,
+    body: &[u8],
     operation: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let limit = state.inner.config.max_body_bytes;
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::validation(format!("Request size exceeded {limit} bytes")))?;
-    authenticate(state, method, uri, headers, &body)?;
+    authenticate(state, method, uri, headers, body)?;
     if state.store().is_poisoned() {
-        return Err(ApiError::InternalServerError(
-            "store is stopped after a storage failure".into(),
+        return Err(ApiError::ServiceUnavailable(
+            "The region's store is unavailable".into(),
         ));
     }
-    let value = dispatch::dispatch(state, operation, &body).await?;
+    let value = dispatch::dispatch(state, operation, body).await?;
     serde_json::to_vec(&value).map_err(|e| ApiError::InternalServerError(e.to_string()))
 }

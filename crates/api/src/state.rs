@@ -16,6 +16,11 @@ pub struct ApiConfig {
     pub max_in_flight: usize,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies being received at once, over all connections; a request whose
+    /// body does not fit gets `ThrottlingException` before its body is read.
+    pub body_budget_bytes: usize,
+    /// How long a client may take to send its request body.
+    pub body_timeout: std::time::Duration,
     /// Access keys; empty = accept any well-formed signed request (like DynamoDB Local).
     pub keys: KeyStore,
     /// The region name, reported in ARNs.
@@ -37,6 +42,8 @@ impl ApiConfig {
         Self {
             max_in_flight: 1024,
             max_body_bytes: 16 * 1024 * 1024,
+            body_budget_bytes: 256 * 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(10),
             keys: KeyStore::new(),
             region: region.into(),
             ttl_interval_ms: 1000,
@@ -57,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) config: ApiConfig,
     pub(crate) in_flight: Arc<Semaphore>,
+    /// `body_budget_bytes` in KiB permits.
+    pub(crate) body_budget: Arc<Semaphore>,
     pub(crate) draining: AtomicBool,
     pub(crate) metrics: ApiMetrics,
     pub(crate) registry: Registry,
@@ -74,6 +83,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+                body_budget: Arc::new(Semaphore::new(config.body_budget_bytes.div_ceil(1024))),
                 store,
                 config,
                 draining: AtomicBool::new(false),

@@ -62,6 +62,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     install_panic_hook();
+    raise_open_files_limit();
     let cli = Cli::parse();
     match cli.command {
         Command::Region(mut args) => match args.op.take() {
@@ -79,6 +80,19 @@ fn main() -> anyhow::Result<()> {
         Command::Ids(args) => ids::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Drill(args) => drill::run(args),
+    }
+}
+
+/// Raises the soft limit of open files to the hard one: a server that runs out of descriptors
+/// refuses connections, and its storage engine, which opens table files as it goes, would fail
+/// (and fail-stop the region) long before memory or CPU ran out. The default soft limit (often
+/// 1024) is far below what a region's connections and table files can need.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 
