@@ -365,6 +365,16 @@ def test_partition_heal_delay_skew(cluster):
     assert any(link["peer"] == "eu-west" and link["delay_ms"] == 20 for link in rep["links"])
     r = meridian("fault", "skew", "ap-southeast", "-1500", "--cluster", cj)
     assert r.returncode == 0, r.stdout + r.stderr
+    # 1.5 s behind: the others' versions are beyond ap-southeast's maximum clock offset, so it
+    # refuses them, and `status` warns about the skew and names the refusal
+    client(ep["us-east"]).put_item(TableName="up_users", Item={"pk": {"S": "while-skewed"}})
+
+    def warned():
+        out = meridian("status", "--cluster", cj).stdout
+        return out if ("ap-southeast's clock is" in out and "behind" in out
+                       and "ap-southeast refuses us-east's batches: clock" in out) else None
+
+    wait_until(warned, timeout=20, interval=0.5, what="status warns about the skewed clock")
     r = meridian("fault", "skew", "ap-southeast", "0", "--cluster", cj)
     assert r.returncode == 0, r.stdout + r.stderr
 

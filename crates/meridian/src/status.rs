@@ -49,7 +49,8 @@ async fn gather(file: &ClusterFile, http: &Http) -> Value {
                     links.push(json!({
                         "from": l["peer"], "to": r.name, "state": l["state"],
                         "lag_ms": l["lag_ms"], "lag_entries": l["lag_entries"],
-                        "alarm": l["alarm"],
+                        "alarm": l["alarm"], "clock_offset_ms": l["peer_clock_offset_ms"],
+                        "refused": l["refused"],
                     }));
                 } else {
                     links.push(json!({
@@ -179,22 +180,52 @@ fn render(s: &Value) -> String {
         return out;
     }
     out.push_str(&format!(
-        "\n{:<14} {:<14} {:<13} {:>8} {:>12} {:>6}\n",
-        "LINK FROM", "TO", "STATE", "LAG MS", "LAG ENTRIES", "ALARM"
+        "\n{:<14} {:<14} {:<13} {:>8} {:>12} {:>6} {:>9}\n",
+        "LINK FROM", "TO", "STATE", "LAG MS", "LAG ENTRIES", "ALARM", "CLOCK MS"
     ));
+    let mut warnings = Vec::new();
     for l in s["links"].as_array().into_iter().flatten() {
         if l.get("lag_ms").is_none() {
             continue;
         }
         out.push_str(&format!(
-            "{:<14} {:<14} {:<13} {:>8} {:>12} {:>6}\n",
+            "{:<14} {:<14} {:<13} {:>8} {:>12} {:>6} {:>9}\n",
             text(&l["from"]),
             text(&l["to"]),
             text(&l["state"]),
             text(&l["lag_ms"]),
             text(&l["lag_entries"]),
             text(&l["alarm"]),
+            text(&l["clock_offset_ms"]),
         ));
+        warnings.extend(link_warnings(l));
+    }
+    for w in warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
+/// Clock offset between two regions above which `status` warns: half the default maximum
+/// offset, beyond which a receiver refuses the sender's versions.
+const CLOCK_WARN_MS: i64 = meridian_storage::DEFAULT_MAX_CLOCK_OFFSET_MS as i64 / 2;
+
+/// What an inbound link's row should make an operator look at.
+fn link_warnings(l: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let (from, to) = (text(&l["from"]), text(&l["to"]));
+    if let Some(ms) = l["clock_offset_ms"].as_i64()
+        && ms.abs() >= CLOCK_WARN_MS
+    {
+        let side = if ms > 0 { "ahead of" } else { "behind" };
+        out.push(format!(
+            "{from}'s clock is {} ms {side} {to}'s (a version more than {} ms ahead of the receiver's clock is refused)",
+            ms.abs(),
+            meridian_storage::DEFAULT_MAX_CLOCK_OFFSET_MS
+        ));
+    }
+    if let Some(why) = l["refused"].as_str() {
+        out.push(format!("{to} refuses {from}'s batches: {why}"));
     }
     out
 }
@@ -209,4 +240,26 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         print!("{}", render(&status));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skewed_clocks_and_refusals_are_warned_about() {
+        let link = |offset: i64, refused: Value| json!({"from": "eu", "to": "us", "clock_offset_ms": offset, "refused": refused});
+        assert!(link_warnings(&link(249, Value::Null)).is_empty());
+        let w = link_warnings(&link(-300, Value::Null));
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("eu's clock is 300 ms behind us's"),
+            "{}",
+            w[0]
+        );
+        let w = link_warnings(&link(900, json!("clock: too far ahead")));
+        assert_eq!(w.len(), 2);
+        assert!(w[0].contains("900 ms ahead of us's"), "{}", w[0]);
+        assert_eq!(w[1], "us refuses eu's batches: clock: too far ahead");
+    }
 }
