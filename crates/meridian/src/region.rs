@@ -120,8 +120,14 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(format!("./meridian-data/{region}")));
-    let replication =
+    let mut replication =
         crate::region_replication::resolve(&region, &args.replication, file.replication.as_ref())?;
+    if let Some(rc) = replication.as_mut() {
+        // Beside the store, as the state directory is: `DATA_DIR-quarantine`.
+        let mut dir = data_dir.as_os_str().to_owned();
+        dir.push("-quarantine");
+        rc.quarantine_dir = Some(PathBuf::from(dir));
+    }
     let guard = args.admin.guard()?;
     let mut ae_peers = meridian_antientropy::Peers {
         endpoints: Default::default(),

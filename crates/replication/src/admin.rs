@@ -87,6 +87,15 @@ async fn status(State(s): State<AdminState>) -> Response {
         Ok::<_, meridian_storage::StoreError>((watermarks, checkpoints, store.head(), gc))
     })
     .await;
+    let quarantine_dir = ctx.config.quarantine_dir.clone();
+    let quarantined = tokio::task::spawn_blocking(move || {
+        quarantine_dir
+            .as_deref()
+            .map(crate::quarantine::count)
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
     let (watermarks, checkpoints, head, gc) = match durable {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -120,6 +129,13 @@ async fn status(State(s): State<AdminState>) -> Response {
                 // a pause or resume).
                 o.insert("paused".into(), json!(control.paused));
                 if direction == "in" {
+                    // Entries set aside and not yet cleared by an operator keep the alarm up.
+                    let kept = quarantined.get(name).copied().unwrap_or(0);
+                    o.insert("quarantined".into(), json!(kept));
+                    if kept > 0 {
+                        o.insert("alarm".into(), json!(true));
+                        alarm = true;
+                    }
                     let lag = p.apply_lag.lock().map(|h| h.summary()).unwrap_or_default();
                     o.insert("apply_lag_ms".into(), lag);
                     let lag = p

@@ -62,6 +62,9 @@ pub struct ReplicationConfig {
     pub bootstrap_wait_secs: u64,
     /// TLS on every link (mutual, TLS 1.3; `crate::tls`); plaintext without.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Where entries that can never apply are kept (`crate::quarantine`); without it they are
+    /// logged, in part, and counted only.
+    pub quarantine_dir: Option<std::path::PathBuf>,
 }
 
 impl ReplicationConfig {
@@ -82,6 +85,7 @@ impl ReplicationConfig {
             changelog_gc_interval_ms: 10_000,
             bootstrap_wait_secs: 60,
             tls: None,
+            quarantine_dir: None,
         }
     }
 

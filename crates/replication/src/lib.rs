@@ -25,6 +25,7 @@ mod gc;
 pub mod inbound;
 pub mod outbound;
 pub mod protocol;
+mod quarantine;
 mod snapshot;
 pub mod status;
 mod sync_in;

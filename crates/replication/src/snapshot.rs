@@ -178,7 +178,10 @@ pub(crate) async fn receive(
         match reader.next_within(idle).await? {
             Frame::SnapshotChunk(b) => {
                 let entries = match batch::open(&b, me) {
-                    Ok(e) if b.first == installed + 1 => e,
+                    Ok(o) if b.first == installed + 1 => {
+                        crate::quarantine::set_aside(ctx, peer, o.quarantined).await?;
+                        o.entries
+                    }
                     Ok(_) => {
                         let msg = format!(
                             "snapshot chunk {}..={} does not follow {installed}",

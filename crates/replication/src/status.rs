@@ -82,6 +82,8 @@ pub struct Metrics {
     /// whose origin the peer may not send) or `clock` (a version too far ahead of this
     /// region's clock).
     pub refused_batches: Family<RefusalLabel, Counter>,
+    /// Entries set aside because they can never apply, sync-in (`crate::quarantine`).
+    pub quarantined: Family<PeerLabel, Counter>,
     /// Snapshot entries sent (`out`) or installed (`in`), per link.
     pub snapshot_entries: Family<LinkLabel, Counter>,
     /// Snapshots completed, sent (`out`) or installed (`in`), per link.
@@ -179,6 +181,11 @@ impl Metrics {
             format!("{p}refused"),
             "Replication handshakes refused",
             self.refused.clone(),
+        );
+        r.register(
+            format!("{p}quarantined_entries"),
+            "Entries from the peer set aside because they can never apply",
+            self.quarantined.clone(),
         );
         r.register(
             format!("{p}refused_batches"),

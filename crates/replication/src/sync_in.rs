@@ -365,12 +365,13 @@ async fn stream(
                 }
                 received.inc_by(batches.len() as u64);
                 let mut entries = Vec::new();
+                let mut quarantined = Vec::new();
                 let mut accepted: Option<(u64, u32)> = None;
                 for b in &batches {
-                    let opened = match batch::open(b, me).and_then(|e| {
-                        batch::check_origins(&e, &ctx.config.topology, peer, me).map(|()| e)
+                    let opened = match batch::open(b, me).and_then(|o| {
+                        batch::check_origins(&o.entries, &ctx.config.topology, peer, me).map(|()| o)
                     }) {
-                        Ok(e) => e,
+                        Ok(o) => o,
                         Err(e) => {
                             ctx.links.refuse_batch(peer, "invalid", &e.to_string());
                             send_error(writer, ErrorCode::Invalid, &e.to_string()).await;
@@ -384,7 +385,8 @@ async fn stream(
                             writer.send(&Frame::Ack(ack)).await?;
                         }
                         Verdict::Apply { from } => {
-                            entries.extend(opened.into_iter().filter(|e| e.seq >= from));
+                            entries.extend(opened.entries.into_iter().filter(|e| e.seq >= from));
+                            quarantined.extend(opened.quarantined.into_iter().filter(|q| q.seq >= from));
                             accepted = Some((b.last, b.attempt));
                         }
                     }
@@ -392,6 +394,7 @@ async fn stream(
                 let Some((last, attempt)) = accepted else {
                     continue;
                 };
+                crate::quarantine::set_aside(ctx, peer, quarantined).await?;
                 let newest = entries.last().map(|e| e.version.ts.physical_ms());
                 // Each origin's changes arrive in its sequence order, which is
                 // also its timestamp order: once applied, all its writes up to

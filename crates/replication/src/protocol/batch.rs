@@ -109,18 +109,43 @@ pub fn check_region_name(name: &str) -> Result<(), ProtocolError> {
     }
 }
 
+/// An entry of a well-framed batch that cannot be applied: its record could not be decoded or
+/// breaks a rule of its own (names, key size, timestamp). It is set aside with its bytes —
+/// `Quarantine` in the sync-in — and the rest of the stream goes on without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The sender's local sequence of the entry.
+    pub seq: u64,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The change record as received.
+    pub record: Vec<u8>,
+}
+
+/// What [`open`] found in a batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Opened {
+    /// The entries to apply, in sequence order.
+    pub entries: Vec<ChangeEntry>,
+    /// The entries set aside.
+    pub quarantined: Vec<Quarantined>,
+}
+
 /// Decompresses and decodes a batch's entries and checks them for the receiving region
-/// `receiver`. Nothing is applied unless this returns `Ok`:
+/// `receiver`. The batch as a whole is refused (nothing of it applied) unless:
 ///
 /// - `1 ≤ first ≤ last`, `count ≤ MAX_BATCH_ENTRIES`, `raw_len ≤ MAX_RAW_BYTES`, the payload
 ///   decompresses to exactly `raw_len` bytes holding exactly `count` entries;
 /// - entry sequences strictly increase within `first..=last`;
 /// - per origin, GTID sequences are ≥ 1 and strictly increase (the dedup watermark relies on it);
 /// - no entry originated at the receiver (loop prevention is the sender's job; a violation
-///   means the two ends disagree about the topology);
-/// - region and table names are valid, item keys are 1–4096 bytes (table operations carry
-///   none), timestamps are non-zero.
-pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolError> {
+///   means the two ends disagree about the topology).
+///
+/// An entry that is framed correctly but whose record does not decode, or whose region or
+/// table names are invalid, whose item key is not 1–4096 bytes (table operations carry none)
+/// or whose timestamp is zero, is [`Quarantined`] instead: the sender's stream is not held
+/// forever behind one entry that can never apply.
+pub fn open(batch: &Batch, receiver: &str) -> Result<Opened, ProtocolError> {
     if batch.first == 0 || batch.first > batch.last {
         return Err(invalid(format!(
             "bad range {}..={}",
@@ -152,23 +177,36 @@ pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolE
         }
     };
     let mut r = Reader::new(&raw);
-    let mut entries = Vec::with_capacity(batch.count as usize);
+    let mut opened = Opened {
+        entries: Vec::with_capacity(batch.count as usize),
+        quarantined: Vec::new(),
+    };
     let mut prev_seq = batch.first - 1;
     let mut per_origin: HashMap<String, u64> = HashMap::new();
     for _ in 0..batch.count {
         let seq = r.varint().map_err(|_| invalid("truncated entry"))?;
         let body = r.len_bytes().map_err(|_| invalid("truncated entry"))?;
-        let e =
-            decode_received_change(seq, body).map_err(|e| invalid(format!("entry {seq}: {e}")))?;
-        if e.seq <= prev_seq || e.seq > batch.last {
+        if seq <= prev_seq || seq > batch.last {
             return Err(invalid(format!(
-                "entry sequence {} out of order or outside {}..={}",
-                e.seq, batch.first, batch.last
+                "entry sequence {seq} out of order or outside {}..={}",
+                batch.first, batch.last
             )));
         }
-        prev_seq = e.seq;
-        check_region_name(&e.gtid.origin)?;
-        check_region_name(&e.version.region)?;
+        prev_seq = seq;
+        let e = match decode_received_change(seq, body)
+            .map_err(|e| e.to_string())
+            .and_then(|e| check_entry(&e).map(|()| e))
+        {
+            Ok(e) => e,
+            Err(reason) => {
+                opened.quarantined.push(Quarantined {
+                    seq,
+                    reason,
+                    record: body.to_vec(),
+                });
+                continue;
+            }
+        };
         if e.gtid.origin == receiver {
             return Err(invalid(format!(
                 "entry {} originated at the receiver {receiver}: the ends disagree about the topology",
@@ -190,21 +228,28 @@ pub fn open(batch: &Batch, receiver: &str) -> Result<Vec<ChangeEntry>, ProtocolE
                 per_origin.insert(e.gtid.origin.clone(), e.gtid.seq);
             }
         }
-        meridian_model::table::check_table_name(&e.table, "table")
-            .map_err(|_| invalid(format!("invalid table name {:?}", e.table)))?;
-        let table_op = matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop);
-        if e.key.len() > MAX_KEY_BYTES || (e.key.is_empty() && !table_op) {
-            return Err(invalid("storage key empty or too long"));
-        }
-        if e.version.ts.0 == 0 {
-            return Err(invalid("zero timestamp"));
-        }
-        entries.push(e);
+        opened.entries.push(e);
     }
     if !r.remaining().is_empty() {
         return Err(invalid("trailing bytes after the last entry"));
     }
-    Ok(entries)
+    Ok(opened)
+}
+
+/// The rules one decoded entry must keep on its own (see [`open`]).
+fn check_entry(e: &ChangeEntry) -> Result<(), String> {
+    check_region_name(&e.gtid.origin).map_err(|e| e.to_string())?;
+    check_region_name(&e.version.region).map_err(|e| e.to_string())?;
+    meridian_model::table::check_table_name(&e.table, "table")
+        .map_err(|_| format!("invalid table name {:?}", e.table))?;
+    let table_op = matches!(e.op, ChangeOp::TableUpsert(_) | ChangeOp::TableDrop);
+    if e.key.len() > MAX_KEY_BYTES || (e.key.is_empty() && !table_op) {
+        return Err("storage key empty or too long".into());
+    }
+    if e.version.ts.0 == 0 {
+        return Err("zero timestamp".into());
+    }
+    Ok(())
 }
 
 /// Checks that `sender` may send every entry of a batch to `receiver`: its origin is one the
@@ -270,7 +315,9 @@ mod tests {
 
     /// Opened entries with their puts' items decoded (`open` keeps canonical items encoded).
     fn opened(b: &Batch) -> Vec<ChangeEntry> {
-        let mut v = open(b, "b").expect("open");
+        let o = open(b, "b").expect("open");
+        assert!(o.quarantined.is_empty(), "{:?}", o.quarantined);
+        let mut v = o.entries;
         for e in &mut v {
             assert!(matches!(e.op, ChangeOp::PutEncoded(_)), "kept encoded");
             let item = e.op.item().expect("item").map(std::borrow::Cow::into_owned);
@@ -334,9 +381,6 @@ mod tests {
             3,
             "two origins interleaved"
         );
-        let mut bad_table = entry(1, "a", 1);
-        bad_table.table = "x".into();
-        assert!(open(&build(header(1, 1), &[bad_table]).expect("build"), "b").is_err());
         let mut lying = build(header(1, 1), &[entry(1, "a", 1)]).expect("build");
         lying.count = 2;
         assert!(open(&lying, "b").is_err());
@@ -348,7 +392,54 @@ mod tests {
     #[test]
     fn an_empty_range_batch_is_valid() {
         let b = build(header(4, 9), &[]).expect("build");
-        assert_eq!(open(&b, "b").expect("open"), vec![]);
+        assert_eq!(open(&b, "b").expect("open"), Opened::default());
+    }
+
+    #[test]
+    fn an_entry_that_cannot_apply_is_quarantined_and_the_rest_opens() {
+        let mut bad_table = entry(2, "a", 2);
+        bad_table.table = "x".into();
+        let mut zero_ts = entry(3, "a", 3);
+        zero_ts.version.ts = Timestamp(0);
+        let good = [entry(1, "a", 1), entry(4, "a", 4)];
+        let b = build(
+            header(1, 4),
+            &[good[0].clone(), bad_table.clone(), zero_ts, good[1].clone()],
+        )
+        .expect("build");
+        let o = open(&b, "b").expect("a well-framed batch opens");
+        assert_eq!(
+            o.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 4]
+        );
+        assert_eq!(
+            o.quarantined
+                .iter()
+                .map(|q| (q.seq, q.reason.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(2, "invalid table name \"x\""), (3, "zero timestamp")]
+        );
+        // the record is kept as received: it decodes to the entry that was sent
+        let kept = meridian_storage::record::decode_change(2, &o.quarantined[0].record)
+            .expect("the record as sent");
+        assert_eq!(kept.table, bad_table.table);
+        // bytes that are no change record at all are quarantined too, not the batch
+        let mut raw = Vec::new();
+        put_varint(&mut raw, 1);
+        put_len_bytes(&mut raw, &[0xff, 0x00, 0x13]);
+        let garbage = Batch {
+            first: 1,
+            last: 1,
+            attempt: 1,
+            head: 1,
+            hlc_now: 0,
+            count: 1,
+            compression: Compression::None,
+            raw_len: raw.len() as u32,
+            payload: Payload(raw),
+        };
+        let o = open(&garbage, "b").expect("framing is fine");
+        assert!(o.entries.is_empty() && o.quarantined.len() == 1, "{o:?}");
     }
 
     #[test]
