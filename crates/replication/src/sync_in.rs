@@ -57,33 +57,10 @@ pub(crate) async fn listen(ctx: Arc<Ctx>, listener: TcpListener) {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let (mut reader, mut writer, cert) = match &ctx.tls {
-                        Some(tls) => {
-                            let _ = stream.set_nodelay(true);
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
-                            {
-                                Ok(Ok((stream, cert))) => {
-                                    let (r, w) = conn::split_tls(stream);
-                                    (r, w, Some(cert))
-                                }
-                                Ok(Err(e)) => {
-                                    ctx.links.refused("?");
-                                    tracing::warn!(%addr, error = %e, "replication TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    ctx.links.refused("?");
-                                    tracing::warn!(%addr, "replication TLS handshake timed out");
-                                    return;
-                                }
-                            }
-                        }
-                        None => {
-                            let (r, w) = conn::split(stream);
-                            (r, w, None)
-                        }
+                    let Some((mut reader, mut writer, cert)) = open(&ctx, stream, addr).await
+                    else {
+                        return;
                     };
-                    reader.set_max_frame(HANDSHAKE_MAX_FRAME);
                     match serve(&ctx, cert.as_ref(), &mut reader, &mut writer).await {
                         Ok(()) => {}
                         Err((peer, e)) => {
@@ -99,6 +76,42 @@ pub(crate) async fn listen(ctx: Arc<Ctx>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// A connection's frame halves, after the TLS handshake when the links use TLS (with the
+/// peer's certificate), capped at small frames until the peer authenticates; `None` when the
+/// TLS handshake fails (counted as a refusal).
+async fn open(
+    ctx: &Ctx,
+    stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+) -> Option<(FrameReader, FrameWriter, Option<CertificateDer<'static>>)> {
+    let (mut reader, writer, cert) = match &ctx.tls {
+        None => {
+            let (r, w) = conn::split(stream);
+            (r, w, None)
+        }
+        Some(tls) => {
+            let _ = stream.set_nodelay(true);
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                Ok(Ok((stream, cert))) => {
+                    let (r, w) = conn::split_tls(stream);
+                    (r, w, Some(cert))
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    ctx.links.refused("?");
+                    tracing::warn!(%addr, error = %why, "replication TLS handshake failed");
+                    return None;
+                }
+            }
+        }
+    };
+    reader.set_max_frame(HANDSHAKE_MAX_FRAME);
+    Some((reader, writer, cert))
 }
 
 /// Refuses a connection: logs, counts, answers with an error frame.

@@ -127,13 +127,19 @@ impl Peer {
         self.io.send(bytes).await.unwrap();
     }
 
+    /// The next frame that answers something (heartbeats and window credits come any time).
     async fn recv(&mut self) -> Frame {
-        let bytes = tokio::time::timeout(Duration::from_secs(10), self.io.next())
-            .await
-            .expect("an answer in time")
-            .expect("the connection is open")
-            .unwrap();
-        decode(&bytes).unwrap()
+        loop {
+            let bytes = tokio::time::timeout(Duration::from_secs(10), self.io.next())
+                .await
+                .expect("an answer in time")
+                .expect("the connection is open")
+                .unwrap();
+            match decode(&bytes).unwrap() {
+                Frame::Heartbeat(_) | Frame::Credit(_) => continue,
+                frame => return frame,
+            }
+        }
     }
 
     /// Sends the records as one batch covering `first..=last`; returns the answer.
