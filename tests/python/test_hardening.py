@@ -148,3 +148,46 @@ def test_slow_bodies_do_not_starve_signed_requests(tmp_path):
         for s in slow:
             s.close()
         region.kill()
+
+
+def test_slow_headers_and_idle_connections_are_bounded(tmp_path):
+    # 100 clients open connections and never finish a request head. The region accepts at most
+    # --max-connections of them at a time (no descriptor exhaustion for the store), closes each
+    # after --header-timeout-ms, and a signed client that queues behind them is served.
+    import os
+    import socket
+    region = Region(tmp_path / "data",
+                    extra_args=["--max-connections", "32", "--header-timeout-ms", "1000"]).start()
+    stalled = []
+    try:
+        ddb = region.client()
+        create_table(ddb, "tbl")
+        for _ in range(100):
+            s = socket.create_connection((region.host, region.port))
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            stalled.append(s)
+
+        def sockets():
+            fds = os.listdir(f"/proc/{region.proc.pid}/fd")
+            return sum(os.readlink(f"/proc/{region.proc.pid}/fd/{fd}").startswith("socket:")
+                       for fd in fds if os.path.exists(f"/proc/{region.proc.pid}/fd/{fd}"))
+
+        peak = max(sockets() for _ in range(10))
+        assert peak <= 32 + 8, f"{peak} sockets open: the connection cap did not hold"
+        started = time.monotonic()
+        ddb.put_item(TableName="tbl", Item={"pk": {"S": "queued"}})
+        assert time.monotonic() - started < 15
+        # every stalled head is cut: the region closes them without an answer or with a 408
+        for s in stalled:
+            s.settimeout(15)
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, socket.timeout) as e:
+                assert not isinstance(e, socket.timeout), "a stalled connection stayed open"
+        assert region.health()[0] == 200
+        assert ddb.get_item(TableName="tbl", Key={"pk": {"S": "queued"}})["Item"]
+    finally:
+        for s in stalled:
+            s.close()
+        region.kill()

@@ -52,27 +52,25 @@ pub async fn serve(
         state,
         Router::new(),
         AdminGuard::LoopbackOnly,
+        meridian_serve::Limits::default(),
         shutdown,
     )
     .await
 }
 
 /// [`serve`], with `extra` routes (already given their state) merged in — e.g. replication's
-/// `/admin/replication` and link fault hooks — and every admin endpoint behind `guard`.
+/// `/admin/replication` and link fault hooks — every admin endpoint behind `guard`, and the
+/// listener within `limits` (connections, header time).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
     extra: Router,
     guard: AdminGuard,
+    limits: meridian_serve::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = meridian_auth::protect(router(state).merge(extra), guard, is_admin_path);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    meridian_serve::serve(listener, app, limits, shutdown).await
 }
 
 async fn root(State(state): State<AppState>) -> impl IntoResponse {

@@ -36,6 +36,13 @@ pub struct RegionArgs {
     /// Most requests served at once before `ThrottlingException`.
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// Most client connections at once; beyond it new ones wait to be accepted.
+    #[arg(long, default_value_t = meridian_serve::Limits::default().max_connections)]
+    max_connections: usize,
+    /// A request's head must arrive within this many milliseconds (also the longest a
+    /// keep-alive connection may stay silent).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// The token of `/admin/*`, also presented to the control plane and anti-entropy peers.
     #[command(flatten)]
     admin: meridian_auth::AdminTokenArg,
@@ -230,7 +237,12 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         let extra = extra
             .merge(control)
             .merge(meridian_antientropy::router(store.clone(), ae_peers));
-        meridian_api::serve_with(listener, state, extra, guard, stopped()).await?;
+        let limits = meridian_serve::Limits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: std::time::Duration::from_millis(args.header_timeout_ms.max(100)),
+            ..meridian_serve::Limits::default()
+        };
+        meridian_api::serve_with(listener, state, extra, guard, limits, stopped()).await?;
         if let Some(r) = replication {
             r.stop().await;
         }
