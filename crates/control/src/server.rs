@@ -110,11 +110,12 @@ pub async fn serve(
     state: ControlState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    meridian_serve::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(state),
+        meridian_serve::Limits::default(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 

@@ -343,8 +343,8 @@ pub(super) async fn serve_admin(
         .with_state(AdminState { sup, http });
     // Every route restarts processes or reveals the cluster: all of it is admin.
     let app = meridian_auth::protect(app, guard, |_| true);
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    if let Err(e) = axum::serve(listener, app).await {
+    let limits = meridian_serve::Limits::default();
+    if let Err(e) = meridian_serve::serve(listener, app, limits, std::future::pending()).await {
         tracing::error!(error = %e, "up admin API stopped");
     }
 }
