@@ -1,4 +1,5 @@
-//! Every HTTP listener's accept loop, with the bounds an anonymous client cannot lift:
+//! The accept loop of the axum HTTP listeners (the region API, the control plane, `up`), with
+//! the bounds an anonymous client cannot lift:
 //!
 //! - at most `max_connections` connections at once: beyond it the listener stops accepting
 //!   (new clients wait in the kernel's backlog) instead of running the process out of file
