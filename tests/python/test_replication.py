@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -18,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from meridian_testlib import Region, create_table, wait_until
+from meridian_testlib import BIN, Region, create_table, wait_until
 
 SECRET = "replication-test-secret"
 
@@ -39,8 +40,10 @@ class Cluster:
     """Several regions replicating to each other."""
 
     def __init__(self, tmp, names, topology="mesh", hub=None, secrets=None, lag_alarm_ms=None,
-                 extra_args=()):
+                 extra_args=(), anti_entropy=False):
         self.tmp = tmp
+        # With anti-entropy, each region knows the others' API endpoints (fixed ports).
+        self.http_ports = {n: free_port() for n in names} if anti_entropy else {}
         self.extra_args = list(extra_args)
         self.names = list(names)
         self.topology = topology
@@ -62,11 +65,13 @@ class Cluster:
         for other in self.names:
             if other != name:
                 a += ["--peer", f"{other}=127.0.0.1:{self.repl_ports[other]}"]
+                if other in self.http_ports:
+                    a += ["--ae-peer", f"{other}=http://127.0.0.1:{self.http_ports[other]}"]
         return a + self.extra_args
 
     def start(self, name=None):
         for n in [name] if name else self.names:
-            port = self.regions[n].port if n in self.regions else 0
+            port = self.regions[n].port if n in self.regions else self.http_ports.get(n, 0)
             r = Region(self.tmp / n / "data", name=n, port=port, extra_args=self.args(n))
             self.regions[n] = r.start()
         return self
@@ -1113,3 +1118,64 @@ def test_tls_links_refuse_a_tampered_frame_and_a_borrowed_certificate(tmp_path):
         proxy.stop()
         for r in (ap, eu, us):
             r.terminate()
+
+
+def damage_journal(data_dir):
+    """Flips one byte halfway through the data of the region's newest journal; returns it."""
+    journals = sorted(data_dir.glob("*.jnl"), key=lambda p: int(p.stem))
+    path = journals[-1]
+    data = bytearray(path.read_bytes())
+    end = len(data.rstrip(b"\0"))
+    data[end // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def verify(data_dir):
+    return subprocess.run([str(BIN), "region", "verify", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_damaged_journal_refuses_to_start_and_recover_brings_the_lost_writes_back(cluster):
+    c = cluster(["us", "eu", "ap"], anti_entropy=True)
+    c.create_table("jrnl")
+    cu = c.client("us")
+    for i in range(300):
+        put(cu, "jrnl", f"k{i}", str(i))
+    c.wait_converged("jrnl", expect_count=300)
+    head = c.status("us")["head"]
+    # ten more writes no peer receives: acknowledged here only, so the damage takes them
+    for peer in ("eu", "ap"):
+        c["us"].post(f"/admin/links/{peer}/pause")
+    for i in range(10):
+        put(cu, "jrnl", f"unshipped{i}", "x")
+    c["us"].kill()  # the journal keeps every write: no memtable was flushed
+    path = damage_journal(c["us"].data_dir)
+
+    checked = verify(c["us"].data_dir)
+    assert checked.returncode == 1 and "DAMAGED" in checked.stdout, checked
+    refused = Region(c.tmp / "us" / "data", name="us", port=c.http_ports["us"],
+                     extra_args=c.args("us"))
+    with pytest.raises(AssertionError):
+        refused.start()
+    said = refused.log_path.read_text()
+    assert f"journal {path} is damaged at byte" in said and "--recover" in said, said[-3000:]
+
+    r = Region(c.tmp / "us" / "data", name="us", port=c.http_ports["us"],
+               extra_args=c.args("us") + ["--recover"])
+    c.regions["us"] = r.start(timeout=30)  # healthy once every peer said what it holds
+    rec = c.status("us")["recovery"]
+    assert rec["state"] == "finished", rec
+    assert rec["skipped"][1] == head and rec["recovered_from_peers"] > 0, rec
+    assert rec["gone"] == 10, rec
+    # anti-entropy brings back every item the damage took
+    wait_until(lambda: len(c.scan("us", "jrnl")) == 300, timeout=60, interval=0.5,
+               what="us holds all 300 items again")
+    # new writes of us get sequences after what the peers hold: none is dropped as a repeat
+    for i in range(20):
+        put(cu, "jrnl", f"new{i}", "after")
+    c.wait_converged("jrnl", expect_count=320)
+    assert c.status("eu")["watermarks"]["us"] == head + 20
+    c["us"].terminate()
+    checked = verify(c["us"].data_dir)
+    assert checked.returncode == 0 and "journal  ok" in checked.stdout, checked

@@ -15,6 +15,9 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "failed")
     } else if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if state.store().recovery().is_some() {
+        // Takes no writes until its peers said how far they hold its changes.
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering")
     } else {
         (StatusCode::OK, "serving")
     };

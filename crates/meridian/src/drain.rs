@@ -3,6 +3,7 @@
 //! operator overrides (`POST /admin/regions/{name}/drain|undrain`), which act at once.
 //!
 //! The operation itself is `meridian_drill::faults::drain` (shared with `meridian drill`).
+//! `meridian region verify` is an operator subcommand too; it lives in `region_recover.rs`.
 
 use clap::Subcommand;
 use meridian_drill::faults;
@@ -26,12 +27,20 @@ pub enum RegionOp {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// Check a stopped region's store: its journals, and every block of every table (exit
+    /// status 1 when anything is damaged).
+    Verify {
+        /// The region's data directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
 }
 
 pub fn run(op: RegionOp) -> anyhow::Result<()> {
     let (undrain, name, cluster) = match op {
         RegionOp::Drain { name, cluster } => (false, name, cluster),
         RegionOp::Undrain { name, cluster } => (true, name, cluster),
+        RegionOp::Verify { data_dir } => return crate::region_recover::verify(&data_dir),
     };
     let action = if undrain { "undrain" } else { "drain" };
     let file = cluster.load()?;

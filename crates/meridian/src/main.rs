@@ -11,6 +11,7 @@ mod drill;
 mod fault;
 mod ids;
 mod region;
+mod region_recover;
 mod region_replication;
 mod status;
 mod up;

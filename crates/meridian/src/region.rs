@@ -58,6 +58,12 @@ pub struct RegionArgs {
     /// batch holding one further ahead is refused, and its link alarms until it is within.
     #[arg(long, default_value_t = meridian_storage::DEFAULT_MAX_CLOCK_OFFSET_MS)]
     max_clock_offset_ms: u64,
+    /// Start on a store whose journal is damaged before its tail (refused otherwise): the
+    /// journal is truncated at the damage, local writes wait until every peer said how far it
+    /// holds this region's changes, sequences continue after theirs, and anti-entropy brings
+    /// the lost items back from the peers.
+    #[arg(long)]
+    recover: bool,
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long, env = "MERIDIAN_LOG", default_value = "info")]
     log: String,
@@ -179,6 +185,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         let clock = SystemClock::new();
         let mut opts = StoreOptions::new(&data_dir, region.clone(), clock.clone());
         opts.max_clock_offset_ms = args.max_clock_offset_ms;
+        opts.recover = args.recover;
         // Received changes are logged only where a link forwards them (a star's hub).
         opts.log_remote = replication
             .as_ref()
@@ -224,6 +231,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
             None => axum::Router::new(),
         };
         meridian_api::spawn_ttl_expirer(state.clone());
+        crate::region_recover::spawn(&store, replication.as_ref(), ae_peers.clone());
         // Control plane: `/admin/config`, `/ids` and the config agent (issue 6).
         let control = crate::agent::region_routes(
             &control_args,

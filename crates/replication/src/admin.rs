@@ -168,9 +168,30 @@ async fn status(State(s): State<AdminState>) -> Response {
         Topology::Star { hub } => Some(hub.clone()),
         Topology::Mesh => None,
     };
+    // A damaged journal's recovery: unfinished (what it waits for) or finished (what it did).
+    let recovery = match ctx.store.recovery() {
+        Some(r) => json!({
+            "state": "waiting",
+            "surviving_head": r.from,
+            "lost_through": r.lost_through,
+            "damage": r.damage,
+            "waiting_for": crate::recover::waiting_for(&ctx, &ctx.holds_ours.borrow()),
+        }),
+        None => match &*ctx.recovered.borrow() {
+            Some(done) => json!({
+                "state": "finished",
+                "skipped": [done.skipped.0, done.skipped.1],
+                "recovered_from_peers": done.skipped.1 - done.skipped.0,
+                "gone": done.gone(),
+            }),
+            None => Value::Null,
+        },
+    };
+    alarm |= !recovery.is_null();
     Json(json!({
         "region": ctx.config.region,
         "topology": ctx.config.topology.kind(),
+        "recovery": recovery,
         "hub": hub,
         "listen": ctx.local_addr.to_string(),
         "lag_alarm_ms": ctx.links.lag_alarm_ms,

@@ -26,6 +26,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod protocol;
 mod quarantine;
+pub mod recover;
 mod snapshot;
 pub mod status;
 mod sync_in;
@@ -70,6 +71,11 @@ pub(crate) struct Ctx {
     pub(crate) tls: Option<tls::LinkTls>,
     /// When replication started.
     pub(crate) started: std::time::Instant,
+    /// Per peer this region ships to: the highest sequence of ours it holds, as its last
+    /// `Welcome` said (`recover.rs`).
+    pub(crate) holds_ours: tokio::sync::watch::Sender<std::collections::BTreeMap<String, u64>>,
+    /// Set once a recovery of the store finished here.
+    pub(crate) recovered: tokio::sync::watch::Sender<Option<recover::Recovered>>,
 }
 
 /// A running replication service: its links, metrics and admin routes.
@@ -98,6 +104,11 @@ impl ReplicationHandle {
     /// given the region's clock — `/admin/clock/skew`.
     pub fn admin_router(&self, clock: Option<Arc<SystemClock>>, faults: bool) -> axum::Router {
         admin::router(self.ctx.clone(), clock, faults)
+    }
+
+    /// Set to what the store's recovery did once it finished (`recover.rs`).
+    pub fn recovered(&self) -> tokio::sync::watch::Receiver<Option<recover::Recovered>> {
+        self.ctx.recovered.subscribe()
     }
 
     /// Stops every link (if not already stopping) and waits for the drivers to finish; after
@@ -144,6 +155,8 @@ pub async fn start(
         local_addr,
         tls: link_tls,
         started: std::time::Instant::now(),
+        holds_ours: tokio::sync::watch::Sender::new(Default::default()),
+        recovered: tokio::sync::watch::Sender::new(None),
     });
     tracing::info!(
         region = %ctx.config.region,
@@ -156,6 +169,7 @@ pub async fn start(
     let mut tasks = vec![
         tokio::spawn(sync_in::listen(ctx.clone(), listener)),
         tokio::spawn(gc::run(ctx.clone())),
+        tokio::spawn(recover::run(ctx.clone())),
     ];
     for peer in &ctx.config.peers {
         if ctx.config.topology.sends_to(&ctx.config.region, &peer.name) {

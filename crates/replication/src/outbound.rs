@@ -65,7 +65,7 @@ impl LogEntry for meridian_storage::LogRead {
     fn commit_ms(&self) -> u64 {
         match self {
             Self::Entry(e) => e.commit_ms(),
-            // never shipped, so never asked
+            // never shipped; 0 for a sequence of a recovery's gap, which a hub's link passes
             Self::Skipped { .. } => 0,
         }
     }
@@ -347,7 +347,10 @@ impl Outbound {
             bytes += size;
             last = Some(e.seq());
             if self.topology.ships(&self.me, &self.peer, e.origin()) {
-                oldest = Some(oldest.map_or(e.commit_ms(), |o| o.min(e.commit_ms())));
+                // A sequence of a recovery's gap has no commit time (0) and no lag.
+                if e.commit_ms() > 0 {
+                    oldest = Some(oldest.map_or(e.commit_ms(), |o| o.min(e.commit_ms())));
+                }
                 ship.push(e);
             }
         }

@@ -229,7 +229,10 @@ async fn connect_and_stream(
         Start::After(n) => n,
         Start::Snapshot => crate::snapshot::send(ctx, &peer.name, &mut reader, &mut writer).await?,
     };
-    if skip_to > sm.status().head.max(ctx.store.head()) {
+    ctx.holds_ours.send_modify(|h| {
+        h.insert(peer.name.clone(), skip_to);
+    });
+    if skip_to > sm.status().head.max(ctx.store.head()) && ctx.store.recovery().is_none() {
         tracing::warn!(peer = %peer.name, skip_to, head = ctx.store.head(), "the peer holds changes of ours beyond our head (was this region's data lost?)");
     }
     sm.skip_to(skip_to);

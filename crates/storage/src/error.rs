@@ -39,6 +39,19 @@ pub enum StoreError {
         /// What the clock said.
         error: meridian_core::ClockError,
     },
+    /// A journal is damaged before its tail; the store refuses to open unless asked to recover
+    /// (`StoreOptions::recover`).
+    #[error(
+        "{0}. Check the data directory with `meridian region verify --data-dir DIR`; to truncate \
+         the journal there and fetch this region's lost writes back from its peers, start the \
+         region once with --recover"
+    )]
+    JournalDamaged(Box<crate::journal::Damage>),
+    /// The store lost the tail of its change log and is recovering: it takes no local write
+    /// until it knows how far its peers had received its changes (its sequences continue after
+    /// theirs).
+    #[error("the region is recovering its change log from its peers and takes no writes yet")]
+    Recovering,
     /// The hybrid logical clock could not issue a timestamp.
     #[error("clock failure: {0}")]
     Clock(meridian_core::ClockError),

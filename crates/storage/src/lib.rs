@@ -19,17 +19,22 @@
 //! **Reads** go straight to fjall and see every committed write.
 
 mod error;
+pub mod journal;
 mod layout;
 pub mod record;
+mod recovery;
 mod snapshot;
 mod store;
+mod verify;
 mod writer;
 
 pub use error::StoreError;
 pub use record::{ChangeEntry, ChangeOp, EncodedItem, StoredItem};
+pub use recovery::Recovery;
 pub use snapshot::StoreSnapshot;
 pub use store::{
     ChangeLogSummary, DEFAULT_MAX_CLOCK_OFFSET_MS, LogRead, RawChange, Store, StoreFaults,
     StoreOptions, TableStats,
 };
+pub use verify::{VerifyReport, verify};
 pub use writer::{ApplyReport, Change, ChangeKind, Decision};

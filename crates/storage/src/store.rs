@@ -53,6 +53,10 @@ pub struct StoreOptions {
     /// (replication, anti-entropy, a snapshot) may be ahead of this region's clock; a batch
     /// holding one further ahead is refused whole ([`StoreError::ClockAhead`]).
     pub max_clock_offset_ms: u64,
+    /// Open a store whose journal is damaged before its tail (`StoreError::JournalDamaged`
+    /// otherwise): the engine truncates the journal at the damage and the store recovers its
+    /// sequences from its peers (`recovery.rs`).
+    pub recover: bool,
     /// Fault-injection switches (tests and drills only).
     pub faults: Arc<StoreFaults>,
 }
@@ -82,6 +86,7 @@ impl StoreOptions {
             max_group: 1024,
             log_remote: true,
             max_clock_offset_ms: DEFAULT_MAX_CLOCK_OFFSET_MS,
+            recover: false,
             faults: Arc::new(StoreFaults::default()),
         }
     }
@@ -135,6 +140,10 @@ pub(crate) struct Inner {
     pub(crate) durable: Condvar,
     /// The physical clock under the HLC (skewed by fault injection, if it is).
     pub(crate) clock: Arc<dyn Clock>,
+    /// An unfinished recovery (`recovery.rs`): local writes are refused while there is one.
+    pub(crate) recovery: RwLock<Option<crate::recovery::Recovery>>,
+    /// Skipped sequence ranges `(from, to]` of the change log (`recovery.rs`).
+    pub(crate) gaps: RwLock<Vec<(u64, u64)>>,
 }
 
 impl Inner {
@@ -291,6 +300,16 @@ impl Store {
     /// Opens (or creates) the store and starts its writer thread. Blocking.
     pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(&opts.path).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let damage = crate::journal::check(&opts.path)
+            .map_err(|e| StoreError::Corrupt(format!("reading the journals: {e}")))?;
+        match &damage {
+            Some(d) if !opts.recover => {
+                return Err(StoreError::JournalDamaged(Box::new(d.clone())));
+            }
+            Some(d) => crate::journal::truncate_at(&opts.path, d)
+                .map_err(|e| StoreError::Corrupt(format!("truncating the journal: {e}")))?,
+            None => {}
+        }
         let db = Database::builder(&opts.path)
             .cache_size(opts.cache_bytes)
             // One background worker, not two: with two, fjall 3.1's worker 0 hands every
@@ -349,11 +368,14 @@ impl Store {
             Some(v) => record::decode_u64(&v)?,
             None => 0,
         };
+        let gaps = crate::recovery::load_gaps(&meta)?;
         let head = match log.last_key_value() {
             Some(kv) => u64_suffix(&kv.key()?, 0)?,
             None => 0,
         }
-        .max(purged);
+        .max(purged)
+        .max(gaps.last().map_or(0, |g| g.1));
+        let recovery = crate::recovery::on_open(&db, &meta, &log, head, damage.as_ref())?;
         let hlc_last = match meta.get(META_HLC)? {
             Some(v) => Timestamp(record::decode_u64(&v)?),
             None => Timestamp::ZERO,
@@ -394,6 +416,8 @@ impl Store {
             mark: Mutex::new((head, hlc_last.0)),
             durable: Condvar::new(),
             clock: opts.clock.clone(),
+            recovery: RwLock::new(recovery),
+            gaps: RwLock::new(gaps),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
@@ -440,7 +464,7 @@ impl Store {
     }
 
     /// Sends the writer a job that answers on a oneshot, and waits for the answer.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
     ) -> Result<T, StoreError> {
@@ -485,6 +509,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&[Option<StoredItem>]) -> (Vec<crate::writer::Change>, T) + Send + 'static,
     {
+        self.inner.check_writable()?;
         let (tx, rx) = oneshot::channel();
         let job = Job::Write {
             reads,
@@ -510,6 +535,7 @@ impl Store {
 
     /// Creates a table (its `id` is assigned here). Durable when this returns.
     pub async fn create_table(&self, meta: TableMeta) -> Result<Arc<TableMeta>, StoreError> {
+        self.inner.check_writable()?;
         self.call(|reply| Job::CreateTable {
             meta: Box::new(meta),
             reply,
@@ -519,6 +545,7 @@ impl Store {
 
     /// Deletes a table; its items are purged in the background. Durable when this returns.
     pub async fn delete_table(&self, name: &str) -> Result<Arc<TableMeta>, StoreError> {
+        self.inner.check_writable()?;
         self.call(|reply| Job::DeleteTable {
             name: name.to_owned(),
             reply,
@@ -532,6 +559,7 @@ impl Store {
         name: &str,
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
     ) -> Result<Arc<TableMeta>, StoreError> {
+        self.inner.check_writable()?;
         self.call(|reply| Job::UpdateTable {
             name: name.to_owned(),
             update,
@@ -873,27 +901,56 @@ impl Store {
         // Only durable entries: a change committed but not yet fsynced must not reach a peer
         // (after a crash its sequence would be reused for another change).
         let head = self.head();
-        if from_seq > head {
-            return Ok(out);
-        }
-        for kv in self
+        let gaps = self
             .inner
-            .log
-            .range(from_seq.to_be_bytes()..=head.to_be_bytes())
-            .take(limit)
-        {
-            let (k, v) = kv.into_inner()?;
-            let seq = u64_suffix(&k, 0)?;
-            let origin = record::change_origin(&v)?;
-            out.push(if wanted(origin) {
-                LogRead::Entry(RawChange::new(seq, v)?)
-            } else {
-                LogRead::Skipped {
+            .gaps
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        let mut from = from_seq;
+        while from <= head && out.len() < limit {
+            if let Some((_, to)) = crate::recovery::gap_at(&gaps, from) {
+                // Sequences lost with a damaged journal (`recovery.rs`): passed over.
+                let to = to.min(from + (limit - out.len()) as u64 - 1);
+                out.extend((from..=to).map(|seq| LogRead::Skipped {
                     seq,
-                    origin: origin.to_owned(),
-                    bytes: v.len(),
-                }
-            });
+                    origin: String::new(),
+                    bytes: 0,
+                }));
+                from = to + 1;
+                continue;
+            }
+            let upto = gaps
+                .iter()
+                .map(|g| g.0)
+                .filter(|f| *f >= from)
+                .min()
+                .unwrap_or(head)
+                .min(head);
+            let before = out.len();
+            for kv in self
+                .inner
+                .log
+                .range(from.to_be_bytes()..=upto.to_be_bytes())
+                .take(limit - before)
+            {
+                let (k, v) = kv.into_inner()?;
+                let seq = u64_suffix(&k, 0)?;
+                let origin = record::change_origin(&v)?;
+                out.push(if wanted(origin) {
+                    LogRead::Entry(RawChange::new(seq, v)?)
+                } else {
+                    LogRead::Skipped {
+                        seq,
+                        origin: origin.to_owned(),
+                        bytes: v.len(),
+                    }
+                });
+            }
+            if out.len() == before || upto == head {
+                break;
+            }
+            from = upto + 1;
         }
         Ok(out)
     }

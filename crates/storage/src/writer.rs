@@ -208,6 +208,12 @@ pub(crate) enum Job {
         watermarks: std::collections::BTreeMap<String, u64>,
         reply: Reply<()>,
     },
+    /// Ends a recovery (`recovery.rs`): the head moves to `to`, the sequences skipped are
+    /// recorded as a gap.
+    SkipSequences {
+        to: u64,
+        reply: Reply<()>,
+    },
     PurgeLog {
         upto: u64,
         older_than_ms: u64,
@@ -913,6 +919,21 @@ impl<'a> Group<'a> {
         Ok(())
     }
 
+    /// Ends a recovery: the next local sequence is `to + 1`; `(head, to]` is recorded as a gap.
+    fn skip_sequences(&mut self, to: u64) {
+        self.requests += 1;
+        if to > self.head {
+            self.batch.insert(
+                &self.inner.meta,
+                crate::recovery::gap_key(to),
+                record::encode_u64(self.head),
+            );
+            self.head = to;
+        }
+        self.batch
+            .remove(&self.inner.meta, crate::recovery::META_RECOVERY.to_vec());
+    }
+
     /// Removes the oldest change-log entries up to `upto` committed before `older_than_ms`
     /// (at most `limit`), and records the purge point. Returns how many were removed.
     fn purge_log(
@@ -1466,7 +1487,9 @@ fn fail_job(job: Job) -> bool {
             let _ = reply.send(Err(StoreError::Poisoned));
             false
         }
-        Job::SetCheckpoint { reply, .. } | Job::FinishSnapshot { reply, .. } => {
+        Job::SetCheckpoint { reply, .. }
+        | Job::FinishSnapshot { reply, .. }
+        | Job::SkipSequences { reply, .. } => {
             let _ = reply.send(Err(StoreError::Poisoned));
             false
         }
@@ -1553,6 +1576,11 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
                     group.finish_snapshot(watermarks).map(|()| {
                         group.done.push(Done::Unit(reply));
                     })
+                }
+                Job::SkipSequences { to, reply } => {
+                    group.skip_sequences(to);
+                    group.done.push(Done::Unit(reply));
+                    Ok(())
                 }
                 Job::PurgeLog {
                     upto,

@@ -202,6 +202,9 @@ pub fn store_err(e: StoreError) -> ApiError {
             tracing::error!(error = %e, "store unavailable");
             ApiError::ServiceUnavailable("The region's store is unavailable".into())
         }
+        StoreError::Recovering => ApiError::ServiceUnavailable(
+            "The region is recovering its change log from its peers; retry shortly".into(),
+        ),
         other => ApiError::InternalServerError(other.to_string()),
     }
 }
