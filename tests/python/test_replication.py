@@ -1179,3 +1179,42 @@ def test_a_damaged_journal_refuses_to_start_and_recover_brings_the_lost_writes_b
     c["us"].terminate()
     checked = verify(c["us"].data_dir)
     assert checked.returncode == 0 and "journal  ok" in checked.stdout, checked
+
+
+def test_a_region_restored_from_an_old_backup_continues_after_what_its_peers_hold(cluster):
+    """A region whose log is behind what its peers hold of it (here: its data directory restored
+    from a backup) would number its next writes with sequences the peers already hold, and they
+    would drop them as repeats. It recovers instead: no local write until every peer said how
+    far it holds the region's changes, then sequences after theirs and anti-entropy."""
+    c = cluster(["us", "eu", "ap"], anti_entropy=True)
+    c.create_table("restore")
+    cu = c.client("us")
+    for i in range(50):
+        put(cu, "restore", f"old{i}", "x")
+    c.wait_converged("restore", expect_count=50)
+    c["us"].terminate()
+    backup = c.tmp / "us-backup"
+    shutil.copytree(c["us"].data_dir, backup)
+    c.start("us")
+    cu = c.client("us")
+    for i in range(50):
+        put(cu, "restore", f"later{i}", "x")
+    c.wait_converged("restore", expect_count=100)
+    head = c.status("us")["head"]
+    c["us"].terminate()
+    shutil.rmtree(c["us"].data_dir)
+    shutil.copytree(backup, c["us"].data_dir)
+    c.start("us")
+
+    def finished():
+        rec = c.status("us")["recovery"]
+        return rec if rec and rec["state"] == "finished" else None
+
+    rec = wait_until(finished, timeout=30, interval=0.2, what="us recovered")
+    assert rec["skipped"][1] == head, rec
+    wait_until(lambda: len(c.scan("us", "restore")) == 100, timeout=60, interval=0.5,
+               what="us holds the items written after the backup again")
+    for i in range(20):
+        put(cu, "restore", f"new{i}", "x")
+    c.wait_converged("restore", expect_count=120)
+    assert c.status("eu")["watermarks"]["us"] == head + 20

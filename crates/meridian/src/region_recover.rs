@@ -1,54 +1,70 @@
-//! The region's part of a recovery from a damaged journal (`meridian region --recover`; the
-//! store's and replication's parts are `meridian_storage::Recovery` and
-//! `meridian_replication::recover`): once the peers said how far they hold this region's
-//! changes, anti-entropy with every peer brings back the items of the changes lost here.
+//! The region's part of a recovery (after a damaged journal, `meridian region --recover`, or
+//! a peer found holding more of ours than the log has; the store's and replication's parts are
+//! `meridian_storage::Recovery` and `meridian_replication::recover`): once the peers said how
+//! far they hold this region's changes, anti-entropy with every peer brings back the items of
+//! the changes lost here, and sends them the ones they dropped as repeats meanwhile.
 
 use meridian_antientropy::{Peers, run_repair};
 use meridian_replication::ReplicationHandle;
+use meridian_replication::recover::Recovered;
 use meridian_storage::Store;
 
-/// Starts the recovery's follow-up if the store is recovering.
+/// Runs the follow-up of every recovery of the store: at once for one without replication (no
+/// peer holds anything of ours), after replication finished it otherwise.
 pub(crate) fn spawn(store: &Store, replication: Option<&ReplicationHandle>, peers: Peers) {
-    if store.recovery().is_none() {
-        return;
-    }
     let store = store.clone();
     let Some(replication) = replication else {
-        // No peer holds anything of ours: nothing to wait for.
-        tokio::spawn(async move {
-            if let Err(e) = store.finish_recovery(0).await {
-                tracing::error!(error = %e, "cannot finish the recovery");
-            }
-        });
+        if store.recovery().is_some() {
+            tokio::spawn(async move {
+                if let Err(e) = store.finish_recovery(0).await {
+                    tracing::error!(error = %e, "cannot finish the recovery");
+                }
+            });
+        }
         return;
     };
     let mut recovered = replication.recovered();
     tokio::spawn(async move {
-        let Ok(done) = recovered.wait_for(Option::is_some).await.map(|d| d.clone()) else {
-            return;
-        };
-        let (mut here, mut failed) = (0u64, 0usize);
-        for (name, endpoint) in &peers.endpoints {
-            match run_repair(&store, endpoint, peers.token.as_deref(), &[]).await {
-                Ok(r) => {
-                    let n: u64 = r.tables.iter().map(|t| t.repaired_here).sum();
-                    tracing::info!(peer = %name, items = n, "recovery: anti-entropy repaired items here");
-                    here += n;
-                }
-                Err(e) => {
-                    failed += 1;
-                    tracing::error!(peer = %name, error = format!("{e:#}"), "recovery: anti-entropy failed; run `POST /admin/anti-entropy?peer={name}` once the peer is back");
-                }
+        // One that finished before this task subscribed counts too.
+        let mut done = recovered.borrow_and_update().clone();
+        loop {
+            if let Some(d) = done.take() {
+                repair_all(&store, &peers, &d).await;
+            }
+            if recovered.changed().await.is_err() {
+                return;
+            }
+            done = recovered.borrow_and_update().clone();
+        }
+    });
+}
+
+/// Anti-entropy with every peer, both ways, after a recovery.
+async fn repair_all(store: &Store, peers: &Peers, done: &Recovered) {
+    let (mut here, mut there, mut failed) = (0u64, 0u64, 0usize);
+    for (name, endpoint) in &peers.endpoints {
+        match run_repair(store, endpoint, peers.token.as_deref(), &[]).await {
+            Ok(r) => {
+                let h: u64 = r.tables.iter().map(|t| t.repaired_here).sum();
+                let t: u64 = r.tables.iter().map(|t| t.repaired_there).sum();
+                tracing::info!(peer = %name, here = h, there = t, "recovery: anti-entropy repaired items");
+                here += h;
+                there += t;
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::error!(peer = %name, error = format!("{e:#}"), "recovery: anti-entropy failed; run `POST /admin/anti-entropy?peer={name}` once the peer is back");
             }
         }
-        tracing::warn!(
-            recovered_changes = done.as_ref().map_or(0, |d| d.skipped.1 - d.skipped.0),
-            gone = done.as_ref().map_or(0, |d| d.gone()),
-            items_repaired = here,
-            peers_failed = failed,
-            "recovery complete"
-        );
-    });
+    }
+    tracing::warn!(
+        recovered_changes = done.skipped.1 - done.skipped.0,
+        gone = done.gone(),
+        items_repaired_here = here,
+        items_repaired_at_peers = there,
+        peers_failed = failed,
+        "recovery complete"
+    );
 }
 
 /// `meridian region verify --data-dir DIR`.

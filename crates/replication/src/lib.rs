@@ -76,6 +76,8 @@ pub(crate) struct Ctx {
     pub(crate) holds_ours: tokio::sync::watch::Sender<std::collections::BTreeMap<String, u64>>,
     /// Set once a recovery of the store finished here.
     pub(crate) recovered: tokio::sync::watch::Sender<Option<recover::Recovered>>,
+    /// Woken when a sync-out starts a recovery of the store.
+    pub(crate) recovery_started: tokio::sync::Notify,
 }
 
 /// A running replication service: its links, metrics and admin routes.
@@ -157,6 +159,7 @@ pub async fn start(
         started: std::time::Instant::now(),
         holds_ours: tokio::sync::watch::Sender::new(Default::default()),
         recovered: tokio::sync::watch::Sender::new(None),
+        recovery_started: tokio::sync::Notify::new(),
     });
     tracing::info!(
         region = %ctx.config.region,

@@ -1,6 +1,8 @@
 //! Ends a store's recovery (`meridian_storage::Recovery`): once every peer this region ships to
 //! has said, in its `Welcome`, how far it holds this region's changes, local sequences continue
-//! after the highest of them.
+//! after the highest of them. A recovery starts at open after a damaged journal
+//! (`--recover`), or when a sync-out finds its peer holding more of this region's changes than
+//! its log has (a restored backup, a disk that lost acknowledged writes).
 //!
 //! Waiting for every such peer is the rule because any one of them may hold the highest
 //! sequence; a peer that stays down keeps the region from taking writes (its `/health` says
@@ -43,23 +45,40 @@ pub(crate) fn waiting_for(ctx: &Ctx, heard: &BTreeMap<String, u64>) -> Vec<Strin
         .collect()
 }
 
-/// Runs until the store's recovery is finished (or replication stops).
+/// Finishes the store's recovery whenever there is one: the one a damaged journal started, or
+/// one a sync-out starts on finding a peer ahead of the log.
 pub(crate) async fn run(ctx: Arc<Ctx>) {
+    loop {
+        let started = ctx.recovery_started.notified();
+        if ctx.store.recovery().is_none() {
+            tokio::select! {
+                () = started => {}
+                () = ctx.shutdown.cancelled() => return,
+            }
+        }
+        if !finish(&ctx).await {
+            return;
+        }
+    }
+}
+
+/// Waits for every peer and ends the recovery; `false` when replication stopped first.
+async fn finish(ctx: &Ctx) -> bool {
     let Some(r) = ctx.store.recovery() else {
-        return;
+        return true;
     };
     let mut rx = ctx.holds_ours.subscribe();
     tracing::warn!(
         surviving_head = r.from,
-        waiting_for = ?waiting_for(&ctx, &rx.borrow()),
+        waiting_for = ?waiting_for(ctx, &rx.borrow()),
         "recovering: waiting for every peer to say how far it holds this region's changes"
     );
     let heard = tokio::select! {
-        heard = rx.wait_for(|h| waiting_for(&ctx, h).is_empty()) => match heard {
+        heard = rx.wait_for(|h| waiting_for(ctx, h).is_empty()) => match heard {
             Ok(h) => h.clone(),
-            Err(_) => return,
+            Err(_) => return false,
         },
-        () = ctx.shutdown.cancelled() => return,
+        () = ctx.shutdown.cancelled() => return false,
     };
     let peers_hold = heard.values().copied().max().unwrap_or(0);
     loop {
@@ -78,13 +97,13 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
                     done.gone()
                 );
                 ctx.recovered.send_replace(Some(done));
-                return;
+                return true;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot finish the recovery; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = ctx.shutdown.cancelled() => return,
+                    () = ctx.shutdown.cancelled() => return false,
                 }
             }
         }

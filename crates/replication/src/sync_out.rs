@@ -232,8 +232,16 @@ async fn connect_and_stream(
     ctx.holds_ours.send_modify(|h| {
         h.insert(peer.name.clone(), skip_to);
     });
-    if skip_to > sm.status().head.max(ctx.store.head()) && ctx.store.recovery().is_none() {
-        tracing::warn!(peer = %peer.name, skip_to, head = ctx.store.head(), "the peer holds changes of ours beyond our head (was this region's data lost?)");
+    let head = sm.status().head.max(ctx.store.head());
+    if skip_to > head && ctx.store.recovery().is_none() {
+        // This region lost changes it had shipped (a restored backup, a lost disk write): its
+        // next sequences are ones the peer holds, and it would drop them as repeats.
+        let why = format!(
+            "{} holds our changes through {skip_to}, beyond our head {head}",
+            peer.name
+        );
+        ctx.store.begin_recovery(&why)?;
+        ctx.recovery_started.notify_one();
     }
     sm.skip_to(skip_to);
     if let Some(seq) = sm.poll_persist() {

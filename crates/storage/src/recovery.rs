@@ -39,7 +39,7 @@ pub struct Recovery {
     /// The highest change-log sequence found in the batches dropped with the damaged journal
     /// (`None`: none could be read).
     pub lost_through: Option<u64>,
-    /// Where the journal was damaged.
+    /// Why: where the journal was damaged, or which peer held more of ours than survived.
     pub damage: String,
 }
 
@@ -137,6 +137,37 @@ impl Inner {
 }
 
 impl Store {
+    /// Starts a recovery on a running store whose log is behind what a peer holds of it (a
+    /// restored backup, a disk that lost acknowledged writes): local writes are refused from
+    /// now until [`Store::finish_recovery`]. The record is written beside the writer: no job
+    /// writes this key while no recovery is open, and the flag is up before the record is.
+    pub fn begin_recovery(&self, why: &str) -> Result<(), StoreError> {
+        let r = {
+            let Ok(mut rec) = self.inner.recovery.write() else {
+                return Err(StoreError::Poisoned);
+            };
+            if rec.is_some() {
+                return Ok(());
+            }
+            let r = Recovery {
+                from: self.head(),
+                lost_through: None,
+                damage: why.to_owned(),
+            };
+            *rec = Some(r.clone());
+            r
+        };
+        self.inner.meta.insert(META_RECOVERY, r.encode())?;
+        self.inner.db.persist(PersistMode::SyncAll)?;
+        tracing::error!(
+            why,
+            head = r.from,
+            "recovering: a peer holds changes of this region's beyond its change log; local \
+             writes wait until every peer has said how far it holds them"
+        );
+        Ok(())
+    }
+
     /// The unfinished recovery, if the store is in one.
     pub fn recovery(&self) -> Option<Recovery> {
         self.inner.recovery.read().ok().and_then(|r| r.clone())
