@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from meridian_testlib import Region, create_table, error_code, raw, wait_until
+from meridian_testlib import Region, client, create_table, error_code, raw, wait_until
 
 
 def nested(maps, leaf=None):
@@ -190,4 +190,77 @@ def test_slow_headers_and_idle_connections_are_bounded(tmp_path):
     finally:
         for s in stalled:
             s.close()
+        region.kill()
+
+
+def test_the_gateway_bounds_connections_heads_and_bodies(tmp_path):
+    # The gateway's public port has the region's bounds: a connection cap, a header timeout,
+    # a body timeout and a byte budget for the bodies being received at once.
+    import os
+    import socket
+    from traffic_testlib import Gateway
+    region = Region(tmp_path / "region", name="us-east").start()
+    body = ("max_connections = 32\nheader_timeout_ms = 1000\nbody_timeout_ms = 2000\n"
+            f"body_budget_bytes = {8 << 20}\n[health]\n"
+            f'[[health.endpoints]]\nname = "us-east"\nhttp_url = "{region.endpoint}/health"\n'
+            f'[[regions]]\nname = "us-east"\nendpoint = "{region.endpoint}"\n')
+    gw = Gateway(tmp_path / "gw", body).start()
+    held = []
+    try:
+        ddb = client(gw.endpoint)
+        create_table(ddb, "tbl")
+
+        def slow_body(size):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.PutItem\r\n"
+                      + f"Content-Length: {size}\r\n\r\n".encode() + b"{\"TableName\"")
+            return s
+
+        def answer(s, timeout=5):
+            s.settimeout(timeout)
+            return s.recv(4096)
+
+        # 7 MiB of announced bodies fit the 8 MiB budget; 2 MiB more do not, answered at once
+        held += [slow_body(1 << 20) for _ in range(7)]
+        over = slow_body(2 << 20)
+        head = answer(over)
+        assert head.startswith(b"HTTP/1.1 400") and b"ThrottlingException" in head, head
+        # small signed requests still fit, and are served at once
+        started = time.monotonic()
+        for i in range(10):
+            ddb.put_item(TableName="tbl", Item={"pk": {"S": f"k{i}"}})
+        assert time.monotonic() - started < 5
+        # a body that never completes is cut after body_timeout_ms
+        head = answer(held[0], timeout=10)
+        assert head.startswith(b"HTTP/1.1 400") and b"not received within" in head, head
+        with socket.create_connection(("127.0.0.1", gw.port)) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
+            head = answer(s)
+            assert head.startswith(b"HTTP/1.1 400") and b"SerializationException" in head, head
+        for s in held:
+            s.close()
+        held.clear()
+
+        # 100 heads that never finish: at most 32 connections at a time, each cut after 1 s
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            held.append(s)
+        pid = gw.proc.pid
+
+        def sockets():
+            fds = os.listdir(f"/proc/{pid}/fd")
+            return sum(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+                       for fd in fds if os.path.exists(f"/proc/{pid}/fd/{fd}"))
+
+        peak = max(sockets() for _ in range(10))
+        assert peak <= 32 + 12, f"{peak} sockets open: the connection cap did not hold"
+        started = time.monotonic()
+        ddb.put_item(TableName="tbl", Item={"pk": {"S": "queued"}})
+        assert time.monotonic() - started < 15
+        assert ddb.get_item(TableName="tbl", Key={"pk": {"S": "queued"}})["Item"]
+    finally:
+        for s in held:
+            s.close()
+        gw.stop()
         region.kill()

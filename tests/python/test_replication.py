@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -1218,3 +1219,17 @@ def test_a_region_restored_from_an_old_backup_continues_after_what_its_peers_hol
         put(cu, "restore", f"new{i}", "x")
     c.wait_converged("restore", expect_count=120)
     assert c.status("eu")["watermarks"]["us"] == head + 20
+
+
+def test_a_world_readable_link_key_is_refused(tmp_path):
+    import trustme
+    tls = link_certs(tmp_path, trustme.CA(), ["us"])["us"]
+    key = Path(tls[tls.index("--tls-key") + 1])
+    os.chmod(key, 0o644)
+    r = Region(tmp_path / "us" / "data", name="us",
+               extra_args=["--replication-listen", f"127.0.0.1:{free_port()}",
+                           "--replication-secret", SECRET, *tls])
+    with pytest.raises(AssertionError):
+        r.start()
+    said = r.log_path.read_text()
+    assert "readable by every user" in said and f"chmod 600 {key}" in said, said[-2000:]

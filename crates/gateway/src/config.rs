@@ -30,6 +30,20 @@ pub struct GatewayConfig {
     /// Largest request body accepted (DynamoDB's own limit is 16 MiB).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// A request body must arrive within this many milliseconds.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Bytes of all request bodies being received at once (claimed by `Content-Length`, or
+    /// `max_body_bytes` without one); a request beyond it gets `ThrottlingException` at once.
+    #[serde(default = "default_body_budget_bytes")]
+    pub body_budget_bytes: usize,
+    /// Client connections at once; beyond it new ones wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's head must arrive within this many milliseconds (also the longest a
+    /// keep-alive connection may stay silent).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
     /// Seed for weighted traffic shifts; random when unset.
     #[serde(default)]
     pub rng_seed: Option<u64>,
@@ -51,6 +65,18 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_max_body_bytes() -> usize {
     16 * 1024 * 1024
+}
+fn default_body_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_budget_bytes() -> usize {
+    256 * 1024 * 1024
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_header_timeout_ms() -> u64 {
+    10_000
 }
 
 /// Whether writes may leave their home region.

@@ -24,6 +24,9 @@ pub enum GatewayError {
     /// The request body could not be read or is too large.
     #[error("request body: {0}")]
     Body(String),
+    /// The request bodies being received at once use the whole body budget.
+    #[error("too many request bytes being received; retry with backoff")]
+    Throttled,
     /// Not the DynamoDB API: the gateway forwards only `POST /`, never a region's admin,
     /// anti-entropy or metrics routes.
     #[error("the gateway serves only the DynamoDB API (POST /), not {0}")]
@@ -45,6 +48,10 @@ impl GatewayError {
             GatewayError::Body(_) => (
                 StatusCode::BAD_REQUEST,
                 "com.amazon.coral.service#SerializationException",
+            ),
+            GatewayError::Throttled => (
+                StatusCode::BAD_REQUEST,
+                "com.amazonaws.dynamodb.v20120810#ThrottlingException",
             ),
             GatewayError::NotProxied(_) => (
                 StatusCode::NOT_FOUND,

@@ -1,5 +1,5 @@
-//! Gateway counters: `meridian_gateway_attempts_total{region,outcome}` and
-//! `meridian_gateway_refused_writes_total`.
+//! Gateway counters: `meridian_gateway_attempts_total{region,outcome}`,
+//! `meridian_gateway_refused_writes_total` and `meridian_gateway_throttled_total`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,6 +17,7 @@ struct AttemptLabels {
 pub struct GatewayMetrics {
     attempts: Family<AttemptLabels, Counter>,
     refused_writes: Counter,
+    throttled: Counter,
 }
 
 impl GatewayMetrics {
@@ -33,6 +34,10 @@ impl GatewayMetrics {
         self.refused_writes.inc();
     }
 
+    pub(crate) fn throttled(&self) {
+        self.throttled.inc();
+    }
+
     /// Registers the counters under `meridian_gateway_`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("meridian_gateway");
@@ -45,6 +50,11 @@ impl GatewayMetrics {
             "refused_writes",
             "Writes refused because the home region was unavailable",
             self.refused_writes.clone(),
+        );
+        r.register(
+            "throttled",
+            "Requests refused because the bodies being received used the whole body budget",
+            self.throttled.clone(),
         );
     }
 }

@@ -14,11 +14,11 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use meridian_health::HealthSnapshot;
 use meridian_routing::SplitMix64;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::{GatewayConfig, WriteFailover};
 use crate::error::GatewayError;
@@ -59,6 +59,8 @@ pub struct Gateway {
     rng_seed: u64,
     rng_counter: AtomicU64,
     metrics: GatewayMetrics,
+    /// The body budget, in KiB (`GatewayConfig::body_budget_bytes`).
+    body_budget: Arc<Semaphore>,
 }
 
 enum Attempt {
@@ -101,7 +103,9 @@ impl Gateway {
             t.as_nanos() as u64
         });
         tracing::info!(rng_seed, "gateway: traffic-shift choices seeded");
+        let budget_kib = (config.body_budget_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         Ok(Gateway {
+            body_budget: Arc::new(Semaphore::new(budget_kib)),
             router: Router::new(&config),
             config,
             endpoints,
@@ -155,8 +159,45 @@ impl Gateway {
         }
     }
 
+    /// Receives a request body: at most `max_body_bytes`, within `body_timeout_ms`, and only
+    /// while the bodies being received at once fit the body budget — so neither huge nor slow
+    /// bodies can take the memory every other client needs.
+    async fn read_body<B>(&self, headers: &HeaderMap, body: B) -> Result<Bytes, GatewayError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let limit = self.config.max_body_bytes;
+        let too_large = || GatewayError::Body(format!("larger than {limit} bytes"));
+        let declared = headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let kib =
+            u32::try_from(declared.unwrap_or(limit).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        let Ok(_claim) = self.body_budget.clone().try_acquire_many_owned(kib) else {
+            return Err(GatewayError::Throttled);
+        };
+        let timeout = Duration::from_millis(self.config.body_timeout_ms);
+        match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+            Ok(Err(e)) => Err(GatewayError::Body(e.to_string())),
+            Err(_) => Err(GatewayError::Body(format!(
+                "not received within {} ms",
+                self.config.body_timeout_ms
+            ))),
+        }
+    }
+
     /// Handles one client request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ProxyBody>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (parts, body) = req.into_parts();
         if parts.method != hyper::Method::POST || parts.uri.path() != "/" {
             let what = format!("{} {}", parts.method, parts.uri.path());
@@ -164,12 +205,14 @@ impl Gateway {
         }
         // Buffered, not streamed: the partition key must be read before choosing a region, and
         // a read must be replayable on another region. DynamoDB bodies are bounded (16 MiB).
-        let body = match Limited::new(body, self.config.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return GatewayError::Body(e.to_string()).to_response(),
+        let body = match self.read_body(&parts.headers, body).await {
+            Ok(b) => b,
+            Err(e) => {
+                if matches!(e, GatewayError::Throttled) {
+                    self.metrics.throttled();
+                }
+                return e.to_response();
+            }
         };
         let op = operation(
             parts
@@ -253,50 +296,27 @@ impl Gateway {
         Response::from_parts(parts, body.boxed())
     }
 
-    /// Serves the proxy on `listener` until `shutdown`; open connections then get up to one
-    /// second to finish their requests.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let (closing_tx, closing_rx) = watch::channel(false);
-        let mut conns = tokio::task::JoinSet::new();
-        loop {
-            let stream = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "gateway accept failed");
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let gw = self.clone();
-            let mut closing = closing_rx.clone();
-            conns.spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let gw = gw.clone();
-                    async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = &mut conn => {}
-                    _ = async { let _ = closing.wait_for(|c| *c).await; } => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            });
-            // Reap finished connections so the set does not grow without bound.
-            while conns.try_join_next().is_some() {}
-        }
-        let _ = closing_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while conns.join_next().await.is_some() {}
+    /// Serves the proxy on `listener` until `shutdown` on the bounded accept loop
+    /// (`meridian_serve`: `max_connections`, `header_timeout_ms`); open connections then get up
+    /// to one second to finish their requests.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let limits = meridian_serve::Limits {
+            max_connections: self.config.max_connections.max(1),
+            header_timeout: Duration::from_millis(self.config.header_timeout_ms.max(100)),
+            drain_timeout: Duration::from_secs(1),
+        };
+        let gw = self;
+        let served = meridian_serve::serve_fn(listener, limits, shutdown, move |req, _client| {
+            let gw = gw.clone();
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
         })
         .await;
-        conns.shutdown().await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "gateway listener failed");
+        }
     }
 }

@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -28,6 +27,13 @@ use crate::HealthError;
 use crate::monitor::HealthMonitor;
 use crate::snapshot::AdminState;
 use meridian_auth::AdminGuard;
+
+/// The admin listener's bounds: a few operators and monitors, never thousands of clients.
+pub const ADMIN_LIMITS: meridian_serve::Limits = meridian_serve::Limits {
+    max_connections: 256,
+    header_timeout: std::time::Duration::from_secs(10),
+    drain_timeout: std::time::Duration::from_secs(1),
+};
 
 /// Extra JSON a caller adds to `/admin/status` (e.g. the DNS server's query counters).
 pub type StatusHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -123,45 +129,39 @@ impl AdminApi {
         }
     }
 
-    /// Serves the API on `listener` until `shutdown` completes.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, client) = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "admin accept failed");
-                        continue;
+    /// Serves the API on `listener` until `shutdown` completes, on the bounded accept loop
+    /// ([`ADMIN_LIMITS`]).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let api = self;
+        let served = meridian_serve::serve_fn(
+            listener,
+            ADMIN_LIMITS,
+            shutdown,
+            move |req: Request<Incoming>, client: std::net::SocketAddr| {
+                let path = req.uri().path();
+                let auth = req
+                    .headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes());
+                let resp = match api.role.guard.check(auth, Some(client.ip())) {
+                    Err(denied) if path != "/metrics" => {
+                        tracing::warn!(%path, %client, %denied, "admin request refused");
+                        let status = StatusCode::from_u16(denied.status())
+                            .unwrap_or(StatusCode::UNAUTHORIZED);
+                        error(status, denied)
                     }
-                },
-            };
-            let api = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let path = req.uri().path();
-                    let auth = req
-                        .headers()
-                        .get(hyper::header::AUTHORIZATION)
-                        .map(|v| v.as_bytes());
-                    let resp = match api.role.guard.check(auth, Some(client.ip())) {
-                        Err(denied) if path != "/metrics" => {
-                            tracing::warn!(%path, %client, %denied, "admin request refused");
-                            let status = StatusCode::from_u16(denied.status())
-                                .unwrap_or(StatusCode::UNAUTHORIZED);
-                            error(status, denied)
-                        }
-                        _ => api.handle(req.method(), path),
-                    };
-                    async move { Ok::<_, Infallible>(resp) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "admin connection ended");
-                }
-            });
+                    _ => api.handle(req.method(), path),
+                };
+                async move { Ok::<_, Infallible>(resp) }
+            },
+        )
+        .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin listener failed");
         }
     }
 }

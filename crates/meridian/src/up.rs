@@ -32,7 +32,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use meridian_auth::{AdminGuard, AdminToken};
-use meridian_control::{ClusterSpec, ControlClient, Http, parse_spec, region_plan};
+use meridian_control::{ClusterSpec, ControlClient, Http, SpecStore, parse_spec, region_plan};
 use tokio::sync::Mutex;
 
 use crate::cluster::{
@@ -126,6 +126,7 @@ pub fn region_has_replication() -> bool {
 async fn choose_spec(
     client: &ControlClient,
     config: Option<&Path>,
+    control_dir: &Path,
 ) -> anyhow::Result<(ClusterSpec, u64)> {
     if let Some(path) = config {
         let text =
@@ -141,7 +142,11 @@ async fn choose_spec(
         return Ok((spec, version));
     }
     if let Some(latest) = client.latest(None).await? {
-        let spec = parse_spec(&latest.text)?;
+        // The control plane serves specs without their secrets; the ones `up` starts regions
+        // with are in its data directory, which `up` owns.
+        let secrets = SpecStore::read_secrets(control_dir, latest.version)?;
+        let text = format!("{}\n{}", latest.text, secrets.unwrap_or_default());
+        let spec = parse_spec(&text)?;
         return Ok((spec, latest.version));
     }
     let (version, _) = client.apply(DEFAULT_SPEC, true).await?;
@@ -250,7 +255,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         settle(&sup, "control", &http).await?;
         let client =
             ControlClient::new(&control_url, Duration::from_secs(5)).with_token(Some(&token));
-        let (spec, version) = choose_spec(&client, args.config.as_deref()).await?;
+        let (spec, version) =
+            choose_spec(&client, args.config.as_deref(), &dir.join("control")).await?;
         if spec.control.listen != first.control.listen {
             bail!("the control plane's spec moves the control plane; run `up --config FILE`");
         }

@@ -67,6 +67,27 @@ fn file_err(path: &Path, why: impl std::fmt::Display) -> TlsError {
     }
 }
 
+/// Refuses a private key file every user of the machine may read (as Garage refuses a
+/// world-readable secret); group-readable keys, as some PKI tools install them, are accepted.
+fn check_key_mode(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| file_err(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o004 != 0 {
+        return Err(file_err(
+            path,
+            format!(
+                "the private key is readable by every user (mode {:o}); run `chmod 600 {}`",
+                mode & 0o777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// *ring*: it builds with the C compiler the machine has, where rustls' default (aws-lc-rs)
 /// needs cmake and minutes more of build. Its key exchange (X25519, ECDHE) has no
 /// post-quantum hybrid, which is why rustls marks it deprecated; `docs/security.md` says so.
@@ -76,7 +97,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 impl LinkTls {
-    /// Loads the region's certificate and key and the CA; TLS 1.3 only.
+    /// Loads the region's certificate and key (refused when every user may read it) and the
+    /// CA; TLS 1.3 only.
     pub fn load(files: &TlsFiles) -> Result<LinkTls, TlsError> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
             .map_err(|e| file_err(&files.cert, e))?
@@ -85,6 +107,7 @@ impl LinkTls {
         if certs.is_empty() {
             return Err(file_err(&files.cert, "no certificate in the file"));
         }
+        check_key_mode(&files.key)?;
         let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_err(&files.key, e))?;
         let mut roots = RootCertStore::empty();
         for ca in CertificateDer::pem_file_iter(&files.ca).map_err(|e| file_err(&files.ca, e))? {

@@ -1,5 +1,6 @@
-//! The accept loop of the axum HTTP listeners (the region API, the control plane, `up`), with
-//! the bounds an anonymous client cannot lift:
+//! The accept loop of every HTTP listener (the region API, the control plane, `up`, the
+//! gateway's proxy and the DNS server's and gateway's admin APIs), with the bounds an anonymous
+//! client cannot lift:
 //!
 //! - at most `max_connections` connections at once: beyond it the listener stops accepting
 //!   (new clients wait in the kernel's backlog) instead of running the process out of file
@@ -7,8 +8,8 @@
 //! - a request's head must arrive within `header_timeout`, which also closes a keep-alive
 //!   connection that stays silent that long (hyper's header-read timer runs while it waits
 //!   for the next request);
-//! - the client's address reaches handlers as axum's `ConnectInfo<SocketAddr>` (the admin
-//!   guard's loopback rule reads it);
+//! - the client's address reaches handlers ([`serve`]: as axum's `ConnectInfo<SocketAddr>`,
+//!   which the admin guard's loopback rule reads; [`serve_fn`]: as an argument);
 //! - on shutdown the listener closes and in-flight requests finish (bounded by
 //!   `drain_timeout`).
 //!
@@ -16,9 +17,13 @@
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -54,6 +59,28 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_fn(listener, limits, shutdown, move |mut req, client| {
+        req.extensions_mut().insert(ConnectInfo(client));
+        // A Router is always ready and cheap to clone: one per request.
+        app.clone().call(req.map(axum::body::Body::new))
+    })
+    .await
+}
+
+/// [`serve`] for a plain hyper handler: `handle(request, client address)`.
+pub async fn serve_fn<F, Fut, B>(
+    listener: TcpListener,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    handle: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -79,13 +106,8 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(client));
-                // A Router is always ready and cheap to clone: one per request.
-                app.clone().call(req.map(axum::body::Body::new))
-            });
+        let handle = handle.clone();
+        let service = hyper::service::service_fn(move |req| handle(req, client));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
