@@ -53,6 +53,7 @@ pub async fn serve(
         Router::new(),
         AdminGuard::LoopbackOnly,
         meridian_serve::Limits::default(),
+        None,
         shutdown,
     )
     .await
@@ -60,17 +61,18 @@ pub async fn serve(
 
 /// [`serve`], with `extra` routes (already given their state) merged in — e.g. replication's
 /// `/admin/replication` and link fault hooks — every admin endpoint behind `guard`, and the
-/// listener within `limits` (connections, header time).
+/// listener within `limits` (connections, header time), over HTTPS when `tls` is given.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
     extra: Router,
     guard: AdminGuard,
     limits: meridian_serve::Limits,
+    tls: Option<meridian_serve::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = meridian_auth::protect(router(state).merge(extra), guard, is_admin_path);
-    meridian_serve::serve(listener, app, limits, shutdown).await
+    meridian_serve::serve_with(listener, app, limits, tls, shutdown).await
 }
 
 async fn root(State(state): State<AppState>) -> impl IntoResponse {

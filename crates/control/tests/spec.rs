@@ -264,3 +264,33 @@ fn refused_specs_are_not_stored() {
     );
     assert_eq!(store.put(BASE, false).expect("good").0, 1);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// Specs come from operators and over the control plane's API: any change to a valid spec
+    /// is refused with an error or accepted, never a panic; an accepted one derives every
+    /// role's configuration and its served part (without secrets) parses too.
+    #[test]
+    fn any_edit_of_a_valid_spec_is_refused_or_derives_cleanly(
+        at in 0usize..4000,
+        len in 0usize..40,
+        insert in "[ -~\n]{0,12}",
+    ) {
+        let text = include_str!("../../../examples/cluster.toml");
+        let mut chars: Vec<char> = text.chars().collect();
+        let at = at % chars.len();
+        let end = (at + len).min(chars.len());
+        chars.splice(at..end, insert.chars());
+        let edited: String = chars.into_iter().collect();
+        if let Ok(spec) = meridian_control::parse_spec(&edited) {
+            for r in &spec.regions {
+                let _ = meridian_control::region_plan(&spec, &r.name);
+            }
+            let _ = meridian_control::dns_config(&spec);
+            let _ = meridian_control::gateway_config(&spec);
+            let (public, _) = meridian_control::store::redact(&edited).expect("valid TOML");
+            proptest::prop_assert!(meridian_control::parse_spec(&public).is_ok());
+        }
+    }
+}

@@ -67,6 +67,10 @@ impl RunningGateway {
     /// answered by the binary's control-plane agent.
     pub async fn start_with_admin(config: GatewayConfig, role: RoleAdmin) -> anyhow::Result<Self> {
         let monitor = HealthMonitor::new(config.health.clone())?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(meridian_serve::Tls::from_pem_files(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let admin_listener = match config.admin_listen {
@@ -88,9 +92,11 @@ impl RunningGateway {
             let s = stopped(&stop_rx);
             async move { monitor.run(s).await }
         }));
-        tasks.push(tokio::spawn(
-            gateway.clone().serve(listener, stopped(&stop_rx)),
-        ));
+        tasks.push(tokio::spawn(gateway.clone().serve(
+            listener,
+            tls,
+            stopped(&stop_rx),
+        )));
         if let Some(l) = admin_listener {
             let nearest = gateway.router().nearest().to_vec();
             let api = AdminApi {

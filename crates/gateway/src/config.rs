@@ -44,6 +44,12 @@ pub struct GatewayConfig {
     /// keep-alive connection may stay silent).
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
+    /// Serve the proxy over HTTPS with this PEM certificate chain (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `tls_cert` (refused when every user may read it).
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Seed for weighted traffic shifts; random when unset.
     #[serde(default)]
     pub rng_seed: Option<u64>,
@@ -151,6 +157,9 @@ impl GatewayConfig {
         let bad = |m: String| Err(GatewayError::Config(m));
         if self.regions.is_empty() {
             return bad("at least one region is required".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together".into());
         }
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
         let known = |n: &str| names.contains(&n);

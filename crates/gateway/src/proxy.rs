@@ -297,11 +297,12 @@ impl Gateway {
     }
 
     /// Serves the proxy on `listener` until `shutdown` on the bounded accept loop
-    /// (`meridian_serve`: `max_connections`, `header_timeout_ms`); open connections then get up
-    /// to one second to finish their requests.
+    /// (`meridian_serve`: `max_connections`, `header_timeout_ms`), over HTTPS when `tls` is
+    /// given; open connections then get up to one second to finish their requests.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        tls: Option<meridian_serve::Tls>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let limits = meridian_serve::Limits {
@@ -310,11 +311,12 @@ impl Gateway {
             drain_timeout: Duration::from_secs(1),
         };
         let gw = self;
-        let served = meridian_serve::serve_fn(listener, limits, shutdown, move |req, _client| {
-            let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
-        })
-        .await;
+        let served =
+            meridian_serve::serve_fn_with(listener, limits, tls, shutdown, move |req, _client| {
+                let gw = gw.clone();
+                async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+            })
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "gateway listener failed");
         }

@@ -43,6 +43,13 @@ pub struct RegionArgs {
     /// keep-alive connection may stay silent).
     #[arg(long, default_value_t = 10_000)]
     header_timeout_ms: u64,
+    /// Serve the DynamoDB port over HTTPS with this PEM certificate chain (with
+    /// `--https-key`); SDKs then use `--endpoint-url https://…` and the CA bundle.
+    #[arg(long, requires = "https_key")]
+    https_cert: Option<PathBuf>,
+    /// The PEM private key of `--https-cert` (refused when every user may read it).
+    #[arg(long, requires = "https_cert")]
+    https_key: Option<PathBuf>,
     /// The token of `/admin/*`, also presented to the control plane and anti-entropy peers.
     #[command(flatten)]
     admin: meridian_auth::AdminTokenArg,
@@ -142,6 +149,10 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         rc.quarantine_dir = Some(PathBuf::from(dir));
     }
     let guard = args.admin.guard()?;
+    let https = match (&args.https_cert, &args.https_key) {
+        (Some(cert), Some(key)) => Some(meridian_serve::Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let mut ae_peers = meridian_antientropy::Peers {
         endpoints: Default::default(),
         token: guard.token().cloned(),
@@ -217,7 +228,8 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         tracing::info!(%region, %addr, data_dir = %data_dir.display(), "region server listening");
-        println!("meridian region {region} listening on http://{addr}");
+        let scheme = if https.is_some() { "https" } else { "http" };
+        println!("meridian region {region} listening on {scheme}://{addr}");
         config.endpoint_address = Some(addr.to_string());
         let mut state = AppState::new(store.clone(), config);
         let extra = match &replication {
@@ -250,7 +262,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
             header_timeout: std::time::Duration::from_millis(args.header_timeout_ms.max(100)),
             ..meridian_serve::Limits::default()
         };
-        meridian_api::serve_with(listener, state, extra, guard, limits, stopped()).await?;
+        meridian_api::serve_with(listener, state, extra, guard, limits, https, stopped()).await?;
         if let Some(r) = replication {
             r.stop().await;
         }

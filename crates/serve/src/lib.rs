@@ -11,7 +11,9 @@
 //! - the client's address reaches handlers ([`serve`]: as axum's `ConnectInfo<SocketAddr>`,
 //!   which the admin guard's loopback rule reads; [`serve_fn`]: as an argument);
 //! - on shutdown the listener closes and in-flight requests finish (bounded by
-//!   `drain_timeout`).
+//!   `drain_timeout`);
+//! - with a certificate ([`Tls`]), every connection is HTTPS (TLS 1.3, rustls on *ring*);
+//!   the handshake must finish within `header_timeout` too.
 //!
 //! `axum::serve` offers none of the first two, hence this loop around hyper.
 
@@ -29,6 +31,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_service::Service;
+
+mod tls;
+pub use tls::{Tls, TlsError};
 
 /// The bounds of one listener.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +64,18 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_fn(listener, limits, shutdown, move |mut req, client| {
+    serve_with(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_fn_with(listener, limits, tls, shutdown, move |mut req, client| {
         req.extensions_mut().insert(ConnectInfo(client));
         // A Router is always ready and cheap to clone: one per request.
         app.clone().call(req.map(axum::body::Body::new))
@@ -71,6 +87,24 @@ pub async fn serve(
 pub async fn serve_fn<F, Fut, B>(
     listener: TcpListener,
     limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    handle: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_fn_with(listener, limits, None, shutdown, handle).await
+}
+
+/// [`serve_fn`], over TLS when `tls` is given.
+pub async fn serve_fn_with<F, Fut, B>(
+    listener: TcpListener,
+    limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     handle: F,
 ) -> std::io::Result<()>
@@ -108,15 +142,44 @@ where
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
         let service = hyper::service::service_fn(move |req| handle(req, client));
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let builder = {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(true);
+            b
+        };
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(tls) => {
+                    let stream = match tokio::time::timeout(
+                        limits.header_timeout,
+                        tls.acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%client, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%client, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%client, error = %e, "connection ended");
             }
         });

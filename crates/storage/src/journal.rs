@@ -169,17 +169,21 @@ impl<'a> Cursor<'a> {
 }
 
 /// What one journal holds.
-struct Scan {
+#[derive(Debug)]
+pub struct Scan {
     /// Where the intact prefix ends, and why it ends there (`None`: it runs to the end of the
     /// data, the preallocated zeros or the end of the file).
-    bad: Option<(u64, String)>,
+    pub bad: Option<(u64, String)>,
     /// Complete batches after `bad`.
-    batches_after: u64,
-    items_after: u64,
+    pub batches_after: u64,
+    /// Items in those batches.
+    pub items_after: u64,
     keys_after: Vec<(u64, u64)>,
 }
 
-fn scan(buf: &[u8]) -> Scan {
+/// Reads one journal's bytes (what [`check`] does for each file). Never panics, whatever the
+/// bytes.
+pub fn scan(buf: &[u8]) -> Scan {
     let mut pos = 0;
     let mut out = Scan {
         bad: None,
@@ -393,6 +397,32 @@ mod tests {
         let s = scan(&buf);
         assert_eq!(s.bad.map(|b| b.0), Some(starts[2] as u64));
         assert_eq!(s.batches_after, 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// A damaged disk is hostile input: any bytes scan without a panic, and damage is never
+        /// placed past the data.
+        #[test]
+        fn any_bytes_scan_without_a_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Some((offset, _)) = scan(&bytes).bad {
+                proptest::prop_assert!(offset <= bytes.len() as u64);
+            }
+        }
+
+        /// A byte changed inside an item of any batch but the last is found there (the
+        /// checksum covers every item byte) with the later batches counted.
+        #[test]
+        fn a_changed_item_byte_is_damage(batch in 0usize..4, at in 0usize..30, to in 1u8..=255) {
+            let (mut buf, starts) = journal(5);
+            let item_start = starts[batch] + 13;
+            let i = item_start + at % 30;
+            buf[i] ^= to;
+            let s = scan(&buf);
+            proptest::prop_assert_eq!(s.bad.map(|b| b.0), Some(starts[batch] as u64));
+            proptest::prop_assert_eq!(s.batches_after as usize, 4 - batch);
+        }
     }
 
     #[test]

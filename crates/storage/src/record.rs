@@ -554,6 +554,41 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Change records arrive from peers: any bytes, and any change to a valid record, fail
+        /// cleanly or decode to a change that re-encodes to the same change — never a panic.
+        #[test]
+        fn any_change_record_decodes_cleanly(
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            at in 0usize..200,
+            byte in proptest::prelude::any::<u8>(),
+            cut in 0usize..200,
+        ) {
+            let _ = decode_change(1, &random);
+            let _ = decode_received_change(1, &random);
+            let e = ChangeEntry {
+                seq: 7,
+                gtid: Gtid { origin: "eu-west".into(), seq: 42 },
+                table: "t".into(),
+                key: vec![1, 2, 3],
+                version: version(),
+                op: ChangeOp::Put(item()),
+                crdt: None,
+            };
+            let mut b = encode_change(&e);
+            let i = at % b.len();
+            b[i] = byte;
+            b.truncate(b.len() - cut % b.len());
+            for d in [decode_change(7, &b), decode_received_change(7, &b)].into_iter().flatten() {
+                let again = decode_change(7, &encode_change(&d)).expect("re-encoded decodes");
+                proptest::prop_assert_eq!(again.seq, d.seq);
+                proptest::prop_assert_eq!(again.gtid, d.gtid);
+            }
+        }
+    }
+
     #[test]
     fn change_round_trip() {
         for op in [ChangeOp::Put(item()), ChangeOp::Delete, ChangeOp::TtlDelete] {
