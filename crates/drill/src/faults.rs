@@ -32,6 +32,8 @@ pub enum LinkAction {
     Duplicate(bool),
     /// Swap consecutive batch frames.
     Reorder(bool),
+    /// Send forged-origin and hour-ahead batches by turns (a Byzantine peer).
+    Byzantine(bool),
 }
 
 impl LinkAction {
@@ -43,6 +45,7 @@ impl LinkAction {
             LinkAction::Delay(ms) => format!("delay?ms={ms}"),
             LinkAction::Duplicate(on) => format!("duplicate?on={on}"),
             LinkAction::Reorder(on) => format!("reorder?on={on}"),
+            LinkAction::Byzantine(on) => format!("byzantine?on={on}"),
         }
     }
 
@@ -54,6 +57,7 @@ impl LinkAction {
             LinkAction::Delay(ms) => format!("delay {ms} ms"),
             LinkAction::Duplicate(on) => format!("duplicate {}", on_off(on)),
             LinkAction::Reorder(on) => format!("reorder {}", on_off(on)),
+            LinkAction::Byzantine(on) => format!("byzantine {}", on_off(on)),
         }
     }
 }

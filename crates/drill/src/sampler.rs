@@ -46,6 +46,9 @@ pub struct LinkSample {
     pub alarm: bool,
     /// The sender's clock minus the receiver's, as last observed.
     pub clock_offset_ms: Option<i64>,
+    /// The receiver refuses the sender's batches unapplied (a forged origin, a version too far
+    /// ahead).
+    pub refused: bool,
 }
 
 /// One region at one instant.
@@ -117,6 +120,7 @@ pub fn parse_replication(region: &str, body: &Value) -> Vec<LinkSample> {
             lag_entries: l["lag_entries"].as_u64().unwrap_or(0),
             alarm: l["alarm"].as_bool().unwrap_or(false),
             clock_offset_ms: l["peer_clock_offset_ms"].as_i64(),
+            refused: !l["refused"].is_null(),
         })
         .collect()
 }
@@ -326,6 +330,7 @@ mod tests {
             lag_entries: 0,
             alarm: false,
             clock_offset_ms: None,
+            refused: false,
         };
         let healthy = RegionSample {
             reachable: true,

@@ -43,6 +43,11 @@ pub enum Signal {
         /// Metric families.
         families: Vec<String>,
     },
+    /// A region refuses `region`'s batches unapplied (and says so in its link status).
+    Refused {
+        /// The sender whose batches are refused.
+        region: String,
+    },
     /// The gateway serves `user` from a region other than `region`.
     Rerouted {
         /// The pinned user.
@@ -77,6 +82,7 @@ impl Signal {
             Signal::Rerouted { user, region } => {
                 format!("gateway serves {user} away from {region}")
             }
+            Signal::Refused { region } => format!("peers refuse {region}'s batches"),
         }
     }
 
@@ -101,6 +107,7 @@ impl Signal {
                         > p.counters.get(f).copied().unwrap_or(0)
                 })
             }),
+            Signal::Refused { region } => s.links.iter().any(|l| &l.from == region && l.refused),
             Signal::Rerouted { .. } => false,
         }
     }
@@ -112,6 +119,7 @@ impl Signal {
             Signal::ClockOffset { region, min_ms } => s.links.iter().all(|l| {
                 &l.from != region || l.clock_offset_ms.is_none_or(|o| o.abs() < *min_ms / 2)
             }),
+            Signal::Refused { region } => s.links.iter().all(|l| &l.from != region || !l.refused),
             // Counters keep their history, and conflicts keep happening under the normal mix.
             _ => true,
         }
@@ -258,6 +266,7 @@ mod tests {
             lag_entries: 0,
             alarm: false,
             clock_offset_ms: Some(0),
+            refused: false,
         };
         Sample {
             t_ms,

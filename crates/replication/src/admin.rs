@@ -8,8 +8,8 @@
 //!   whether this region still waits for its first snapshot; snapshots installed.
 //! - `POST /admin/replication/reset-lag` — clears the lag histograms.
 //! - `POST /admin/links/{peer}/pause` | `/resume` | `/drop` | `/delay?ms=N` |
-//!   `/duplicate?on=BOOL` | `/reorder?on=BOOL` — fault hooks (the last two act on the
-//!   batches this region sends to `peer`).
+//!   `/duplicate?on=BOOL` | `/reorder?on=BOOL` | `/byzantine?on=BOOL` — fault hooks (the last
+//!   three act on the batches this region sends to `peer`).
 //! - `POST /admin/clock/skew?ms=N` — skews the region's wall clock (under its HLC).
 //!
 //! The link actions and the clock skew are fault hooks: they exist only on a region started
@@ -246,26 +246,24 @@ async fn link_action(
             };
             p.control.send_modify(|c| c.delay_ms = ms as u64);
         }
-        "duplicate" | "reorder" => {
+        "duplicate" | "reorder" | "byzantine" => {
             let Some(on) = q.on else {
                 return error(
                     StatusCode::BAD_REQUEST,
                     format!("{action} needs ?on=true|false"),
                 );
             };
-            p.control.send_modify(|c| {
-                if action == "duplicate" {
-                    c.duplicate = on;
-                } else {
-                    c.reorder = on;
-                }
+            p.control.send_modify(|c| match action.as_str() {
+                "duplicate" => c.duplicate = on,
+                "reorder" => c.reorder = on,
+                _ => c.byzantine = on,
             });
         }
         other => {
             return error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown link action {other:?} (pause | resume | drop | delay | duplicate | reorder)"
+                    "unknown link action {other:?} (pause | resume | drop | delay | duplicate | reorder | byzantine)"
                 ),
             );
         }
@@ -274,7 +272,7 @@ async fn link_action(
     let c = *p.control.borrow();
     Json(json!({
         "peer": peer, "paused": c.paused, "delay_ms": c.delay_ms, "drops": c.drops,
-        "duplicate": c.duplicate, "reorder": c.reorder,
+        "duplicate": c.duplicate, "reorder": c.reorder, "byzantine": c.byzantine,
     }))
     .into_response()
 }

@@ -19,6 +19,7 @@
 
 mod admin;
 pub mod backoff;
+mod byzantine;
 pub mod config;
 mod conn;
 mod gc;

@@ -239,6 +239,9 @@ pub struct Control {
     /// Fault hook: sync-out swaps consecutive batch frames (a held-back batch is released
     /// after the next one, or at the next heartbeat tick).
     pub reorder: bool,
+    /// Fault hook: sync-out turns Byzantine — its batches claim changes of another origin, or
+    /// carry versions an hour ahead, by turns (`byzantine.rs`); the peer must refuse them.
+    pub byzantine: bool,
 }
 
 /// Status of one directed link.

@@ -276,6 +276,7 @@ async fn connect_and_stream(
     let mut delay = Duration::from_millis(faults.delay_ms);
     // A batch held back by the reorder hook, sent after the next one.
     let mut held: Option<Frame> = None;
+    let mut byzantine_turn = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.config.heartbeat_ms.max(10)));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
     let mut last_heard = tokio::time::Instant::now();
@@ -316,8 +317,25 @@ async fn connect_and_stream(
                 .into_iter()
                 .filter_map(LogRead::into_entry)
                 .collect();
-            let records = entries.iter().map(|e| (e.seq(), e.record()));
-            let frame = Frame::Batch(batch::build_records(header, records)?);
+            let frame = if faults.byzantine && !entries.is_empty() {
+                byzantine_turn += 1;
+                let other = ctx
+                    .config
+                    .peers
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .find(|n| *n != peer.name)
+                    .unwrap_or("forged");
+                Frame::Batch(crate::byzantine::forge(
+                    header,
+                    &entries,
+                    other,
+                    byzantine_turn,
+                )?)
+            } else {
+                let records = entries.iter().map(|e| (e.seq(), e.record()));
+                Frame::Batch(batch::build_records(header, records)?)
+            };
             shipped.inc_by(entries.len() as u64);
             if faults.reorder && held.is_none() {
                 held = Some(frame);

@@ -3,6 +3,7 @@
 //! writers do while it is on ([`Mix`]), and three steps the runner calls: `inject`, `during`
 //! (half-way through the fault) and `heal`.
 
+mod byzantine;
 mod conflicts;
 mod control_outage;
 mod counters;
@@ -46,11 +47,13 @@ pub enum Name {
     Counters,
     /// Drain a region under load.
     Drain,
+    /// A Byzantine peer: forged origins and far-future versions.
+    Byzantine,
 }
 
 impl Name {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Name; 9] = [
+    pub const ALL: [Name; 10] = [
         Name::Partition,
         Name::Kill,
         Name::ControlOutage,
@@ -60,6 +63,7 @@ impl Name {
         Name::Conflicts,
         Name::Counters,
         Name::Drain,
+        Name::Byzantine,
     ];
 
     /// The name on the command line and in reports.
@@ -74,6 +78,7 @@ impl Name {
             Name::Conflicts => "conflicts",
             Name::Counters => "counters",
             Name::Drain => "drain",
+            Name::Byzantine => "byzantine",
         }
     }
 
@@ -287,6 +292,7 @@ pub fn def(name: Name, roles: &Roles, params: &Params) -> Def {
         Name::Conflicts => conflicts::def(),
         Name::Counters => counters::def(roles),
         Name::Drain => drain::def(roles),
+        Name::Byzantine => byzantine::def(roles),
     }
 }
 
@@ -302,6 +308,7 @@ pub async fn inject(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Conflicts => Ok(()),
         Name::Counters => counters::inject(ctx).await,
         Name::Drain => drain::set(ctx, true).await,
+        Name::Byzantine => byzantine::set(ctx, true).await,
     }
 }
 
@@ -310,6 +317,7 @@ pub async fn during(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
     match name {
         Name::ControlOutage => control_outage::during(ctx).await,
         Name::Skew => skew::during(ctx).await,
+        Name::Byzantine => byzantine::during(ctx).await,
         _ => Ok(()),
     }
 }
@@ -326,6 +334,7 @@ pub async fn heal(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Conflicts => Ok(()),
         Name::Counters => counters::heal(ctx).await,
         Name::Drain => drain::set(ctx, false).await,
+        Name::Byzantine => byzantine::set(ctx, false).await,
     }
 }
 
@@ -362,6 +371,7 @@ pub async fn reset(ctx: &Ctx<'_>) -> anyhow::Result<()> {
     let all = faults::links(&file, None, None)?;
     faults::link_action_checked(&ctx.http, &file, &all, LinkAction::Resume).await?;
     faults::restore_delays(&ctx.http, &file, &all).await?;
+    faults::link_action_checked(&ctx.http, &file, &all, LinkAction::Byzantine(false)).await?;
     for r in &file.regions {
         faults::skew(&ctx.http, &file, &r.name, 0).await?;
     }
