@@ -8,6 +8,7 @@ import re
 import ssl
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -112,3 +113,40 @@ def test_the_gateway_serves_https(tmp_path, pki):
     finally:
         gw.stop()
         region.kill()
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path, pki):
+    # The operator replaces the certificate and key files (here: from another CA); new
+    # connections get the new pair within seconds. A broken replacement is not taken: the
+    # pair in use stays.
+    import trustme
+    proc, endpoint = start_https_region(tmp_path, pki)
+    try:
+        def serves_for(ca_file):
+            try:
+                ctx = ssl.create_default_context(cafile=str(ca_file))
+                return urllib.request.urlopen(endpoint + "/health", timeout=3, context=ctx).status == 200
+            except (urllib.error.URLError, ssl.SSLError):
+                return False
+
+        assert serves_for(pki / "ca.pem")
+        new_ca = trustme.CA()
+        new = new_ca.issue_cert("127.0.0.1")
+        new_ca.cert_pem.write_to_path(str(tmp_path / "new-ca.pem"))
+        staged_cert, staged_key = pki / "cert.pem.new", pki / "key.pem.new"
+        staged_cert.write_bytes(b"".join(b.bytes() for b in new.cert_chain_pems))
+        new.private_key_pem.write_to_path(str(staged_key))
+        os.chmod(staged_key, 0o600)
+        os.replace(staged_key, pki / "key.pem")
+        os.replace(staged_cert, pki / "cert.pem")
+        wait_until(lambda: serves_for(tmp_path / "new-ca.pem"), timeout=10, interval=0.2,
+                   what="the renewed certificate served")
+        assert not serves_for(pki / "ca.pem")
+        # a half-written certificate is not taken
+        (pki / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\ntruncated")
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert serves_for(tmp_path / "new-ca.pem")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -11,8 +11,9 @@
 //! `meridian up` makes the CA and the certificates (`DIR/secrets/tls/`); operators bring their
 //! own with `--tls-cert`, `--tls-key` and `--tls-ca`.
 
+use meridian_serve::provider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
@@ -67,48 +68,20 @@ fn file_err(path: &Path, why: impl std::fmt::Display) -> TlsError {
     }
 }
 
-/// Refuses a private key file every user of the machine may read (as Garage refuses a
-/// world-readable secret); group-readable keys, as some PKI tools install them, are accepted.
-fn check_key_mode(path: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| file_err(path, e))?
-        .permissions()
-        .mode();
-    if mode & 0o004 != 0 {
-        return Err(file_err(
-            path,
-            format!(
-                "the private key is readable by every user (mode {:o}); run `chmod 600 {}`",
-                mode & 0o777,
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// *ring*: it builds with the C compiler the machine has, where rustls' default (aws-lc-rs)
-/// needs cmake and minutes more of build. Its key exchange (X25519, ECDHE) has no
-/// post-quantum hybrid, which is why rustls marks it deprecated; `docs/security.md` says so.
-#[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 impl LinkTls {
     /// Loads the region's certificate and key (refused when every user may read it) and the
     /// CA; TLS 1.3 only.
     pub fn load(files: &TlsFiles) -> Result<LinkTls, TlsError> {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-            .map_err(|e| file_err(&files.cert, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| file_err(&files.cert, e))?;
-        if certs.is_empty() {
-            return Err(file_err(&files.cert, "no certificate in the file"));
-        }
-        check_key_mode(&files.key)?;
-        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_err(&files.key, e))?;
+        // The certificate and key are read again when their files change (a renewed
+        // certificate needs no restart); the CA is read once.
+        let own = Arc::new(
+            meridian_serve::ReloadingKey::new(&files.cert, &files.key, provider()).map_err(
+                |e| TlsError::File {
+                    path: e.path,
+                    why: e.why,
+                },
+            )?,
+        );
         let mut roots = RootCertStore::empty();
         for ca in CertificateDer::pem_file_iter(&files.ca).map_err(|e| file_err(&files.ca, e))? {
             let ca = ca.map_err(|e| file_err(&files.ca, e))?;
@@ -126,14 +99,12 @@ impl LinkTls {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(config)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs.clone(), key.clone_key())
-            .map_err(config)?;
+            .with_cert_resolver(own.clone());
         let client = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(config)?
             .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .map_err(config)?;
+            .with_client_cert_resolver(own);
         Ok(LinkTls {
             connector: TlsConnector::from(Arc::new(client)),
             acceptor: TlsAcceptor::from(Arc::new(server)),

@@ -32,8 +32,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_service::Service;
 
+mod reload;
 mod tls;
-pub use tls::{Tls, TlsError};
+pub use reload::ReloadingKey;
+pub use tls::{Tls, TlsError, provider};
 
 /// The bounds of one listener.
 #[derive(Clone, Copy, Debug)]
