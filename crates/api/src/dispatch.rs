@@ -37,11 +37,22 @@ pub fn is_known(op: &str) -> bool {
 }
 
 /// Parses the body and runs the operation.
-pub async fn dispatch(state: &AppState, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// Bodies up to this size are parsed where the request runs; larger ones (up to 16 MiB, whose
+/// parse takes milliseconds) on the blocking pool, so they never hold one of the region's two
+/// async workers.
+const PARSE_INLINE_BYTES: usize = 64 * 1024;
+
+pub async fn dispatch(state: &AppState, op: &str, body: bytes::Bytes) -> Result<Value, ApiError> {
     if !is_known(op) {
         return Err(ApiError::UnknownOperation);
     }
-    let req = Req::parse(body)?;
+    let req = if body.len() <= PARSE_INLINE_BYTES {
+        Req::parse(&body)?
+    } else {
+        tokio::task::spawn_blocking(move || Req::parse(&body))
+            .await
+            .map_err(|e| ApiError::InternalServerError(e.to_string()))??
+    };
     match op {
         "CreateTable" => ops::create_table::handle(state, req).await,
         "DescribeTable" => ops::describe_table::handle(state, req).await,

@@ -179,7 +179,7 @@ async fn dynamodb(
             match state.inner.in_flight.clone().try_acquire_owned() {
                 Ok(_permit) => {
                     metrics.in_flight.inc();
-                    let r = handle(&state, &method, &uri, &headers, &body, &operation).await;
+                    let r = handle(&state, &method, &uri, &headers, body, &operation).await;
                     metrics.in_flight.dec();
                     r
                 }
@@ -256,10 +256,10 @@ async fn handle(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Bytes,
     operation: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    authenticate(state, method, uri, headers, body)?;
+    authenticate(state, method, uri, headers, &body)?;
     if state.store().is_poisoned() {
         return Err(ApiError::ServiceUnavailable(
             "The region's store is unavailable".into(),

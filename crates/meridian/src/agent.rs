@@ -72,7 +72,8 @@ async fn create_missing_tables(state: &AppState, applied: &Applied) -> Result<()
             continue;
         }
         let body = create_table_request(t).to_string();
-        match meridian_api::dispatch::dispatch(state, "CreateTable", body.as_bytes()).await {
+        match meridian_api::dispatch::dispatch(state, "CreateTable", body.into_bytes().into()).await
+        {
             Ok(_) => {
                 tracing::info!(table = %t.name, version = applied.version, "created table from the spec")
             }
