@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from meridian_testlib import BIN, create_table, wait_until
-from traffic_testlib import Gateway
+from meridian_testlib import BIN, client, create_table, wait_until
+from traffic_testlib import Gateway, http
 
 
 @pytest.fixture
@@ -148,5 +148,44 @@ def test_a_renewed_certificate_is_served_without_a_restart(tmp_path, pki):
         while time.monotonic() < deadline:
             assert serves_for(tmp_path / "new-ca.pem")
     finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_the_gateway_reaches_https_regions_and_checks_their_certificates(tmp_path, pki):
+    # A region on another machine serves HTTPS only; the gateway forwards to it and health
+    # checks it over TLS, trusting the CA it is given, and nothing else.
+    proc, endpoint = start_https_region(tmp_path, pki)
+
+    def gateway(name, ca):
+        body = (f'region_ca = "{ca}"\n[health]\nca_file = "{ca}"\n'
+                f'[[health.endpoints]]\nname = "us-east"\nhttp_url = "{endpoint}/health"\n'
+                f'[[regions]]\nname = "us-east"\nendpoint = "{endpoint}"\n')
+        return Gateway(tmp_path / name, body).start()
+
+    import trustme
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    gw = gateway("gw", pki / "ca.pem")
+    wrong = gateway("gw-wrong", other)
+    try:
+        ddb = client(gw.endpoint)
+        create_table(ddb, "tlsup")
+        ddb.put_item(TableName="tlsup", Item={"pk": {"S": "k"}})
+        assert "Item" in ddb.get_item(TableName="tlsup", Key={"pk": {"S": "k"}})
+
+        def healthy(g):
+            status = http("GET", g.admin + "/admin/status")[1]
+            return status["health"]["endpoints"]["us-east"]["checks_healthy"]
+
+        wait_until(lambda: healthy(gw), timeout=10, what="the HTTPS region healthy at the gateway")
+        # a gateway that does not trust the region's CA neither forwards nor calls it healthy
+        wait_until(lambda: not healthy(wrong), timeout=10, what="the region unhealthy without its CA")
+        with pytest.raises(Exception) as e:
+            client(wrong.endpoint).list_tables()
+        assert "ServiceUnavailable" in str(e.value) or "503" in str(e.value), e.value
+    finally:
+        gw.stop()
+        wrong.stop()
         proc.kill()
         proc.wait(timeout=10)

@@ -44,6 +44,9 @@ pub struct GatewayConfig {
     /// keep-alive connection may stay silent).
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
+    /// The CA bundle (PEM) `https://` region endpoints' certificates are checked against.
+    #[serde(default)]
+    pub region_ca: Option<std::path::PathBuf>,
     /// Serve the proxy over HTTPS with this PEM certificate chain (with `tls_key`).
     #[serde(default)]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -180,9 +183,16 @@ impl GatewayConfig {
                 .endpoint
                 .parse()
                 .map_err(|e| GatewayError::Config(format!("region {}: endpoint: {e}", r.name)))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            let https = uri.scheme_str() == Some("https");
+            if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
                 return bad(format!(
-                    "region {}: endpoint must be http://host:port",
+                    "region {}: endpoint must be http(s)://host:port",
+                    r.name
+                ));
+            }
+            if https && self.region_ca.is_none() {
+                return bad(format!(
+                    "region {}: an https:// endpoint needs region_ca (the CA bundle to check it against)",
                     r.name
                 ));
             }

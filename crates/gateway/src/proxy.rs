@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -54,7 +55,7 @@ pub struct Gateway {
     config: GatewayConfig,
     router: Router,
     endpoints: Vec<(String, Uri)>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     health: watch::Receiver<Arc<HealthSnapshot>>,
     rng_seed: u64,
     rng_counter: AtomicU64,
@@ -90,9 +91,11 @@ impl Gateway {
                 ))
             })
             .collect::<Result<Vec<_>, GatewayError>>()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        let connector = meridian_health::tls::connector(
+            config.region_ca.as_deref(),
+            Some(Duration::from_millis(config.connect_timeout_ms)),
+        )
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

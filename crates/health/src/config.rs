@@ -26,6 +26,9 @@ pub struct HealthConfig {
     /// The endpoints (usually one per region).
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
+    /// The CA bundle (PEM) `https://` endpoints' certificates are checked against.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_interval_ms() -> u64 {
@@ -49,6 +52,7 @@ impl Default for HealthConfig {
             fall: default_fall(),
             rise: default_rise(),
             endpoints: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -114,9 +118,16 @@ impl HealthConfig {
                     let uri: hyper::Uri = url.parse().map_err(|err| {
                         HealthError::Config(format!("{}: http_url {url:?}: {err}", e.name))
                     })?;
-                    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                    let https = uri.scheme_str() == Some("https");
+                    if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
                         return bad(format!(
-                            "{}: http_url must be http://host[:port]/path",
+                            "{}: http_url must be http(s)://host[:port]/path",
+                            e.name
+                        ));
+                    }
+                    if https && self.ca_file.is_none() {
+                        return bad(format!(
+                            "{}: an https:// http_url needs ca_file (the CA bundle to check it against)",
                             e.name
                         ));
                     }

@@ -17,6 +17,7 @@ pub mod hysteresis;
 pub mod monitor;
 pub mod probe;
 pub mod snapshot;
+pub mod tls;
 
 pub use admin::{AdminApi, RoleAdmin, StatusHook};
 pub use config::{Check, EndpointConfig, HealthConfig};

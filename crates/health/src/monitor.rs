@@ -50,6 +50,7 @@ struct Inner {
     state: Mutex<State>,
     tx: watch::Sender<Arc<HealthSnapshot>>,
     metrics: Metrics,
+    prober: Prober,
 }
 
 /// Cloneable handle to the health state of every endpoint.
@@ -62,6 +63,7 @@ impl HealthMonitor {
     /// A monitor for the configured endpoints; every endpoint starts unchecked (healthy).
     pub fn new(config: HealthConfig) -> Result<Self, HealthError> {
         let checks = config.validate()?;
+        let prober = Prober::new(config.ca_file.as_deref())?;
         let hysteresis = checks
             .iter()
             .map(|(name, _)| (name.clone(), Hysteresis::new(config.fall, config.rise)))
@@ -78,6 +80,7 @@ impl HealthMonitor {
                 }),
                 tx,
                 metrics: Metrics::default(),
+                prober,
             }),
         };
         monitor.publish_metrics();
@@ -219,7 +222,7 @@ impl HealthMonitor {
     /// Runs every endpoint's checks until `shutdown` completes.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
-        let prober = Prober::new();
+        let prober = self.inner.prober.clone();
         for (name, check) in self.inner.checks.clone() {
             let monitor = self.clone();
             let prober = prober.clone();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -17,24 +18,16 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// region whose listener died is noticed even if an old keep-alive connection still works.
 #[derive(Clone)]
 pub struct Prober {
-    client: Client<HttpConnector, Empty<Bytes>>,
-}
-
-impl Default for Prober {
-    fn default() -> Self {
-        Self::new()
-    }
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl Prober {
-    /// A prober with its own connector.
-    pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+    /// A prober with its own connector; `https://` checks trust the PEM bundle `ca`.
+    pub fn new(ca: Option<&std::path::Path>) -> Result<Self, crate::HealthError> {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(connector);
-        Prober { client }
+            .build(crate::tls::connector(ca, None)?);
+        Ok(Prober { client })
     }
 
     /// Runs `check` within `timeout`. `Err` carries a short human-readable reason.
