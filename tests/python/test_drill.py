@@ -21,7 +21,7 @@ import pytest
 from meridian_testlib import BIN
 
 SCENARIOS = ["partition", "kill", "control-outage", "skew", "latency", "dup-reorder",
-             "conflicts", "counters", "drain"]
+             "conflicts", "counters", "drain", "byzantine"]
 BROKEN_BIN = Path(os.environ.get("MERIDIAN_BROKEN_BIN", BIN.parent / "meridian-broken"))
 
 

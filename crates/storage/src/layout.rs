@@ -2,7 +2,7 @@
 //! [`Store::open`](crate::Store::open) before the writer starts.
 //!
 //! - Layout 1 keyed `items`, `tombstones` and `index` by `id:u64be ‖ key`.
-//! - Layout 2 keys them by `varint(id) ‖ key` ([`record::table_prefix`]): the memtables compare a
+//! - Layout 2 keys them by `varint(id) ‖ key` ([`keys::table_prefix`]): the memtables compare a
 //!   key's first four bytes inline before they follow a pointer to the rest, and in layout 1 those
 //!   were always `00 00 00 00` (docs/design/storage.md, "Table prefix and layout versions").
 //!
@@ -13,14 +13,13 @@
 //! is left.
 
 use crate::StoreError;
+use crate::keys;
 use crate::record;
 use fjall::{Database, Keyspace, PersistMode};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
-/// Meta key of the layout version (a u64 record). Missing in a store written before layouts had
-/// versions: layout 1.
-pub(crate) const META_LAYOUT: &[u8] = b"layout";
+use crate::keys::META_LAYOUT;
 
 /// The layout this build writes.
 pub(crate) const LAYOUT: u64 = 2;
@@ -108,7 +107,7 @@ fn move_layout_1_keys(db: &Database, name: &str, ks: &Keyspace) -> Result<u64, S
                     StoreError::Corrupt(format!("{name}: a layout-1 key shorter than its table id"))
                 })?;
             let id = u64::from_be_bytes(id_bytes);
-            b.insert(ks, record::item_key(id, &k[8..]), v.clone());
+            b.insert(ks, keys::item_key(id, &k[8..]), v.clone());
             b.remove(ks, k.clone());
         }
         b.commit()?;

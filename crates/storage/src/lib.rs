@@ -17,10 +17,24 @@
 //! later call fails (fail-stop).
 //!
 //! **Reads** go straight to fjall and see every committed write.
+//!
+//! **Files.** `store.rs` is the facade ([`Store`], its options and the calls that hand jobs to
+//! the writer); `open.rs` (opening, recovery at start), `log.rs` (the change log as links read
+//! it), `reads.rs` (item, tombstone and index reads), `index_builder.rs` and `recovery.rs` add
+//! the rest of its methods. `inner.rs` is the state every thread shares, `keys.rs` every key
+//! the store writes, `record.rs` every value's bytes, `writer/` the writer (one file per job
+//! family). Dependencies point one way: the writer knows nothing of the facade.
 
 mod error;
+mod index_builder;
+mod inner;
 pub mod journal;
+mod keys;
 mod layout;
+mod log;
+mod metrics;
+mod open;
+mod reads;
 pub mod record;
 mod recovery;
 mod snapshot;
@@ -29,12 +43,10 @@ mod verify;
 mod writer;
 
 pub use error::StoreError;
+pub use inner::{Recovery, StoreFaults, TableStats};
+pub use log::{LogRead, RawChange};
 pub use record::{ChangeEntry, ChangeOp, EncodedItem, StoredItem};
-pub use recovery::Recovery;
 pub use snapshot::StoreSnapshot;
-pub use store::{
-    ChangeLogSummary, DEFAULT_MAX_CLOCK_OFFSET_MS, LogRead, RawChange, Store, StoreFaults,
-    StoreOptions, TableStats,
-};
+pub use store::{ChangeLogSummary, DEFAULT_MAX_CLOCK_OFFSET_MS, Store, StoreOptions};
 pub use verify::{VerifyReport, verify};
 pub use writer::{ApplyReport, Change, ChangeKind, Decision};

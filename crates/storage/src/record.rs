@@ -461,48 +461,6 @@ pub fn decode_json(b: &[u8]) -> Result<serde_json::Value, StoreError> {
     serde_json::from_slice(r.remaining()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The prefix of every key of one table (or index) in `items`, `tombstones` and `index`: the id
-/// as LEB128 (`varint(id)`, one byte below 128).
-///
-/// LEB128 is prefix-free (the last byte is the only one below `0x80`), so one table's prefix
-/// never starts another's and a prefix scan sees exactly one table. It is short so that the first
-/// four bytes of a key, which the engine's memtables compare inline before following a pointer,
-/// are mostly the partition hash: with an 8-byte id they were always `00 00 00 00`.
-pub fn table_prefix(id: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(10);
-    let mut v = id;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-    out
-}
-
-/// The smallest key greater than every key that starts with [`table_prefix`]`(id)`.
-///
-/// The prefix's last byte is below `0x80`, so adding one to it cannot carry.
-pub fn table_end(id: u64) -> Vec<u8> {
-    let mut out = table_prefix(id);
-    if let Some(last) = out.last_mut() {
-        *last += 1;
-    }
-    out
-}
-
-/// Key of a table's item or tombstone (or, with an index id, an index entry):
-/// [`table_prefix`]`(id) ‖ storage key`.
-pub fn item_key(table_id: u64, key: &[u8]) -> Vec<u8> {
-    let mut k = table_prefix(table_id);
-    k.extend_from_slice(key);
-    k
-}
-
-/// The length of [`table_prefix`]`(id)`: where a full key's storage key starts.
-pub fn prefix_len(id: u64) -> usize {
-    (64 - id.leading_zeros()).max(1).div_ceil(7) as usize
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,34 +626,6 @@ mod tests {
         swapped.extend_from_slice(&[2, 2, b'p', b'k', 1, 1, b'a', 1, b'n', 2, 1, b'1']);
         let rx = decode_received_change(7, &swapped).expect("decode");
         assert_eq!(rx, e, "a non-canonical item is decoded in full");
-    }
-
-    #[test]
-    fn table_prefixes_are_short_prefix_free_and_bound_their_keys() {
-        let ids = [0, 1, 2, 126, 127, 128, 129, 300, 16_383, 16_384, u64::MAX];
-        for &id in &ids {
-            let p = table_prefix(id);
-            assert_eq!(p.len(), prefix_len(id), "id {id}");
-            assert!(p.len() <= 10);
-            let key = item_key(id, b"\xff\xff\xff");
-            assert!(key.starts_with(&p));
-            assert!(p < table_end(id) && key < table_end(id), "id {id}");
-            for &other in &ids {
-                if other != id {
-                    assert!(
-                        !item_key(other, b"").starts_with(&p),
-                        "{other} starts with {id}"
-                    );
-                    let o = item_key(other, b"\x00");
-                    assert!(
-                        o < p || o >= table_end(id),
-                        "{other}'s keys inside {id}'s range"
-                    );
-                }
-            }
-        }
-        assert_eq!(table_prefix(1), vec![1]);
-        assert_eq!(table_prefix(300), vec![0xac, 0x02]);
     }
 
     #[test]

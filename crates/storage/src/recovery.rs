@@ -18,51 +18,14 @@
 //!    passes over it ([`Store::changes_for`] reports its sequences as skipped).
 
 use crate::StoreError;
+use crate::inner::Recovery;
 use crate::journal::Damage;
 use crate::record;
-use crate::store::{Inner, Store};
+use crate::store::Store;
 use crate::writer::Job;
 use fjall::{Keyspace, PersistMode};
-use serde_json::json;
 
-/// Meta key of an unfinished recovery.
-pub(crate) const META_RECOVERY: &[u8] = b"recovery";
-/// Meta keys of skipped sequence ranges: `gap/‖to:u64be` → `from:u64`, the range `(from, to]`.
-pub(crate) const META_GAP: &[u8] = b"gap/";
-
-/// An unfinished recovery.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recovery {
-    /// The change-log head that survived: the next local sequence must come after every
-    /// sequence of this region a peer holds.
-    pub from: u64,
-    /// The highest change-log sequence found in the batches dropped with the damaged journal
-    /// (`None`: none could be read).
-    pub lost_through: Option<u64>,
-    /// Why: where the journal was damaged, or which peer held more of ours than survived.
-    pub damage: String,
-}
-
-impl Recovery {
-    fn encode(&self) -> Vec<u8> {
-        record::encode_json(&json!({
-            "from": self.from,
-            "lost_through": self.lost_through,
-            "damage": self.damage,
-        }))
-    }
-
-    fn decode(b: &[u8]) -> Result<Self, StoreError> {
-        let v = record::decode_json(b)?;
-        Ok(Self {
-            from: v["from"]
-                .as_u64()
-                .ok_or_else(|| StoreError::Corrupt("recovery record without `from`".into()))?,
-            lost_through: v["lost_through"].as_u64(),
-            damage: v["damage"].as_str().unwrap_or_default().to_owned(),
-        })
-    }
-}
+use crate::keys::{META_GAP, META_RECOVERY};
 
 /// Reads an unfinished recovery, or starts one for `damage` (recorded and synced before the
 /// store serves anything).
@@ -116,24 +79,6 @@ pub(crate) fn gap_at(gaps: &[(u64, u64)], seq: u64) -> Option<(u64, u64)> {
     gaps.iter()
         .copied()
         .find(|&(from, to)| seq > from && seq <= to)
-}
-
-pub(crate) fn gap_key(to: u64) -> Vec<u8> {
-    let mut k = META_GAP.to_vec();
-    k.extend(to.to_be_bytes());
-    k
-}
-
-impl Inner {
-    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
-        self.check()?;
-        let recovering = self.recovery.read().map(|r| r.is_some()).unwrap_or(false);
-        if recovering {
-            Err(StoreError::Recovering)
-        } else {
-            Ok(())
-        }
-    }
 }
 
 impl Store {

@@ -10,8 +10,10 @@
 //! rules of every other path (`Store::repair`).
 
 use crate::error::StoreError;
+use crate::inner::Inner;
+use crate::keys::u64_suffix;
+use crate::keys::{self, META_GC, META_TABLE};
 use crate::record::{self, ChangeEntry, ChangeOp};
-use crate::store::{Inner, META_GC, META_TABLE, u64_suffix};
 use fjall::Readable;
 use meridian_core::{Gtid, Timestamp, Version};
 use meridian_model::table::TableMeta;
@@ -45,7 +47,7 @@ impl StoreSnapshot {
         };
         let head = logged.max(purged);
         let mut watermarks = BTreeMap::new();
-        for kv in snap.prefix(&inner.meta, b"w/") {
+        for kv in snap.prefix(&inner.meta, crate::keys::META_WATERMARK) {
             let (k, v) = kv.into_inner()?;
             let origin = String::from_utf8_lossy(k.get(2..).unwrap_or_default()).into_owned();
             watermarks.insert(origin, record::decode_u64(&v)?);
@@ -88,10 +90,10 @@ impl StoreSnapshot {
             ))
         });
         let states = self.tables.iter().flat_map(move |t| {
-            let n = record::prefix_len(t.id);
+            let n = keys::prefix_len(t.id);
             let items = self
                 .snap
-                .prefix(&self.inner.items, record::table_prefix(t.id))
+                .prefix(&self.inner.items, keys::table_prefix(t.id))
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
                     let key = k.get(n..).unwrap_or_default().to_vec();
@@ -100,7 +102,7 @@ impl StoreSnapshot {
                 });
             let tombstones = self
                 .snap
-                .prefix(&self.inner.tombstones, record::table_prefix(t.id))
+                .prefix(&self.inner.tombstones, keys::table_prefix(t.id))
                 .map(move |kv| {
                     let (k, v) = kv.into_inner()?;
                     let key = k.get(n..).unwrap_or_default().to_vec();

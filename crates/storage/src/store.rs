@@ -1,31 +1,18 @@
 //! Opening and recovering the store, and the read side.
 
 use crate::error::StoreError;
-use crate::layout;
+use crate::inner::{Inner, StoreFaults, TableStats};
 use crate::record::{self, ChangeEntry, StoredItem};
-use crate::writer::{self, Job, WriterMetrics};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use meridian_core::{Clock, Hlc, Timestamp};
+use crate::writer::Job;
+use fjall::PersistMode;
+use meridian_core::Clock;
 use meridian_model::table::TableMeta;
 use prometheus_client::registry::Registry;
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
-
-pub(crate) const META_TABLE: &[u8] = b"t/";
-pub(crate) const META_STATS: &[u8] = b"s/";
-pub(crate) const META_DROPPED: &[u8] = b"d/";
-pub(crate) const META_HLC: &[u8] = b"hlc";
-pub(crate) const META_NEXT_TABLE_ID: &[u8] = b"next_table_id";
-/// Present while a new region has not yet installed a snapshot from a peer.
-pub(crate) const META_BOOTSTRAP: &[u8] = b"bootstrap";
-/// The highest change-log sequence purged by garbage collection.
-pub(crate) const META_GC: &[u8] = b"gc";
-/// The highest purged sequence of a change this region originated.
-pub(crate) const META_GC_OWN: &[u8] = b"gc_own";
 
 /// How to open a store.
 #[derive(Clone)]
@@ -64,16 +51,6 @@ pub struct StoreOptions {
 /// Default of [`StoreOptions::max_clock_offset_ms`] (CockroachDB's default `--max-offset`).
 pub const DEFAULT_MAX_CLOCK_OFFSET_MS: u64 = 500;
 
-/// Switches that make the store fail on purpose, to test fail-stop behaviour.
-#[derive(Debug, Default)]
-pub struct StoreFaults {
-    /// The next group commit's fsync fails.
-    pub fail_next_sync: AtomicBool,
-    /// The next group commit waits this many milliseconds between its engine commit and its
-    /// fsync (0: none) — holds a commit in the state a crash could still undo.
-    pub hold_next_sync_ms: AtomicU64,
-}
-
 impl StoreOptions {
     /// Defaults for a data directory and region.
     pub fn new(path: impl Into<PathBuf>, region: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
@@ -92,15 +69,6 @@ impl StoreOptions {
     }
 }
 
-/// Approximate size of one table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TableStats {
-    /// Number of live items.
-    pub item_count: i64,
-    /// Sum of item sizes (DynamoDB's count), in bytes.
-    pub size_bytes: i64,
-}
-
 /// First and last sequence of the change log, and how many entries it holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChangeLogSummary {
@@ -110,66 +78,12 @@ pub struct ChangeLogSummary {
     pub last: u64,
 }
 
-pub(crate) struct Inner {
-    pub(crate) region: String,
-    pub(crate) db: Database,
-    pub(crate) meta: Keyspace,
-    pub(crate) items: Keyspace,
-    pub(crate) tombstones: Keyspace,
-    pub(crate) log: Keyspace,
-    pub(crate) index: Keyspace,
-    pub(crate) tables: RwLock<BTreeMap<String, Arc<TableMeta>>>,
-    pub(crate) stats: Mutex<HashMap<u64, TableStats>>,
-    pub(crate) poisoned: AtomicBool,
-    pub(crate) head: AtomicU64,
-    /// Jobs sent to the writer, and jobs it has taken: their difference is the queue depth.
-    pub(crate) submitted: AtomicU64,
-    pub(crate) taken: AtomicU64,
-    pub(crate) metrics: WriterMetrics,
-    pub(crate) faults: Arc<StoreFaults>,
-    /// See `StoreOptions::log_remote`.
-    pub(crate) log_remote: bool,
-    /// See `StoreOptions::max_clock_offset_ms`.
-    pub(crate) max_clock_offset_ms: u64,
-    /// The change-log head after each commit, for senders that tail the log.
-    pub(crate) head_tx: tokio::sync::watch::Sender<u64>,
-    /// `(head, hlc)` after the last commit: every change this region makes later gets a
-    /// higher sequence than `head` and a higher timestamp than `hlc`.
-    pub(crate) mark: Mutex<(u64, u64)>,
-    /// Signalled (with `mark` held) whenever the durable head advances.
-    pub(crate) durable: Condvar,
-    /// The physical clock under the HLC (skewed by fault injection, if it is).
-    pub(crate) clock: Arc<dyn Clock>,
-    /// An unfinished recovery (`recovery.rs`): local writes are refused while there is one.
-    pub(crate) recovery: RwLock<Option<crate::recovery::Recovery>>,
-    /// Skipped sequence ranges `(from, to]` of the change log (`recovery.rs`).
-    pub(crate) gaps: RwLock<Vec<(u64, u64)>>,
-}
-
-impl Inner {
-    pub(crate) fn check(&self) -> Result<(), StoreError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            Err(StoreError::Poisoned)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(crate) fn poison(&self, why: &dyn std::fmt::Display) {
-        if !self.poisoned.swap(true, Ordering::AcqRel) {
-            tracing::error!(error = %why, "store failed: refusing all further work (fail-stop)");
-        }
-        // Wake whoever waits for durability: it never comes now.
-        self.durable.notify_all();
-    }
-}
-
 /// A region's store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
-    tx: std::sync::mpsc::Sender<Job>,
-    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    pub(crate) tx: std::sync::mpsc::Sender<Job>,
+    pub(crate) writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -180,263 +94,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// L0 tables a point-read keyspace gathers before fjall compacts them into L1 (fjall's default:
-/// 4). Keys of a table land all over its key range, so every L0 → L1 compaction rewrites the
-/// L1 tables of that range; gathering 8 halves how often, at the price of up to 8 Bloom-filter
-/// checks per missing key in L0 instead of 4. Catch-up after a 60 s partition at 10k writes/s
-/// on a cluster loaded by the Netflix suite (`meridian bench all`, 3 interleaved pairs): median
-/// 10.5 → 7.95 s; the replication lag's p99 did not move (docs/benchmarks.md, session 12).
-/// fjall keeps a keyspace's compaction settings from its creation: this holds for stores
-/// created since.
-const L0_THRESHOLD: u8 = 8;
-
-fn open_ks(db: &Database, name: &str, memtable_bytes: u64) -> Result<Keyspace, StoreError> {
-    Ok(db.keyspace(name, || {
-        KeyspaceCreateOptions::default()
-            .max_memtable_size(memtable_bytes)
-            .compaction_strategy(std::sync::Arc::new(
-                fjall::compaction::Leveled::default().with_l0_threshold(L0_THRESHOLD),
-            ))
-    })?)
-}
-
-/// The change log's keyspace. It is only ever scanned by sequence, never point-read, so its
-/// tables carry no Bloom filters: building them cost ~5 % of a region's CPU while it applied a
-/// replicated backlog (`cargo bench -p meridian-storage --bench apply`). fjall keeps a
-/// keyspace's options from its creation, so this holds for stores created since.
-fn open_log_ks(db: &Database, memtable_bytes: u64) -> Result<Keyspace, StoreError> {
-    Ok(db.keyspace("changelog", || {
-        KeyspaceCreateOptions::default()
-            .max_memtable_size(memtable_bytes)
-            .filter_policy(fjall::config::FilterPolicy::disabled())
-    })?)
-}
-
-/// A change-log entry as stored: its local sequence and its record (what [`record::encode_change`]
-/// wrote), with the origin and commit time read from the header. Replication ships the record
-/// as it is, without decoding and re-encoding the item.
-#[derive(Clone, Debug)]
-pub struct RawChange {
-    seq: u64,
-    origin: String,
-    commit_ms: u64,
-    record: fjall::Slice,
-}
-
-impl RawChange {
-    /// Reads the header of `record`, stored at sequence `seq`.
-    pub fn new(seq: u64, record: fjall::Slice) -> Result<Self, StoreError> {
-        let (origin, ts) = record::change_header(&record)?;
-        Ok(Self {
-            seq,
-            origin: origin.to_owned(),
-            commit_ms: ts.physical_ms(),
-            record,
-        })
-    }
-
-    /// Local sequence.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// Region where the change originated.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// Commit time at the origin (ms, the HLC's physical part).
-    pub fn commit_ms(&self) -> u64 {
-        self.commit_ms
-    }
-
-    /// The encoded record.
-    pub fn record(&self) -> &[u8] {
-        &self.record
-    }
-
-    /// Decodes the record in full.
-    pub fn decode(&self) -> Result<ChangeEntry, StoreError> {
-        record::decode_change(self.seq, &self.record)
-    }
-}
-
-/// A change-log entry as read for one link ([`Store::changes_for`]).
-#[derive(Debug, Clone)]
-pub enum LogRead {
-    /// A change of an origin the link carries, as stored (decode it with
-    /// [`RawChange::decode`]).
-    Entry(RawChange),
-    /// Not decoded: a change of another origin the link does not carry.
-    Skipped {
-        /// Local sequence.
-        seq: u64,
-        /// Region where the change originated.
-        origin: String,
-        /// Encoded size.
-        bytes: usize,
-    },
-}
-
-impl LogRead {
-    /// Local sequence.
-    pub fn seq(&self) -> u64 {
-        match self {
-            LogRead::Entry(e) => e.seq(),
-            LogRead::Skipped { seq, .. } => *seq,
-        }
-    }
-
-    /// The change, if the link carries it.
-    pub fn into_entry(self) -> Option<RawChange> {
-        match self {
-            LogRead::Entry(e) => Some(e),
-            LogRead::Skipped { .. } => None,
-        }
-    }
-}
-
 impl Store {
-    /// Opens (or creates) the store and starts its writer thread. Blocking.
-    pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&opts.path).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let damage = crate::journal::check(&opts.path)
-            .map_err(|e| StoreError::Corrupt(format!("reading the journals: {e}")))?;
-        match &damage {
-            Some(d) if !opts.recover => {
-                return Err(StoreError::JournalDamaged(Box::new(d.clone())));
-            }
-            Some(d) => crate::journal::truncate_at(&opts.path, d)
-                .map_err(|e| StoreError::Corrupt(format!("truncating the journal: {e}")))?,
-            None => {}
-        }
-        let db = Database::builder(&opts.path)
-            .cache_size(opts.cache_bytes)
-            // One background worker, not two: with two, fjall 3.1's worker 0 hands every
-            // compaction request back to the queue and takes it again at once while worker 1
-            // compacts, a busy loop that took ~19 % of a replicating region's CPU
-            // (docs/benchmarks.md, "Replication lag and catch-up").
-            .worker_threads(1)
-            .max_journaling_size(256 * 1024 * 1024)
-            .open()?;
-        let meta = open_ks(&db, "meta", opts.memtable_bytes)?;
-        let items = open_ks(&db, "items", opts.memtable_bytes)?;
-        let tombstones = open_ks(&db, "tombstones", opts.memtable_bytes)?;
-        let log = open_log_ks(&db, opts.memtable_bytes)?;
-        let index = open_ks(&db, "index", opts.memtable_bytes)?;
-        let fresh = meta.first_key_value().is_none();
-        if fresh {
-            // A brand-new region: it takes a snapshot from the first peer that links to it
-            // before it takes change streams (see `snapshot.rs`). Written without a sync: if it
-            // is lost, the store is still empty at the next start and is marked again.
-            meta.insert(META_BOOTSTRAP, record::encode_u64(1))?;
-        }
-        layout::ensure(
-            &db,
-            &meta,
-            &[
-                ("items", &items),
-                ("tombstones", &tombstones),
-                ("index", &index),
-            ],
-            fresh,
-        )?;
-
-        let mut tables = BTreeMap::new();
-        for kv in meta.prefix(META_TABLE) {
-            let (_, v) = kv.into_inner()?;
-            let json = record::decode_json(&v)?;
-            let t: TableMeta = serde_json::from_value(json)
-                .map_err(|e| StoreError::Corrupt(format!("table meta: {e}")))?;
-            tables.insert(t.name.clone(), Arc::new(t));
-        }
-        let mut stats = HashMap::new();
-        for kv in meta.prefix(META_STATS) {
-            let (k, v) = kv.into_inner()?;
-            let id = u64_suffix(&k, META_STATS.len())?;
-            let (item_count, size_bytes) = record::decode_stats(&v)?;
-            stats.insert(
-                id,
-                TableStats {
-                    item_count,
-                    size_bytes,
-                },
-            );
-        }
-        // Sequences continue after purged ones even when the whole log was purged.
-        let purged = match meta.get(META_GC)? {
-            Some(v) => record::decode_u64(&v)?,
-            None => 0,
-        };
-        let gaps = crate::recovery::load_gaps(&meta)?;
-        let head = match log.last_key_value() {
-            Some(kv) => u64_suffix(&kv.key()?, 0)?,
-            None => 0,
-        }
-        .max(purged)
-        .max(gaps.last().map_or(0, |g| g.1));
-        let recovery = crate::recovery::on_open(&db, &meta, &log, head, damage.as_ref())?;
-        let hlc_last = match meta.get(META_HLC)? {
-            Some(v) => Timestamp(record::decode_u64(&v)?),
-            None => Timestamp::ZERO,
-        };
-        let dropped: Vec<u64> = meta
-            .prefix(META_DROPPED)
-            .map(|kv| {
-                let k = kv.key()?;
-                u64_suffix(&k, META_DROPPED.len())
-            })
-            .collect::<Result<_, _>>()?;
-
-        tracing::info!(
-            path = %opts.path.display(),
-            tables = tables.len(),
-            changelog_head = head,
-            "store opened"
-        );
-        let inner = Arc::new(Inner {
-            region: opts.region.clone(),
-            db,
-            meta,
-            items,
-            tombstones,
-            log,
-            index,
-            tables: RwLock::new(tables),
-            stats: Mutex::new(stats),
-            poisoned: AtomicBool::new(false),
-            head: AtomicU64::new(head),
-            submitted: AtomicU64::new(0),
-            taken: AtomicU64::new(0),
-            metrics: WriterMetrics::default(),
-            faults: opts.faults.clone(),
-            log_remote: opts.log_remote,
-            max_clock_offset_ms: opts.max_clock_offset_ms,
-            head_tx: tokio::sync::watch::Sender::new(head),
-            mark: Mutex::new((head, hlc_last.0)),
-            durable: Condvar::new(),
-            clock: opts.clock.clone(),
-            recovery: RwLock::new(recovery),
-            gaps: RwLock::new(gaps),
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
-        let w_inner = inner.clone();
-        let max_group = opts.max_group.max(1);
-        let handle = std::thread::Builder::new()
-            .name("meridian-writer".into())
-            .spawn(move || writer::run(w_inner, rx, hlc, max_group))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start writer: {e}")))?;
-        for id in dropped {
-            writer::spawn_purge(inner.clone(), id);
-        }
-        Ok(Store {
-            inner,
-            tx,
-            writer: Arc::new(Mutex::new(Some(handle))),
-        })
-    }
-
     /// This region's name.
     pub fn region(&self) -> &str {
         &self.inner.region
@@ -474,7 +132,7 @@ impl Store {
     }
 
     /// Reads a `u64` record from `meta` (0 when absent).
-    fn meta_u64(&self, key: Vec<u8>) -> Result<u64, StoreError> {
+    pub(crate) fn meta_u64(&self, key: Vec<u8>) -> Result<u64, StoreError> {
         match self.inner.meta.get(key)? {
             Some(v) => record::decode_u64(&v),
             None => Ok(0),
@@ -568,95 +226,6 @@ impl Store {
         .await
     }
 
-    /// Builds a new index's entries from the table's items, a chunk per writer turn (writes
-    /// that happen meanwhile maintain the index themselves), then marks it `ACTIVE`. Items whose
-    /// value cannot be an index key stay out of the index and are counted in the log, as
-    /// DynamoDB's index key violations are.
-    pub async fn backfill_index(&self, table: &str, index_name: &str) -> Result<(), StoreError> {
-        let t = self
-            .table(table)
-            .ok_or_else(|| StoreError::NoSuchTable(table.to_owned()))?;
-        let Some(index_id) = t.index(index_name).map(|i| i.id) else {
-            return Ok(());
-        };
-        let mut after = None;
-        let mut skipped = 0;
-        loop {
-            let step = self
-                .call(|reply| Job::BackfillChunk {
-                    table: table.to_owned(),
-                    index_id,
-                    after,
-                    reply,
-                })
-                .await?;
-            skipped += step.skipped;
-            match step.next {
-                Some(cursor) => after = Some(cursor),
-                None => break,
-            }
-        }
-        if skipped > 0 {
-            tracing::warn!(
-                %table, index = %index_name, items = skipped,
-                "index key violations: items whose value for an index key attribute has the \
-                 wrong type or an empty or oversized value are not in the index"
-            );
-        }
-        let name = index_name.to_owned();
-        self.update_table(
-            table,
-            Box::new(move |m: &mut TableMeta| {
-                for i in &mut m.indexes {
-                    if i.name == name && i.id == index_id {
-                        i.status = meridian_model::table::IndexStatus::Active;
-                    }
-                }
-            }),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Starts the index builder: a task that backfills every `CREATING` index (added by
-    /// `UpdateTable` here or replicated from another region), then marks it `ACTIVE`. It
-    /// checks after every commit, at most every 200 ms. Call from within a tokio runtime.
-    pub fn spawn_index_builder(&self) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut head = store.subscribe_head();
-            loop {
-                let pending: Vec<(String, String)> = store
-                    .inner
-                    .tables
-                    .read()
-                    .map(|t| {
-                        t.values()
-                            .flat_map(|m| {
-                                m.indexes
-                                    .iter()
-                                    .filter(|i| {
-                                        i.status == meridian_model::table::IndexStatus::Creating
-                                    })
-                                    .map(|i| (m.name.clone(), i.name.clone()))
-                                    .collect::<Vec<_>>()
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for (table, index) in pending {
-                    if let Err(e) = store.backfill_index(&table, &index).await {
-                        tracing::warn!(%table, %index, error = %e, "index backfill failed; retrying");
-                    }
-                }
-                if store.is_poisoned() || head.changed().await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        })
-    }
-
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<Arc<TableMeta>> {
         self.inner
@@ -683,41 +252,6 @@ impl Store {
             .ok()
             .and_then(|s| s.get(&table_id).copied())
             .unwrap_or_default()
-    }
-
-    /// Reads one item. Blocking.
-    pub fn get(&self, table: &TableMeta, key: &[u8]) -> Result<Option<StoredItem>, StoreError> {
-        self.inner.check()?;
-        match self.inner.items.get(record::item_key(table.id, key))? {
-            Some(v) => Ok(Some(record::decode_item_record(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Iterates a table's items with storage keys in `(lower, upper)`, ascending or descending.
-    /// Keys are returned without the table prefix. Blocking.
-    pub fn range(
-        &self,
-        table: &TableMeta,
-        lower: Bound<Vec<u8>>,
-        upper: Bound<Vec<u8>>,
-        reverse: bool,
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, StoredItem), StoreError>> + use<>, StoreError>
-    {
-        self.inner.check()?;
-        let (lo, hi) = prefixed_bounds(table.id, lower, upper);
-        let n = record::prefix_len(table.id);
-        let iter = self.inner.items.range::<Vec<u8>, _>((lo, hi));
-        let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
-        Ok(iter.map(move |g| {
-            let (k, v) = g.into_inner()?;
-            let key = k.get(n..).unwrap_or_default().to_vec();
-            Ok((key, record::decode_item_record(&v)?))
-        }))
     }
 
     /// Applies changes received from other regions (see the crate docs): durable when this
@@ -752,13 +286,13 @@ impl Store {
 
     /// The highest sequence of `origin` applied here (0 if none).
     pub fn watermark(&self, origin: &str) -> Result<u64, StoreError> {
-        self.meta_u64(crate::writer::watermark_key(origin))
+        self.meta_u64(crate::keys::watermark_key(origin))
     }
 
     /// Every origin's watermark.
     pub fn watermarks(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut out = BTreeMap::new();
-        for kv in self.inner.meta.prefix(b"w/") {
+        for kv in self.inner.meta.prefix(crate::keys::META_WATERMARK) {
             let (k, v) = kv.into_inner()?;
             let origin = String::from_utf8_lossy(k.get(2..).unwrap_or_default()).into_owned();
             out.insert(origin, record::decode_u64(&v)?);
@@ -768,7 +302,7 @@ impl Store {
 
     /// The last sequence an outbound link's peer acknowledged (0 if none).
     pub fn checkpoint(&self, link: &str) -> Result<u64, StoreError> {
-        self.meta_u64(crate::writer::checkpoint_key(link))
+        self.meta_u64(crate::keys::checkpoint_key(link))
     }
 
     /// Persists an outbound link's checkpoint: written to the journal when this returns, and
@@ -781,186 +315,6 @@ impl Store {
             reply,
         })
         .await
-    }
-
-    /// A receiver of the change-log head, updated after every group commit.
-    pub fn subscribe_head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.head_tx.subscribe()
-    }
-
-    /// The version of an item's current state, live or tombstone (for anti-entropy). Blocking.
-    pub fn item_version(
-        &self,
-        table: &TableMeta,
-        key: &[u8],
-    ) -> Result<Option<meridian_core::Version>, StoreError> {
-        self.inner.check()?;
-        let full = record::item_key(table.id, key);
-        if let Some(v) = self.inner.items.get(&full)? {
-            return Ok(Some(record::decode_item_record(&v)?.version));
-        }
-        match self.inner.tombstones.get(&full)? {
-            Some(v) => Ok(Some(record::decode_tombstone(&v)?.0)),
-            None => Ok(None),
-        }
-    }
-
-    /// Iterates a table's tombstones: `(storage key, version, local sequence)`. Blocking.
-    pub fn tombstones(
-        &self,
-        table: &TableMeta,
-    ) -> Result<Vec<(Vec<u8>, meridian_core::Version, u64)>, StoreError> {
-        self.inner.check()?;
-        let mut out = Vec::new();
-        let n = record::prefix_len(table.id);
-        for kv in self.inner.tombstones.prefix(record::table_prefix(table.id)) {
-            let (k, v) = kv.into_inner()?;
-            let (version, seq) = record::decode_tombstone(&v)?;
-            out.push((k.get(n..).unwrap_or_default().to_vec(), version, seq));
-        }
-        Ok(out)
-    }
-
-    /// Iterates an index's entries with index storage keys (`index key ‖ base key`) in
-    /// `(lower, upper)`, ascending or descending. Keys are returned without the index id. Blocking.
-    pub fn index_range(
-        &self,
-        index_id: u64,
-        lower: Bound<Vec<u8>>,
-        upper: Bound<Vec<u8>>,
-        reverse: bool,
-    ) -> Result<
-        impl Iterator<Item = Result<(Vec<u8>, meridian_model::Item), StoreError>> + use<>,
-        StoreError,
-    > {
-        self.inner.check()?;
-        let (lo, hi) = prefixed_bounds(index_id, lower, upper);
-        let n = record::prefix_len(index_id);
-        let iter = self.inner.index.range::<Vec<u8>, _>((lo, hi));
-        let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
-        Ok(iter.map(move |g| {
-            let (k, v) = g.into_inner()?;
-            let key = k.get(n..).unwrap_or_default().to_vec();
-            Ok((key, record::decode_index_entry(&v)?))
-        }))
-    }
-
-    /// Blocks until every change-log entry up to `seq` is durable (at most `timeout`); returns
-    /// whether it is. Blocking.
-    pub fn wait_durable(&self, seq: u64, timeout: std::time::Duration) -> Result<bool, StoreError> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut mark = self.inner.mark.lock().map_err(|_| StoreError::Poisoned)?;
-        loop {
-            self.inner.check()?;
-            if mark.0 >= seq {
-                return Ok(true);
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            mark = self
-                .inner
-                .durable
-                .wait_timeout(mark, deadline - now)
-                .map_err(|_| StoreError::Poisoned)?
-                .0;
-        }
-    }
-
-    /// The highest durable change-log sequence (what readers of the log and senders see).
-    pub fn head(&self) -> u64 {
-        self.inner.head.load(Ordering::Acquire)
-    }
-
-    /// Change-log entries from `from_seq` (inclusive), at most `limit`. Blocking.
-    pub fn changes(&self, from_seq: u64, limit: usize) -> Result<Vec<ChangeEntry>, StoreError> {
-        let read = self.changes_for(from_seq, limit, |_| true)?;
-        read.into_iter()
-            .filter_map(LogRead::into_entry)
-            .map(|raw| raw.decode())
-            .collect()
-    }
-
-    /// Like [`Store::changes`], for one replication link, and not decoded: the entries of
-    /// origins `wanted` accepts as stored, the others only stepped over ([`LogRead::Skipped`]).
-    /// A region's log holds the changes it applied from every other region, which most links
-    /// do not carry.
-    pub fn changes_for(
-        &self,
-        from_seq: u64,
-        limit: usize,
-        wanted: impl Fn(&str) -> bool,
-    ) -> Result<Vec<LogRead>, StoreError> {
-        self.inner.check()?;
-        let mut out = Vec::new();
-        // Only durable entries: a change committed but not yet fsynced must not reach a peer
-        // (after a crash its sequence would be reused for another change).
-        let head = self.head();
-        let gaps = self
-            .inner
-            .gaps
-            .read()
-            .map(|g| g.clone())
-            .unwrap_or_default();
-        let mut from = from_seq;
-        while from <= head && out.len() < limit {
-            if let Some((_, to)) = crate::recovery::gap_at(&gaps, from) {
-                // Sequences lost with a damaged journal (`recovery.rs`): passed over.
-                let to = to.min(from + (limit - out.len()) as u64 - 1);
-                out.extend((from..=to).map(|seq| LogRead::Skipped {
-                    seq,
-                    origin: String::new(),
-                    bytes: 0,
-                }));
-                from = to + 1;
-                continue;
-            }
-            let upto = gaps
-                .iter()
-                .map(|g| g.0)
-                .filter(|f| *f >= from)
-                .min()
-                .unwrap_or(head)
-                .min(head);
-            let before = out.len();
-            for kv in self
-                .inner
-                .log
-                .range(from.to_be_bytes()..=upto.to_be_bytes())
-                .take(limit - before)
-            {
-                let (k, v) = kv.into_inner()?;
-                let seq = u64_suffix(&k, 0)?;
-                let origin = record::change_origin(&v)?;
-                out.push(if wanted(origin) {
-                    LogRead::Entry(RawChange::new(seq, v)?)
-                } else {
-                    LogRead::Skipped {
-                        seq,
-                        origin: origin.to_owned(),
-                        bytes: v.len(),
-                    }
-                });
-            }
-            if out.len() == before || upto == head {
-                break;
-            }
-            from = upto + 1;
-        }
-        Ok(out)
-    }
-
-    /// `(head, hlc)` as of the last commit: every change of this region's own with a timestamp
-    /// at or below `hlc` is at or below `head` in its change log. A peer that has applied this
-    /// region's stream through `head` therefore holds every write of ours older than `hlc`
-    /// (what tombstone garbage collection needs to know).
-    pub fn stable_mark(&self) -> (u64, u64) {
-        self.inner.mark.lock().map(|m| *m).unwrap_or((0, 0))
     }
 
     /// Purges tombstones of every table whose timestamp is at or below `before_ts` (every
@@ -986,22 +340,6 @@ impl Store {
             reply,
         })
         .await
-    }
-
-    /// Whether this region is new and still waits for its first snapshot from a peer.
-    pub fn bootstrap_pending(&self) -> Result<bool, StoreError> {
-        Ok(self.inner.meta.contains_key(META_BOOTSTRAP)?)
-    }
-
-    /// The highest change-log sequence garbage collection has purged (0: none).
-    pub fn purged_through(&self) -> Result<u64, StoreError> {
-        self.meta_u64(META_GC.to_vec())
-    }
-
-    /// The highest purged sequence of a change this region originated (0: none): what a link
-    /// that carries only this region's own changes can no longer ship.
-    pub fn purged_own_through(&self) -> Result<u64, StoreError> {
-        self.meta_u64(META_GC_OWN.to_vec())
     }
 
     /// A consistent snapshot of every table, item and tombstone with the watermarks and head
@@ -1032,38 +370,6 @@ impl Store {
             .await
     }
 
-    /// Purges change-log entries up to `upto` (inclusive) whose commit time is before
-    /// `older_than_ms`, at most `limit` of them, oldest first; the purge point is recorded so
-    /// that sequences are never reused and senders know what they can no longer ship. Returns
-    /// how many entries were purged. The caller decides `upto` (every peer has acknowledged it).
-    pub async fn purge_changelog(
-        &self,
-        upto: u64,
-        older_than_ms: u64,
-        limit: usize,
-    ) -> Result<u64, StoreError> {
-        self.call(|reply| Job::PurgeLog {
-            upto,
-            older_than_ms,
-            limit,
-            reply,
-        })
-        .await
-    }
-
-    /// First and last sequence in the change log. Blocking.
-    pub fn changelog_summary(&self) -> Result<ChangeLogSummary, StoreError> {
-        self.inner.check()?;
-        let first = match self.inner.log.first_key_value() {
-            Some(kv) => u64_suffix(&kv.key()?, 0)?,
-            None => 0,
-        };
-        Ok(ChangeLogSummary {
-            first,
-            last: self.head(),
-        })
-    }
-
     /// Stops the writer after it has committed everything queued, and syncs. Blocking.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Job::Shutdown);
@@ -1076,31 +382,4 @@ impl Store {
             tracing::error!(error = %e, "final sync failed");
         }
     }
-}
-
-/// Bounds over `varint(id) ‖ key` for key bounds within one table or index.
-fn prefixed_bounds(
-    id: u64,
-    lower: Bound<Vec<u8>>,
-    upper: Bound<Vec<u8>>,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let lo = match lower {
-        Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
-        Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
-        Bound::Unbounded => Bound::Included(record::table_prefix(id)),
-    };
-    let hi = match upper {
-        Bound::Included(k) => Bound::Included(record::item_key(id, &k)),
-        Bound::Excluded(k) => Bound::Excluded(record::item_key(id, &k)),
-        Bound::Unbounded => Bound::Excluded(record::table_end(id)),
-    };
-    (lo, hi)
-}
-
-pub(crate) fn u64_suffix(k: &[u8], at: usize) -> Result<u64, StoreError> {
-    let b: [u8; 8] = k
-        .get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt("short key".into()))?;
-    Ok(u64::from_be_bytes(b))
 }
