@@ -22,12 +22,7 @@ impl Store {
         let mut skipped = 0;
         loop {
             let step = self
-                .call(|reply| Job::BackfillChunk {
-                    table: table.to_owned(),
-                    index_id,
-                    after,
-                    reply,
-                })
+                .call(|reply| Job::backfill_chunk(table.to_owned(), index_id, after, reply))
                 .await?;
             skipped += step.skipped;
             match step.next {

@@ -211,13 +211,8 @@ impl Store {
         older_than_ms: u64,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        self.call(|reply| Job::PurgeLog {
-            upto,
-            older_than_ms,
-            limit,
-            reply,
-        })
-        .await
+        self.call(|reply| Job::purge_log(upto, older_than_ms, limit, reply))
+            .await
     }
 
     /// First and last sequence in the change log. Blocking.

@@ -127,7 +127,7 @@ impl Store {
             return Ok((h, h));
         };
         let to = peers_hold.max(r.from);
-        self.call(|reply| Job::SkipSequences { to, reply }).await?;
+        self.call(|reply| Job::skip_sequences(to, reply)).await?;
         let gaps = load_gaps(&self.inner.meta)?;
         let skipped = gaps
             .last()

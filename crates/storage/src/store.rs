@@ -169,9 +169,9 @@ impl Store {
     {
         self.inner.check_writable()?;
         let (tx, rx) = oneshot::channel();
-        let job = Job::Write {
+        let job = Job::write(
             reads,
-            decide: Box::new(move |current: Vec<Option<StoredItem>>| {
+            Box::new(move |current: Vec<Option<StoredItem>>| {
                 let (changes, out) = decide(&current);
                 crate::writer::Decision {
                     changes,
@@ -180,7 +180,7 @@ impl Store {
                     }),
                 }
             }),
-        };
+        );
         let sent = std::time::Instant::now();
         self.send(job)?;
         let out = rx.await.map_err(|_| StoreError::Closed)?;
@@ -194,21 +194,14 @@ impl Store {
     /// Creates a table (its `id` is assigned here). Durable when this returns.
     pub async fn create_table(&self, meta: TableMeta) -> Result<Arc<TableMeta>, StoreError> {
         self.inner.check_writable()?;
-        self.call(|reply| Job::CreateTable {
-            meta: Box::new(meta),
-            reply,
-        })
-        .await
+        self.call(|reply| Job::create_table(meta, reply)).await
     }
 
     /// Deletes a table; its items are purged in the background. Durable when this returns.
     pub async fn delete_table(&self, name: &str) -> Result<Arc<TableMeta>, StoreError> {
         self.inner.check_writable()?;
-        self.call(|reply| Job::DeleteTable {
-            name: name.to_owned(),
-            reply,
-        })
-        .await
+        self.call(|reply| Job::delete_table(name.to_owned(), reply))
+            .await
     }
 
     /// Replaces a table's metadata (same id). Durable when this returns.
@@ -218,12 +211,8 @@ impl Store {
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
     ) -> Result<Arc<TableMeta>, StoreError> {
         self.inner.check_writable()?;
-        self.call(|reply| Job::UpdateTable {
-            name: name.to_owned(),
-            update,
-            reply,
-        })
-        .await
+        self.call(|reply| Job::update_table(name.to_owned(), update, reply))
+            .await
     }
 
     /// A table by name.
@@ -260,12 +249,8 @@ impl Store {
         &self,
         entries: Vec<ChangeEntry>,
     ) -> Result<crate::writer::ApplyReport, StoreError> {
-        self.call(|reply| Job::ApplyRemote {
-            entries,
-            repair: false,
-            reply,
-        })
-        .await
+        self.call(|reply| Job::apply_remote(entries, false, reply))
+            .await
     }
 
     /// Applies item states from anti-entropy repair: each entry's `op` is the item's state at
@@ -276,12 +261,8 @@ impl Store {
         &self,
         entries: Vec<ChangeEntry>,
     ) -> Result<crate::writer::ApplyReport, StoreError> {
-        self.call(|reply| Job::ApplyRemote {
-            entries,
-            repair: true,
-            reply,
-        })
-        .await
+        self.call(|reply| Job::apply_remote(entries, true, reply))
+            .await
     }
 
     /// The highest sequence of `origin` applied here (0 if none).
@@ -309,12 +290,8 @@ impl Store {
     /// durable with the next fsync of any write after it (not fsynced on its own: a checkpoint
     /// lost in a crash only makes the link resend entries the receiver already has).
     pub async fn set_checkpoint(&self, link: &str, seq: u64) -> Result<(), StoreError> {
-        self.call(|reply| Job::SetCheckpoint {
-            link: link.to_owned(),
-            seq,
-            reply,
-        })
-        .await
+        self.call(|reply| Job::set_checkpoint(link.to_owned(), seq, reply))
+            .await
     }
 
     /// Purges tombstones of every table whose timestamp is at or below `before_ts` (every
@@ -331,13 +308,8 @@ impl Store {
         after: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
-        self.call(|reply| Job::PurgeTombstones {
-            before_ts,
-            upto_seq,
-            older_than_ms,
-            after,
-            limit,
-            reply,
+        self.call(|reply| {
+            Job::purge_tombstones(before_ts, upto_seq, older_than_ms, after, limit, reply)
         })
         .await
     }
@@ -366,13 +338,13 @@ impl Store {
         &self,
         watermarks: BTreeMap<String, u64>,
     ) -> Result<(), StoreError> {
-        self.call(|reply| Job::FinishSnapshot { watermarks, reply })
+        self.call(|reply| Job::finish_snapshot(watermarks, reply))
             .await
     }
 
     /// Stops the writer after it has committed everything queued, and syncs. Blocking.
     pub fn shutdown(&self) {
-        let _ = self.tx.send(Job::Shutdown);
+        let _ = self.tx.send(Job::shutdown());
         if let Ok(mut w) = self.writer.lock()
             && let Some(h) = w.take()
         {

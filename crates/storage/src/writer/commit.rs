@@ -77,37 +77,7 @@ impl<'a> Group<'a> {
             spawn_purge_arc(inner, *id);
         }
         for d in done {
-            match d {
-                Done::Write(f) => f(Ok(())),
-                Done::Table(reply, meta) => {
-                    let _ = reply.send(Ok(meta));
-                }
-                Done::Applied(reply, mut report) => {
-                    report.durable_at = Some(durable_at);
-                    for (table, n) in &report.conflicts {
-                        inner
-                            .metrics
-                            .conflicts
-                            .get_or_create(&TableLabel {
-                                table: table.clone(),
-                            })
-                            .inc_by(*n);
-                    }
-                    let _ = reply.send(Ok(report));
-                }
-                Done::Unit(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
-                Done::Cursor(reply, cursor) => {
-                    let _ = reply.send(Ok(cursor));
-                }
-                Done::Count(reply, n) => {
-                    let _ = reply.send(Ok(n));
-                }
-                Done::Purged(reply, r) => {
-                    let _ = reply.send(Ok(r));
-                }
-            }
+            d(Ok(durable_at));
         }
         Ok(())
     }

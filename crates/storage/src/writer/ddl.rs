@@ -220,13 +220,11 @@ impl<'a> Group<'a> {
         &mut self,
         meta: Box<TableMeta>,
         hlc: &mut Hlc,
-        reply: Reply<Arc<TableMeta>>,
-    ) -> Result<(), StoreError> {
+    ) -> Outcome<Arc<TableMeta>> {
         self.requests += 1;
         let mut meta = *meta;
         if self.lookup_table(&meta.name).is_some() {
-            let _ = reply.send(Err(StoreError::TableExists(meta.name)));
-            return Ok(());
+            return Ok(Err(StoreError::TableExists(meta.name)));
         }
         let version = Version {
             ts: hlc.now().map_err(StoreError::Clock)?,
@@ -240,20 +238,13 @@ impl<'a> Group<'a> {
             version,
             ChangeOp::TableUpsert(Box::new((*meta).clone())),
         )?;
-        self.done.push(Done::Table(reply, meta));
-        Ok(())
+        Ok(Ok(meta))
     }
 
-    pub(super) fn delete_table(
-        &mut self,
-        name: String,
-        hlc: &mut Hlc,
-        reply: Reply<Arc<TableMeta>>,
-    ) -> Result<(), StoreError> {
+    pub(super) fn delete_table(&mut self, name: String, hlc: &mut Hlc) -> Outcome<Arc<TableMeta>> {
         self.requests += 1;
         let Some(meta) = self.lookup_table(&name) else {
-            let _ = reply.send(Err(StoreError::NoSuchTable(name)));
-            return Ok(());
+            return Ok(Err(StoreError::NoSuchTable(name)));
         };
         let version = Version {
             ts: hlc.now().map_err(StoreError::Clock)?,
@@ -261,8 +252,7 @@ impl<'a> Group<'a> {
         };
         self.remove_table(&meta, &version);
         self.log_table_change(&name, version, ChangeOp::TableDrop)?;
-        self.done.push(Done::Table(reply, meta));
-        Ok(())
+        Ok(Ok(meta))
     }
 
     pub(super) fn update_table(
@@ -270,12 +260,10 @@ impl<'a> Group<'a> {
         name: String,
         update: Box<dyn FnOnce(&mut TableMeta) + Send>,
         hlc: &mut Hlc,
-        reply: Reply<Arc<TableMeta>>,
-    ) -> Result<(), StoreError> {
+    ) -> Outcome<Arc<TableMeta>> {
         self.requests += 1;
         let Some(old) = self.lookup_table(&name) else {
-            let _ = reply.send(Err(StoreError::NoSuchTable(name)));
-            return Ok(());
+            return Ok(Err(StoreError::NoSuchTable(name)));
         };
         let mut meta = (*old).clone();
         update(&mut meta);
@@ -290,8 +278,7 @@ impl<'a> Group<'a> {
             version,
             ChangeOp::TableUpsert(Box::new((*meta).clone())),
         )?;
-        self.done.push(Done::Table(reply, meta));
-        Ok(())
+        Ok(Ok(meta))
     }
 
     /// The version of the last drop of a table name, if any.
@@ -350,5 +337,38 @@ impl<'a> Group<'a> {
             },
             _ => Ok(false),
         }
+    }
+}
+
+impl Job {
+    /// Creates a table (its id is assigned here).
+    pub(crate) fn create_table(meta: TableMeta, reply: Reply<Arc<TableMeta>>) -> Job {
+        Job::call(reply, move |g, hlc| g.create_table(Box::new(meta), hlc))
+    }
+
+    /// Deletes a table; its items are purged in the background after the commit.
+    pub(crate) fn delete_table(name: String, reply: Reply<Arc<TableMeta>>) -> Job {
+        Job::call(reply, move |g, hlc| g.delete_table(name, hlc))
+    }
+
+    /// Replaces a table's metadata through `update` (same id).
+    pub(crate) fn update_table(
+        name: String,
+        update: Box<dyn FnOnce(&mut TableMeta) + Send>,
+        reply: Reply<Arc<TableMeta>>,
+    ) -> Job {
+        Job::call(reply, move |g, hlc| g.update_table(name, update, hlc))
+    }
+
+    /// Adds the next chunk of a table's items to a new index.
+    pub(crate) fn backfill_chunk(
+        table: String,
+        index_id: u64,
+        after: Option<Vec<u8>>,
+        reply: Reply<Backfilled>,
+    ) -> Job {
+        Job::call(reply, move |g, _| {
+            g.backfill_chunk(&table, index_id, after).map(Ok)
+        })
     }
 }

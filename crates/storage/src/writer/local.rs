@@ -29,7 +29,9 @@ impl<'a> Group<'a> {
         for change in &decision.changes {
             self.apply_local(change, hlc)?;
         }
-        self.done.push(Done::Write(decision.complete));
+        let complete = decision.complete;
+        self.done
+            .push(Box::new(move |durable| complete(durable.map(|_| ()))));
         Ok(())
     }
 
@@ -72,5 +74,30 @@ impl<'a> Group<'a> {
             crdt,
         };
         self.record_change(&change.table, After::Change, entry)
+    }
+}
+
+/// A request's read-modify-write: `decide` sees the current states of `reads` and its
+/// `Decision` carries the reply.
+struct WriteStep {
+    reads: Vec<(Arc<TableMeta>, Vec<u8>)>,
+    decide: DecideFn,
+}
+
+impl Step for WriteStep {
+    fn run(self: Box<Self>, group: &mut Group<'_>, hlc: &mut Hlc) -> Result<(), StoreError> {
+        group.write(self.reads, self.decide, hlc)
+    }
+
+    fn refuse(self: Box<Self>, e: StoreError) {
+        let d = (self.decide)(vec![None; self.reads.len()]);
+        (d.complete)(Err(e));
+    }
+}
+
+impl Job {
+    /// A local read-modify-write (see `Store::write`).
+    pub(crate) fn write(reads: Vec<(Arc<TableMeta>, Vec<u8>)>, decide: DecideFn) -> Job {
+        Job(Box::new(WriteStep { reads, decide }))
     }
 }

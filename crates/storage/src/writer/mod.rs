@@ -19,7 +19,6 @@ use crate::metrics::TableLabel;
 use overlay::state_after;
 pub(crate) use purge::spawn_purge;
 use purge::spawn_purge_arc;
-use remote::admit;
 
 use crate::error::StoreError;
 use crate::inner::{Inner, TableStats};
@@ -181,76 +180,139 @@ impl Cached {
 type DecideFn = Box<dyn FnOnce(Vec<Option<StoredItem>>) -> Decision + Send>;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-pub(crate) enum Job {
-    Write {
-        reads: Vec<(Arc<TableMeta>, Vec<u8>)>,
-        decide: DecideFn,
-    },
-    CreateTable {
-        meta: Box<TableMeta>,
-        reply: Reply<Arc<TableMeta>>,
-    },
-    DeleteTable {
-        name: String,
-        reply: Reply<Arc<TableMeta>>,
-    },
-    UpdateTable {
-        name: String,
-        update: Box<dyn FnOnce(&mut TableMeta) + Send>,
-        reply: Reply<Arc<TableMeta>>,
-    },
-    BackfillChunk {
-        table: String,
-        index_id: u64,
-        after: Option<Vec<u8>>,
-        reply: Reply<Backfilled>,
-    },
-    ApplyRemote {
-        entries: Vec<ChangeEntry>,
-        repair: bool,
-        reply: Reply<ApplyReport>,
-    },
-    SetCheckpoint {
-        link: String,
-        seq: u64,
-        reply: Reply<()>,
-    },
-    FinishSnapshot {
-        watermarks: std::collections::BTreeMap<String, u64>,
-        reply: Reply<()>,
-    },
-    /// Ends a recovery (`recovery.rs`): the head moves to `to`, the sequences skipped are
-    /// recorded as a gap.
-    SkipSequences {
-        to: u64,
-        reply: Reply<()>,
-    },
-    PurgeLog {
-        upto: u64,
-        older_than_ms: u64,
-        limit: usize,
-        reply: Reply<u64>,
-    },
-    PurgeTombstones {
-        before_ts: u64,
-        upto_seq: u64,
-        older_than_ms: u64,
-        after: Option<Vec<u8>>,
-        limit: usize,
-        reply: Reply<(u64, Option<Vec<u8>>)>,
-    },
-    Shutdown,
+/// A unit of the writer's work: a step run against the open group, carrying its own reply.
+/// Jobs are built by the constructors beside the group methods they call (`Job::create_table`
+/// in `ddl.rs`, …), so a new job is one constructor there and the `Store` method that sends it.
+pub(crate) struct Job(Box<dyn Step>);
+
+/// What a job does in the writer.
+trait Step: Send {
+    /// Runs against the open group and registers the job's reply (answered once the group is
+    /// durable). `Err` fails the whole group: the store is poisoned.
+    fn run(self: Box<Self>, group: &mut Group<'_>, hlc: &mut Hlc) -> Result<(), StoreError>;
+    /// Answers the caller of a job that will never run (the store failed earlier).
+    fn refuse(self: Box<Self>, e: StoreError);
+    /// Whether its group must be fsynced before it is answered.
+    fn needs_sync(&self) -> bool {
+        true
+    }
+    /// Whether the writer stops after this job's group.
+    fn stops_writer(&self) -> bool {
+        false
+    }
 }
 
-/// Post-commit work: acknowledgements and cache updates, run only once the group is durable.
-enum Done {
-    Write(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
-    Table(Reply<Arc<TableMeta>>, Arc<TableMeta>),
-    Applied(Reply<ApplyReport>, ApplyReport),
-    Cursor(Reply<Backfilled>, Backfilled),
-    Unit(Reply<()>),
-    Count(Reply<u64>, u64),
-    Purged(Reply<(u64, Option<Vec<u8>>)>, (u64, Option<Vec<u8>>)),
+/// A reply waiting for its group: called with the instant the group became durable, or with
+/// the error that failed it.
+type Done = Box<dyn FnOnce(Result<Instant, StoreError>) + Send>;
+
+/// What most jobs are: `work` either fails the group (outer `Err`), refuses the request at once
+/// with nothing written (inner `Err`), or yields the value the caller gets once the group is
+/// durable.
+struct Call<T, F> {
+    work: F,
+    reply: Reply<T>,
+    sync: bool,
+}
+
+type Outcome<T> = Result<Result<T, StoreError>, StoreError>;
+
+impl<T, F> Step for Call<T, F>
+where
+    T: Send + 'static,
+    F: for<'g, 'a> FnOnce(&'g mut Group<'a>, &mut Hlc) -> Outcome<T> + Send,
+{
+    fn run(self: Box<Self>, group: &mut Group<'_>, hlc: &mut Hlc) -> Result<(), StoreError> {
+        let Call { work, reply, .. } = *self;
+        match work(group, hlc) {
+            Ok(Ok(value)) => {
+                group.done.push(Box::new(move |durable| {
+                    let _ = reply.send(durable.map(|_| value));
+                }));
+                Ok(())
+            }
+            Ok(Err(refused)) => {
+                let _ = reply.send(Err(refused));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = reply.send(Err(StoreError::Poisoned));
+                Err(e)
+            }
+        }
+    }
+
+    fn refuse(self: Box<Self>, e: StoreError) {
+        let _ = self.reply.send(Err(e));
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.sync
+    }
+}
+
+impl Job {
+    /// A job whose `work` runs in the writer and whose value answers `reply` once its group is
+    /// durable (or at once with a refusal).
+    fn call<T, F>(reply: Reply<T>, work: F) -> Job
+    where
+        T: Send + 'static,
+        F: for<'g, 'a> FnOnce(&'g mut Group<'a>, &mut Hlc) -> Outcome<T> + Send + 'static,
+    {
+        Job(Box::new(Call {
+            work,
+            reply,
+            sync: true,
+        }))
+    }
+
+    /// [`Job::call`] for a job whose group need not be fsynced for it: its write reaches the
+    /// journal in commit order and becomes durable with the next fsynced group.
+    fn call_unsynced<T, F>(reply: Reply<T>, work: F) -> Job
+    where
+        T: Send + 'static,
+        F: for<'g, 'a> FnOnce(&'g mut Group<'a>, &mut Hlc) -> Outcome<T> + Send + 'static,
+    {
+        Job(Box::new(Call {
+            work,
+            reply,
+            sync: false,
+        }))
+    }
+
+    /// Stops the writer once everything queued before it is committed.
+    pub(crate) fn shutdown() -> Job {
+        struct Shutdown;
+        impl Step for Shutdown {
+            fn run(self: Box<Self>, _: &mut Group<'_>, _: &mut Hlc) -> Result<(), StoreError> {
+                Ok(())
+            }
+            fn refuse(self: Box<Self>, _: StoreError) {}
+            fn stops_writer(&self) -> bool {
+                true
+            }
+        }
+        Job(Box::new(Shutdown))
+    }
+
+    /// Records a link's checkpoint (the last sequence its peer acknowledged). A checkpoint lost
+    /// in a crash is an older one after the restart, and the link then resends entries the
+    /// receiver drops by its dedup watermark. Its write still lands in the journal in commit
+    /// order, so the next fsync of any later group makes it durable too: a log purge, which is
+    /// fsynced, can never outlive the checkpoint it was based on. A group of checkpoints alone
+    /// is therefore not fsynced; they were about two in five of a replicating region's fsyncs
+    /// (one per acknowledgement and link; docs/benchmarks.md, session 15).
+    pub(crate) fn set_checkpoint(link: String, seq: u64, reply: Reply<()>) -> Job {
+        Job::call_unsynced(reply, move |g, _| {
+            g.requests += 1;
+            g.batch.insert(
+                &g.inner.meta,
+                checkpoint_key(&link),
+                record::encode_u64(seq),
+            );
+            Ok(Ok(()))
+        })
+    }
 }
 
 struct Group<'a> {
@@ -276,87 +338,21 @@ struct Group<'a> {
     done: Vec<Done>,
     requests: usize,
     /// Whether a job in the group needs it durable before its reply: all but link checkpoints
-    /// (see [`Job::needs_sync`]).
+    /// (see [`Job::set_checkpoint`]).
     needs_sync: bool,
 }
 
 fn fail_all(done: Vec<Done>, err: impl Fn() -> StoreError) {
     for d in done {
-        match d {
-            Done::Write(f) => f(Err(err())),
-            Done::Table(reply, _) => {
-                let _ = reply.send(Err(err()));
-            }
-            Done::Applied(reply, _) => {
-                let _ = reply.send(Err(err()));
-            }
-            Done::Unit(reply) => {
-                let _ = reply.send(Err(err()));
-            }
-            Done::Cursor(reply, _) => {
-                let _ = reply.send(Err(err()));
-            }
-            Done::Count(reply, _) => {
-                let _ = reply.send(Err(err()));
-            }
-            Done::Purged(reply, _) => {
-                let _ = reply.send(Err(err()));
-            }
-        }
-    }
-}
-
-impl Job {
-    /// Whether the job's reply must wait for an fsync. Only a link checkpoint need not: a
-    /// checkpoint lost in a crash is an older one after the restart, and the link then resends
-    /// entries the receiver drops by its dedup watermark. Its write still lands in the journal
-    /// in commit order, so the next fsync of any later group makes it durable too: a log purge,
-    /// which is fsynced, can never outlive the checkpoint it was based on. A group of
-    /// checkpoints alone is therefore not fsynced; they were about two in five of a replicating
-    /// region's fsyncs (one per acknowledgement and link; docs/benchmarks.md, session 15).
-    fn needs_sync(&self) -> bool {
-        !matches!(self, Job::SetCheckpoint { .. })
+        d(Err(err()));
     }
 }
 
 /// Refuses a job because the store is poisoned; returns whether it asked the writer to stop.
 fn fail_job(job: Job) -> bool {
-    match job {
-        Job::Write { reads, decide } => {
-            let d = decide(vec![None; reads.len()]);
-            (d.complete)(Err(StoreError::Poisoned));
-            false
-        }
-        Job::CreateTable { reply, .. }
-        | Job::DeleteTable { reply, .. }
-        | Job::UpdateTable { reply, .. } => {
-            let _ = reply.send(Err(StoreError::Poisoned));
-            false
-        }
-        Job::ApplyRemote { reply, .. } => {
-            let _ = reply.send(Err(StoreError::Poisoned));
-            false
-        }
-        Job::SetCheckpoint { reply, .. }
-        | Job::FinishSnapshot { reply, .. }
-        | Job::SkipSequences { reply, .. } => {
-            let _ = reply.send(Err(StoreError::Poisoned));
-            false
-        }
-        Job::PurgeLog { reply, .. } => {
-            let _ = reply.send(Err(StoreError::Poisoned));
-            false
-        }
-        Job::PurgeTombstones { reply, .. } => {
-            let _ = reply.send(Err(StoreError::Poisoned));
-            false
-        }
-        Job::BackfillChunk { reply, .. } => {
-            let _ = reply.send(Err(StoreError::Poisoned));
-            false
-        }
-        Job::Shutdown => true,
-    }
+    let stops = job.0.stops_writer();
+    job.0.refuse(StoreError::Poisoned);
+    stops
 }
 
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group: usize) {
@@ -380,81 +376,9 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Job>, mut hlc: Hlc, max_group:
         let mut failed: Option<StoreError> = None;
         let mut rest = jobs.into_iter();
         for job in rest.by_ref() {
-            group.needs_sync |= job.needs_sync();
-            let r = match job {
-                Job::Write { reads, decide } => group.write(reads, decide, &mut hlc),
-                Job::CreateTable { meta, reply } => group.create_table(meta, &mut hlc, reply),
-                Job::DeleteTable { name, reply } => group.delete_table(name, &mut hlc, reply),
-                Job::UpdateTable {
-                    name,
-                    update,
-                    reply,
-                } => group.update_table(name, update, &mut hlc, reply),
-                Job::ApplyRemote {
-                    entries,
-                    repair,
-                    reply,
-                } => match admit(&entries, &hlc, inner.max_clock_offset_ms) {
-                    // Refused before anything of it is written: the group goes on.
-                    Err(refused) => {
-                        let _ = reply.send(Err(refused));
-                        Ok(())
-                    }
-                    Ok(()) => group.apply_remote(entries, repair, &mut hlc).map(|report| {
-                        group.done.push(Done::Applied(reply, report));
-                    }),
-                },
-                Job::BackfillChunk {
-                    table,
-                    index_id,
-                    after,
-                    reply,
-                } => group.backfill_chunk(&table, index_id, after).map(|cursor| {
-                    group.done.push(Done::Cursor(reply, cursor));
-                }),
-                Job::SetCheckpoint { link, seq, reply } => {
-                    group.requests += 1;
-                    group.batch.insert(
-                        &group.inner.meta,
-                        checkpoint_key(&link),
-                        record::encode_u64(seq),
-                    );
-                    group.done.push(Done::Unit(reply));
-                    Ok(())
-                }
-                Job::FinishSnapshot { watermarks, reply } => {
-                    group.finish_snapshot(watermarks).map(|()| {
-                        group.done.push(Done::Unit(reply));
-                    })
-                }
-                Job::SkipSequences { to, reply } => {
-                    group.skip_sequences(to);
-                    group.done.push(Done::Unit(reply));
-                    Ok(())
-                }
-                Job::PurgeLog {
-                    upto,
-                    older_than_ms,
-                    limit,
-                    reply,
-                } => group
-                    .purge_log(upto, older_than_ms, limit)
-                    .map(|n| group.done.push(Done::Count(reply, n))),
-                Job::PurgeTombstones {
-                    before_ts,
-                    upto_seq,
-                    older_than_ms,
-                    after,
-                    limit,
-                    reply,
-                } => group
-                    .purge_tombstones(before_ts, upto_seq, older_than_ms, after, limit)
-                    .map(|r| group.done.push(Done::Purged(reply, r))),
-                Job::Shutdown => {
-                    shutdown = true;
-                    Ok(())
-                }
-            };
+            group.needs_sync |= job.0.needs_sync();
+            shutdown |= job.0.stops_writer();
+            let r = job.0.run(&mut group, &mut hlc);
             if let Err(e) = r {
                 failed = Some(e);
                 break;

@@ -177,6 +177,30 @@ pub(super) fn purge(
     Ok(())
 }
 
+impl Job {
+    /// Removes the oldest change-log entries up to `upto` committed before `older_than_ms`.
+    pub(crate) fn purge_log(upto: u64, older_than_ms: u64, limit: usize, reply: Reply<u64>) -> Job {
+        Job::call(reply, move |g, _| {
+            g.purge_log(upto, older_than_ms, limit).map(Ok)
+        })
+    }
+
+    /// Purges settled tombstones (see `Store::purge_tombstones`).
+    pub(crate) fn purge_tombstones(
+        before_ts: u64,
+        upto_seq: u64,
+        older_than_ms: u64,
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: Reply<(u64, Option<Vec<u8>>)>,
+    ) -> Job {
+        Job::call(reply, move |g, _| {
+            g.purge_tombstones(before_ts, upto_seq, older_than_ms, after, limit)
+                .map(Ok)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -246,3 +246,87 @@ pub(super) fn admit(
     }
     Ok(())
 }
+
+/// Changes from another region (replication, or anti-entropy's `repair`): refused whole before
+/// anything is written when a version is too far ahead of the clock (the group goes on),
+/// otherwise applied, and answered with the report once durable.
+struct ApplyStep {
+    entries: Vec<ChangeEntry>,
+    repair: bool,
+    reply: Reply<ApplyReport>,
+}
+
+impl Step for ApplyStep {
+    fn run(self: Box<Self>, group: &mut Group<'_>, hlc: &mut Hlc) -> Result<(), StoreError> {
+        let ApplyStep {
+            entries,
+            repair,
+            reply,
+        } = *self;
+        if let Err(refused) = admit(&entries, hlc, group.inner.max_clock_offset_ms) {
+            let _ = reply.send(Err(refused));
+            return Ok(());
+        }
+        let mut report = match group.apply_remote(entries, repair, hlc) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reply.send(Err(StoreError::Poisoned));
+                return Err(e);
+            }
+        };
+        let conflicts = group.inner.metrics.conflicts.clone();
+        group.done.push(Box::new(move |durable| match durable {
+            Ok(at) => {
+                report.durable_at = Some(at);
+                for (table, n) in &report.conflicts {
+                    conflicts
+                        .get_or_create(&TableLabel {
+                            table: table.clone(),
+                        })
+                        .inc_by(*n);
+                }
+                let _ = reply.send(Ok(report));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }));
+        Ok(())
+    }
+
+    fn refuse(self: Box<Self>, e: StoreError) {
+        let _ = self.reply.send(Err(e));
+    }
+}
+
+impl Job {
+    /// Applies changes from another region; `repair` for anti-entropy's states.
+    pub(crate) fn apply_remote(
+        entries: Vec<ChangeEntry>,
+        repair: bool,
+        reply: Reply<ApplyReport>,
+    ) -> Job {
+        Job(Box::new(ApplyStep {
+            entries,
+            repair,
+            reply,
+        }))
+    }
+
+    /// Installs a snapshot's watermarks and ends the bootstrap.
+    pub(crate) fn finish_snapshot(
+        watermarks: std::collections::BTreeMap<String, u64>,
+        reply: Reply<()>,
+    ) -> Job {
+        Job::call(reply, move |g, _| g.finish_snapshot(watermarks).map(Ok))
+    }
+
+    /// Ends a recovery (`recovery.rs`): the head moves to `to`, the sequences skipped are
+    /// recorded as a gap.
+    pub(crate) fn skip_sequences(to: u64, reply: Reply<()>) -> Job {
+        Job::call(reply, move |g, _| {
+            g.skip_sequences(to);
+            Ok(Ok(()))
+        })
+    }
+}
