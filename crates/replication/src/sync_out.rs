@@ -24,9 +24,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// the link's own task, and takes at most this many (the store's head may have moved on since
 /// the link last saw it); a longer one (a backlog, after a partition or a restart) goes to the
 /// blocking pool. A tailing read is a few just-committed entries, mostly still in the memtable,
-/// and the round trip through the pool was two thread wake-ups per batch on the path of every
-/// change: `meridian bench lag`, all regions, worst link's p99 in 6 interleaved pairs went from
-/// 66, 66, 61, 61, 61, 63 ms to 63, 61, 60, 61, 61, 61 ms (docs/benchmarks.md, session 14).
+/// and the round trip through the pool would be two thread wake-ups per batch on the path of
+/// every change (measured with `meridian bench lag` in `docs/benchmarks.md`).
 const INLINE_READ_ENTRIES: u64 = 512;
 
 /// Runs the link until shutdown.

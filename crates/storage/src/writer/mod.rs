@@ -34,8 +34,7 @@ use meridian_model::crdt::{Crdt, creation_epoch, merge};
 use meridian_model::size::item_size;
 use meridian_model::table::TableMeta;
 // The group's maps are keyed by item keys and hashed several times per applied change; foldhash
-// (seeded per process) costs a fraction of std's SipHash there (`docs/benchmarks.md`,
-// "Session 11").
+// (seeded per process) costs a fraction of std's SipHash there.
 use foldhash::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -300,8 +299,8 @@ impl Job {
     /// receiver drops by its dedup watermark. Its write still lands in the journal in commit
     /// order, so the next fsync of any later group makes it durable too: a log purge, which is
     /// fsynced, can never outlive the checkpoint it was based on. A group of checkpoints alone
-    /// is therefore not fsynced; they were about two in five of a replicating region's fsyncs
-    /// (one per acknowledgement and link; docs/benchmarks.md, session 15).
+    /// is therefore not fsynced; otherwise they would be about two in five of a replicating
+    /// region's fsyncs (one per acknowledgement and link).
     pub(crate) fn set_checkpoint(link: String, seq: u64, reply: Reply<()>) -> Job {
         Job::call_unsynced(reply, move |g, _| {
             g.requests += 1;

@@ -120,9 +120,8 @@ pub(crate) fn spawn_purge(inner: Arc<Inner>, id: u64) {
 ///
 /// Each chunk's scan starts after the last key the previous chunk removed. Restarting at the
 /// table's first key instead would step over the engine's tombstones of every key removed so
-/// far, until compaction drops them: the purge of n items took O(n²) (200 000 items 9.6 s,
-/// 400 000 items 37.4 s; now 0.25 s and 0.5 s: `scripts/bench_purge.py`, docs/benchmarks.md,
-/// session 12).
+/// far, until compaction drops them, and the purge of n items would take O(n²) time
+/// (`scripts/bench_purge.py` measures it).
 pub(super) fn purge(
     db: &fjall::Database,
     keyspaces: &[&fjall::Keyspace],
