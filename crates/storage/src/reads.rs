@@ -28,36 +28,8 @@ impl Store {
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, StoredItem), StoreError>> + use<>, StoreError>
     {
         self.inner.check()?;
-        let (lo, hi) = prefixed_bounds(table.id, lower, upper);
-        let n = keys::prefix_len(table.id);
-        let iter = self.inner.items.range::<Vec<u8>, _>((lo, hi));
-        let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
-        Ok(iter.map(move |g| {
-            let (k, v) = g.into_inner()?;
-            let key = k.get(n..).unwrap_or_default().to_vec();
-            Ok((key, record::decode_item_record(&v)?))
-        }))
-    }
-
-    /// The version of an item's current state, live or tombstone (for anti-entropy). Blocking.
-    pub fn item_version(
-        &self,
-        table: &TableMeta,
-        key: &[u8],
-    ) -> Result<Option<meridian_core::Version>, StoreError> {
-        self.inner.check()?;
-        let full = keys::item_key(table.id, key);
-        if let Some(v) = self.inner.items.get(&full)? {
-            return Ok(Some(record::decode_item_record(&v)?.version));
-        }
-        match self.inner.tombstones.get(&full)? {
-            Some(v) => Ok(Some(record::decode_tombstone(&v)?.0)),
-            None => Ok(None),
-        }
+        Ok(scan(&self.inner.items, table.id, lower, upper, reverse)
+            .map(|kv| kv.and_then(|(k, v)| Ok((k, record::decode_item_record(&v)?)))))
     }
 
     /// Iterates a table's tombstones: `(storage key, version, local sequence)`. Blocking.
@@ -89,20 +61,32 @@ impl Store {
         StoreError,
     > {
         self.inner.check()?;
-        let (lo, hi) = prefixed_bounds(index_id, lower, upper);
-        let n = keys::prefix_len(index_id);
-        let iter = self.inner.index.range::<Vec<u8>, _>((lo, hi));
-        let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
-        Ok(iter.map(move |g| {
-            let (k, v) = g.into_inner()?;
-            let key = k.get(n..).unwrap_or_default().to_vec();
-            Ok((key, record::decode_index_entry(&v)?))
-        }))
+        Ok(scan(&self.inner.index, index_id, lower, upper, reverse)
+            .map(|kv| kv.and_then(|(k, v)| Ok((k, record::decode_index_entry(&v)?)))))
     }
+}
+
+/// The entries of one table (or index) `id` of keyspace `ks` with keys in `(lower, upper)`,
+/// ascending or descending: each key without the table prefix, and its value as stored.
+fn scan(
+    ks: &fjall::Keyspace,
+    id: u64,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    reverse: bool,
+) -> impl Iterator<Item = Result<(Vec<u8>, fjall::Slice), StoreError>> + use<> {
+    let (lo, hi) = prefixed_bounds(id, lower, upper);
+    let n = keys::prefix_len(id);
+    let iter = ks.range::<Vec<u8>, _>((lo, hi));
+    let iter: Box<dyn Iterator<Item = fjall::Guard> + Send> = if reverse {
+        Box::new(iter.rev())
+    } else {
+        Box::new(iter)
+    };
+    iter.map(move |g| {
+        let (k, v) = g.into_inner()?;
+        Ok((k.get(n..).unwrap_or_default().to_vec(), v))
+    })
 }
 
 /// Bounds over `varint(id) ‖ key` for key bounds within one table or index.
