@@ -117,11 +117,13 @@ pub fn error_response(err: &ApiError) -> Response {
 
 fn sigv4_error(e: SigV4Error) -> ApiError {
     let msg = e.to_string();
-    match e.code() {
-        "MissingAuthenticationTokenException" => ApiError::MissingAuthenticationToken(msg),
-        "UnrecognizedClientException" => ApiError::UnrecognizedClient(msg),
-        "IncompleteSignatureException" => ApiError::IncompleteSignature(msg),
-        _ => ApiError::InvalidSignature(msg),
+    match e {
+        SigV4Error::MissingAuthenticationToken => ApiError::MissingAuthenticationToken(msg),
+        SigV4Error::UnrecognizedClient => ApiError::UnrecognizedClient(msg),
+        SigV4Error::IncompleteSignature(_) => ApiError::IncompleteSignature(msg),
+        SigV4Error::SignatureDoesNotMatch | SigV4Error::InvalidSignature(_) => {
+            ApiError::InvalidSignature(msg)
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! Errors of the gateway, and the one place they become DynamoDB-format responses.
+//! Errors of the gateway, and the one place they become DynamoDB-format responses (through
+//! the API's wire table, `meridian_model::ApiError`).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Response, StatusCode};
+use meridian_model::ApiError;
 
 use crate::proxy::ProxyBody;
 
@@ -34,43 +36,32 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    /// The DynamoDB `__type` and HTTP status of this error.
-    fn wire(&self) -> (StatusCode, &'static str) {
+    /// The DynamoDB error this is, from the one wire table (`meridian_model::ApiError`).
+    fn api(&self) -> ApiError {
+        let message = self.to_string();
         match self {
-            GatewayError::HomeUnavailable(_) | GatewayError::NoRegion => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException",
-            ),
-            GatewayError::WriteInDoubt | GatewayError::Config(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "com.amazonaws.dynamodb.v20120810#InternalServerError",
-            ),
-            GatewayError::Body(_) => (
-                StatusCode::BAD_REQUEST,
-                "com.amazon.coral.service#SerializationException",
-            ),
-            GatewayError::Throttled => (
-                StatusCode::BAD_REQUEST,
-                "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-            ),
-            GatewayError::NotProxied(_) => (
-                StatusCode::NOT_FOUND,
-                "com.amazon.coral.service#UnknownOperationException",
-            ),
+            GatewayError::HomeUnavailable(_) | GatewayError::NoRegion => {
+                ApiError::ServiceUnavailable(message)
+            }
+            // Configuration details are internal: logged, never sent.
+            GatewayError::Config(_) => ApiError::InternalServerError("internal error".into()),
+            GatewayError::WriteInDoubt => ApiError::InternalServerError(message),
+            GatewayError::Body(_) => ApiError::Serialization(message),
+            GatewayError::Throttled => ApiError::Throttling(message),
+            GatewayError::NotProxied(_) => ApiError::UnknownOperation,
         }
     }
 
-    /// The DynamoDB JSON error response (`{"__type": ..., "message": ...}`).
+    /// The DynamoDB JSON error response (`{"__type": ..., "message": ...}`). A path other than
+    /// the API's is a 404, as for any HTTP server; everything else has DynamoDB's status.
     pub fn to_response(&self) -> Response<ProxyBody> {
-        let (status, kind) = self.wire();
-        let message = match self {
-            // Configuration details are internal: log them, never send them.
-            GatewayError::Config(_) => "internal error".to_string(),
-            other => other.to_string(),
+        let api = self.api();
+        let status = match self {
+            GatewayError::NotProxied(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::from_u16(api.status()).unwrap_or(StatusCode::BAD_REQUEST),
         };
-        let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
         let mut resp = Response::new(
-            Full::new(Bytes::from(body))
+            Full::new(Bytes::from(api.to_body()))
                 .map_err(|never| match never {})
                 .boxed(),
         );

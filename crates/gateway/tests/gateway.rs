@@ -387,7 +387,7 @@ async fn home_down_reads_fail_over_writes_refused() {
         (StatusCode::OK, Some("us-east"))
     );
     // A write to the unreachable home is refused, never sent elsewhere.
-    let want = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ServiceUnavailableException","message":"home region eu-west is unavailable and write failover is disabled"}"#;
+    let want = r#"{"__type":"com.amazon.coral.availability#ServiceUnavailableException","message":"home region eu-west is unavailable and write failover is disabled"}"#;
     let (status, region, body) = f.call("PutItem", put, None).await;
     assert_eq!(
         (status, region, body.as_str()),

@@ -169,18 +169,6 @@ impl<'a> Req<'a> {
         }
         Ok(Some(out))
     }
-
-    /// Refuses a legacy parameter this server does not implement.
-    pub fn refuse_legacy(&self, params: &[&str]) -> Result<(), ApiError> {
-        for p in params {
-            if self.get(p).is_some() {
-                return Err(ApiError::validation(format!(
-                    "The legacy parameter {p} is not supported by Meridian; use the expression parameters instead"
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Looks up a table named by `TableName` (validating the name first).
