@@ -2,6 +2,7 @@
 numbers refused before any arithmetic, index keys within DynamoDB's limits (and an index
 backfill that skips what cannot be a key), each against a real region over boto3."""
 
+import os
 import time
 
 import pytest
@@ -17,6 +18,13 @@ def nested(maps, leaf=None):
         v = {"M": {"a": v}}
     return v
 
+
+
+def open_sockets(pid):
+    """How many sockets process `pid` holds open."""
+    fds = os.listdir(f"/proc/{pid}/fd")
+    return sum(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+               for fd in fds if os.path.exists(f"/proc/{pid}/fd/{fd}"))
 
 def test_items_nest_32_levels_and_no_deeper(ddb, table_name):
     create_table(ddb, table_name)
@@ -154,7 +162,6 @@ def test_slow_headers_and_idle_connections_are_bounded(tmp_path):
     # 100 clients open connections and never finish a request head. The region accepts at most
     # --max-connections of them at a time (no descriptor exhaustion for the store), closes each
     # after --header-timeout-ms, and a signed client that queues behind them is served.
-    import os
     import socket
     region = Region(tmp_path / "data",
                     extra_args=["--max-connections", "32", "--header-timeout-ms", "1000"]).start()
@@ -167,12 +174,7 @@ def test_slow_headers_and_idle_connections_are_bounded(tmp_path):
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
             stalled.append(s)
 
-        def sockets():
-            fds = os.listdir(f"/proc/{region.proc.pid}/fd")
-            return sum(os.readlink(f"/proc/{region.proc.pid}/fd/{fd}").startswith("socket:")
-                       for fd in fds if os.path.exists(f"/proc/{region.proc.pid}/fd/{fd}"))
-
-        peak = max(sockets() for _ in range(10))
+        peak = max(open_sockets(region.proc.pid) for _ in range(10))
         assert peak <= 32 + 8, f"{peak} sockets open: the connection cap did not hold"
         started = time.monotonic()
         ddb.put_item(TableName="tbl", Item={"pk": {"S": "queued"}})
@@ -196,7 +198,6 @@ def test_slow_headers_and_idle_connections_are_bounded(tmp_path):
 def test_the_gateway_bounds_connections_heads_and_bodies(tmp_path):
     # The gateway's public port has the region's bounds: a connection cap, a header timeout,
     # a body timeout and a byte budget for the bodies being received at once.
-    import os
     import socket
     from traffic_testlib import Gateway
     region = Region(tmp_path / "region", name="us-east").start()
@@ -272,14 +273,7 @@ def test_the_gateway_bounds_connections_heads_and_bodies(tmp_path):
             s = socket.create_connection(("127.0.0.1", gw.port))
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
             held.append(s)
-        pid = gw.proc.pid
-
-        def sockets():
-            fds = os.listdir(f"/proc/{pid}/fd")
-            return sum(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-                       for fd in fds if os.path.exists(f"/proc/{pid}/fd/{fd}"))
-
-        peak = max(sockets() for _ in range(10))
+        peak = max(open_sockets(gw.proc.pid) for _ in range(10))
         assert peak <= 32 + 12, f"{peak} sockets open: the connection cap did not hold"
         started = time.monotonic()
         ddb.put_item(TableName="tbl", Item={"pk": {"S": "queued"}})

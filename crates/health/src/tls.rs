@@ -8,8 +8,6 @@ use std::sync::Arc;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::HealthError;
 
@@ -20,18 +18,11 @@ pub fn connector(
     ca: Option<&Path>,
     connect_timeout: Option<std::time::Duration>,
 ) -> Result<HttpsConnector<HttpConnector>, HealthError> {
-    let mut roots = RootCertStore::empty();
-    if let Some(ca) = ca {
-        let bad = |e: &dyn std::fmt::Display| {
-            HealthError::Config(format!("CA bundle {}: {e}", ca.display()))
-        };
-        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-        }
-        if roots.is_empty() {
-            return Err(bad(&"no certificate in the file"));
-        }
-    }
+    let roots = match ca {
+        Some(ca) => meridian_serve::load_roots(ca)
+            .map_err(|e| HealthError::Config(format!("CA bundle {e}")))?,
+        None => RootCertStore::empty(),
+    };
     let config = rustls::ClientConfig::builder_with_provider(meridian_serve::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| HealthError::Config(e.to_string()))?

@@ -12,11 +12,10 @@
 //! own with `--tls-cert`, `--tls-key` and `--tls-ca`.
 
 use meridian_serve::provider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use std::path::{Path, PathBuf};
+use rustls::{ClientConfig, ServerConfig};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -61,10 +60,12 @@ impl std::fmt::Debug for LinkTls {
     }
 }
 
-fn file_err(path: &Path, why: impl std::fmt::Display) -> TlsError {
-    TlsError::File {
-        path: path.to_owned(),
-        why: why.to_string(),
+impl From<meridian_serve::TlsError> for TlsError {
+    fn from(e: meridian_serve::TlsError) -> Self {
+        TlsError::File {
+            path: e.path,
+            why: e.why,
+        }
     }
 }
 
@@ -74,23 +75,12 @@ impl LinkTls {
     pub fn load(files: &TlsFiles) -> Result<LinkTls, TlsError> {
         // The certificate and key are read again when their files change (a renewed
         // certificate needs no restart); the CA is read once.
-        let own = Arc::new(
-            meridian_serve::ReloadingKey::new(&files.cert, &files.key, provider()).map_err(
-                |e| TlsError::File {
-                    path: e.path,
-                    why: e.why,
-                },
-            )?,
-        );
-        let mut roots = RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(&files.ca).map_err(|e| file_err(&files.ca, e))? {
-            let ca = ca.map_err(|e| file_err(&files.ca, e))?;
-            roots.add(ca).map_err(|e| file_err(&files.ca, e))?;
-        }
-        if roots.is_empty() {
-            return Err(file_err(&files.ca, "no CA certificate in the file"));
-        }
-        let roots = Arc::new(roots);
+        let own = Arc::new(meridian_serve::ReloadingKey::new(
+            &files.cert,
+            &files.key,
+            provider(),
+        )?);
+        let roots = Arc::new(meridian_serve::load_roots(&files.ca)?);
         let config = |e: rustls::Error| TlsError::Config(e.to_string());
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
             .build()

@@ -35,7 +35,7 @@ use tower_service::Service;
 mod reload;
 mod tls;
 pub use reload::ReloadingKey;
-pub use tls::{Tls, TlsError, provider};
+pub use tls::{Tls, TlsError, load_roots, provider};
 
 /// The bounds of one listener.
 #[derive(Clone, Copy, Debug)]

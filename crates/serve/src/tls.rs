@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::ServerConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{RootCertStore, ServerConfig};
 
 /// A listener's certificate, ready to accept TLS connections. Cheap to clone.
 #[derive(Clone)]
@@ -53,4 +55,18 @@ impl Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         })
     }
+}
+
+/// The certificates of a PEM CA bundle, as trust roots (an empty bundle is an error).
+pub fn load_roots(ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| err(ca, e))? {
+        roots
+            .add(cert.map_err(|e| err(ca, e))?)
+            .map_err(|e| err(ca, e))?;
+    }
+    if roots.is_empty() {
+        return Err(err(ca, "no CA certificate in the file"));
+    }
+    Ok(roots)
 }

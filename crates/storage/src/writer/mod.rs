@@ -258,25 +258,18 @@ impl Job {
         T: Send + 'static,
         F: for<'g, 'a> FnOnce(&'g mut Group<'a>, &mut Hlc) -> Outcome<T> + Send + 'static,
     {
-        Job(Box::new(Call {
-            work,
-            reply,
-            sync: true,
-        }))
+        Job::call_synced(reply, true, work)
     }
 
-    /// [`Job::call`] for a job whose group need not be fsynced for it: its write reaches the
-    /// journal in commit order and becomes durable with the next fsynced group.
-    fn call_unsynced<T, F>(reply: Reply<T>, work: F) -> Job
+    /// [`Job::call`], where `sync: false` marks a job whose group need not be fsynced for it:
+    /// its write reaches the journal in commit order and becomes durable with the next fsynced
+    /// group.
+    fn call_synced<T, F>(reply: Reply<T>, sync: bool, work: F) -> Job
     where
         T: Send + 'static,
         F: for<'g, 'a> FnOnce(&'g mut Group<'a>, &mut Hlc) -> Outcome<T> + Send + 'static,
     {
-        Job(Box::new(Call {
-            work,
-            reply,
-            sync: false,
-        }))
+        Job(Box::new(Call { work, reply, sync }))
     }
 
     /// Stops the writer once everything queued before it is committed.
@@ -302,7 +295,7 @@ impl Job {
     /// is therefore not fsynced; otherwise they would be about two in five of a replicating
     /// region's fsyncs (one per acknowledgement and link).
     pub(crate) fn set_checkpoint(link: String, seq: u64, reply: Reply<()>) -> Job {
-        Job::call_unsynced(reply, move |g, _| {
+        Job::call_synced(reply, false, move |g, _| {
             g.requests += 1;
             g.batch.insert(
                 &g.inner.meta,
