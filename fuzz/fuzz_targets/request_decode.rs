@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meridian_api::ops::common::{Placeholders, Req};
-use meridian_api::ops::legacy::{Op, translate};
+use meridian_api::request::common::{Placeholders, Req};
+use meridian_api::request::legacy::{Op, translate};
 use meridian_model::key::{KeyAttr, KeySchema, KeyType};
 use meridian_model::value::{item_from_json, item_to_json};
 

@@ -1,7 +1,7 @@
 //! `X-Amz-Target` → operation. Adding an operation is one file in `ops/` and one arm here.
 
 use crate::ops;
-use crate::ops::common::Req;
+use crate::request::common::Req;
 use crate::state::AppState;
 use meridian_model::ApiError;
 use serde_json::Value;

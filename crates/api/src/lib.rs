@@ -2,7 +2,7 @@
 //!
 //! Request path: [`server`] accepts `POST /` (load shedding, body limit, SigV4) →
 //! [`dispatch`] maps `X-Amz-Target` to one of the [`ops`] (one file per DynamoDB operation,
-//! each `parse → apply → encode`) → the operation reads the store directly or hands a pure
+//! each `parse → apply → encode`, over the shared helpers in [`request`]) → the operation reads the store directly or hands a pure
 //! read-modify-write closure to the store's single writer. Every failure is an
 //! [`meridian_model::ApiError`], turned into DynamoDB's JSON error in one place
 //! ([`server::error_response`]).
@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod ids;
 mod metrics;
 pub mod ops;
+pub mod request;
 pub mod server;
 mod state;
 pub mod ttl;

@@ -1,7 +1,7 @@
 //! Shared state of one region server.
 
 use crate::metrics::ApiMetrics;
-use crate::ops::transact_tokens::TokenCache;
+use crate::request::transact_tokens::TokenCache;
 use meridian_sigv4::KeyStore;
 use meridian_storage::Store;
 use prometheus_client::registry::Registry;

@@ -49,9 +49,6 @@ pub enum ApiError {
         /// One reason per transaction item.
         reasons: Vec<CancellationReason>,
     },
-    /// Another transaction holds an item.
-    #[error("TransactionConflictException: {0}")]
-    TransactionConflict(String),
     /// Same `ClientRequestToken` with different parameters.
     #[error("IdempotentParameterMismatchException: {0}")]
     IdempotentParameterMismatch(String),
@@ -73,9 +70,6 @@ pub enum ApiError {
     /// The Authorization header is malformed.
     #[error("IncompleteSignatureException: {0}")]
     IncompleteSignature(String),
-    /// Not allowed (e.g. writing a reserved replication attribute).
-    #[error("AccessDeniedException: {0}")]
-    AccessDenied(String),
     /// The server failed; details are logged, never sent.
     #[error("InternalServerError: {0}")]
     InternalServerError(String),
@@ -105,9 +99,6 @@ impl ApiError {
             TransactionCanceled { .. } => {
                 "com.amazonaws.dynamodb.v20120810#TransactionCanceledException"
             }
-            TransactionConflict(_) => {
-                "com.amazonaws.dynamodb.v20120810#TransactionConflictException"
-            }
             IdempotentParameterMismatch(_) => {
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
             }
@@ -119,7 +110,6 @@ impl ApiError {
             UnrecognizedClient(_) => "com.amazon.coral.service#UnrecognizedClientException",
             InvalidSignature(_) => "com.amazon.coral.service#InvalidSignatureException",
             IncompleteSignature(_) => "com.amazon.coral.service#IncompleteSignatureException",
-            AccessDenied(_) => "com.amazon.coral.service#AccessDeniedException",
             InternalServerError(_) => "com.amazonaws.dynamodb.v20120810#InternalServerError",
             ServiceUnavailable(_) => "com.amazon.coral.availability#ServiceUnavailableException",
         }
@@ -149,7 +139,6 @@ impl ApiError {
             | Serialization(m)
             | ResourceNotFound(m)
             | ResourceInUse(m)
-            | TransactionConflict(m)
             | IdempotentParameterMismatch(m)
             | LimitExceeded(m)
             | Throttling(m)
@@ -157,7 +146,6 @@ impl ApiError {
             | UnrecognizedClient(m)
             | InvalidSignature(m)
             | IncompleteSignature(m)
-            | AccessDenied(m)
             | ServiceUnavailable(m) => Some(m),
             ConditionalCheckFailed { message, .. } | TransactionCanceled { message, .. } => {
                 Some(message)

@@ -1,7 +1,7 @@
 //! `BatchGetItem`.
 
-use super::capacity::{self, Consumed};
-use super::common::{Placeholders, Req, blocking, missing, projection, table};
+use crate::request::capacity::{self, Consumed};
+use crate::request::common::{Placeholders, Req, blocking, missing, projection, table};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::size::item_size;
@@ -41,7 +41,11 @@ pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
     for (name, spec) in request_items {
         let t = table(state, name)?;
         let mut spec = Req::nested(spec, "RequestItems")?;
-        super::legacy::translate(&mut spec, super::legacy::Op::BatchGetItem, &t.key_schema)?;
+        crate::request::legacy::translate(
+            &mut spec,
+            crate::request::legacy::Op::BatchGetItem,
+            &t.key_schema,
+        )?;
         let consistent = spec.bool("ConsistentRead")?.unwrap_or(false);
         let keys = spec
             .list("Keys")?
@@ -87,7 +91,8 @@ pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
             let read = f.as_ref().map_or(0, |s| item_size(&s.item));
             consumed.push(Consumed::read(name, capacity::read_units(read, consistent)));
             if let Some(s) = f {
-                let full = super::common::readable_item(state.inner.config.replication_attrs, s);
+                let full =
+                    crate::request::common::readable_item(state.inner.config.replication_attrs, s);
                 let item = match &proj {
                     Some(p) => p.apply(&full),
                     None => full,

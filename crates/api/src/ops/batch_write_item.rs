@@ -1,7 +1,7 @@
 //! `BatchWriteItem`.
 
-use super::capacity::{self, Consumed};
-use super::common::{Req, missing, refuse_reserved_attrs, store_err, table};
+use crate::request::capacity::{self, Consumed};
+use crate::request::common::{Req, missing, refuse_reserved_attrs, store_err, table};
 use crate::state::AppState;
 use meridian_model::size::{check_item, item_size};
 use meridian_model::{ApiError, Item};

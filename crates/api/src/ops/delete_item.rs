@@ -1,7 +1,7 @@
 //! `DeleteItem`.
 
-use super::capacity::{self, Consumed};
-use super::common::{
+use crate::request::capacity::{self, Consumed};
+use crate::request::common::{
     Placeholders, Req, check_condition, condition, missing, return_old_on_failure, return_values,
     store_err, table,
 };
@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 /// Deletes one item, optionally under a condition. Deleting a missing item succeeds.
 pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    super::legacy::translate(&mut req, super::legacy::Op::DeleteItem, &t.key_schema)?;
+    crate::request::legacy::translate(
+        &mut req,
+        crate::request::legacy::Op::DeleteItem,
+        &t.key_schema,
+    )?;
     let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
     t.key_schema.check_key(&key)?;

@@ -1,7 +1,7 @@
 //! `DeleteTable`.
 
-use super::common::Req;
-use super::describe::describe;
+use crate::request::common::Req;
+use crate::request::describe::describe;
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::error::table_not_found;
@@ -31,6 +31,6 @@ pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
             Ok(json!({"TableDescription": d}))
         }
         Err(StoreError::NoSuchTable(_)) => Err(table_not_found(name)),
-        Err(e) => Err(super::common::store_err(e)),
+        Err(e) => Err(crate::request::common::store_err(e)),
     }
 }

@@ -1,6 +1,6 @@
 //! `DescribeLimits`.
 
-use super::common::Req;
+use crate::request::common::Req;
 use crate::state::AppState;
 use meridian_model::ApiError;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! `DescribeTable`.
 
-use super::common::Req;
-use super::describe::describe;
+use crate::request::common::Req;
+use crate::request::describe::describe;
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::error::table_not_found;

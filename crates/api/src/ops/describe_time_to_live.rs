@@ -1,6 +1,6 @@
 //! `DescribeTimeToLive`.
 
-use super::common::Req;
+use crate::request::common::Req;
 use crate::state::AppState;
 use crate::ttl::ttl_attribute;
 use meridian_model::ApiError;

@@ -1,7 +1,7 @@
 //! `GetItem`.
 
-use super::capacity::{self, Consumed};
-use super::common::{Placeholders, Req, missing, point_read, projection, table};
+use crate::request::capacity::{self, Consumed};
+use crate::request::common::{Placeholders, Req, missing, point_read, projection, table};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::size::item_size;
@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 /// Reads one item (every read is strongly consistent within the region).
 pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    super::legacy::translate(&mut req, super::legacy::Op::GetItem, &t.key_schema)?;
+    crate::request::legacy::translate(
+        &mut req,
+        crate::request::legacy::Op::GetItem,
+        &t.key_schema,
+    )?;
     let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
     let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
@@ -26,7 +30,8 @@ pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiErro
     let size = found.as_ref().map_or(0, |s| item_size(&s.item));
     let mut out = match found {
         Some(s) => {
-            let full = super::common::readable_item(state.inner.config.replication_attrs, s);
+            let full =
+                crate::request::common::readable_item(state.inner.config.replication_attrs, s);
             let item = match &proj {
                 Some(p) => p.apply(&full),
                 None => full,

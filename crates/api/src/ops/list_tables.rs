@@ -1,6 +1,6 @@
 //! `ListTables`.
 
-use super::common::Req;
+use crate::request::common::Req;
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::table::check_table_name;

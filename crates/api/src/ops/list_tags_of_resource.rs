@@ -1,7 +1,7 @@
 //! `ListTagsOfResource`.
 
-use super::common::Req;
-use super::tags::{arn_not_found, table_of_arn, tags_of};
+use crate::request::common::Req;
+use crate::request::tags::{arn_not_found, table_of_arn, tags_of};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use serde_json::{Value, json};

@@ -1,14 +1,5 @@
 //! One file per DynamoDB operation; each parses its input, applies it, and encodes the output.
 
-pub mod capacity;
-pub mod common;
-pub mod describe;
-pub mod indexes;
-pub mod legacy;
-pub mod paging;
-pub mod tags;
-pub mod transact_tokens;
-
 pub mod batch_get_item;
 pub mod batch_write_item;
 pub mod create_table;

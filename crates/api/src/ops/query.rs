@@ -1,7 +1,7 @@
 //! `Query`.
 
-use super::common::{Placeholders, Req, condition, missing, projection, table};
-use super::paging::{
+use crate::request::common::{Placeholders, Req, condition, missing, projection, table};
+use crate::request::paging::{
     PageSpec, Source, after_start, exclusive_start, exclusive_start_in_index, index_bounds, page,
     parse_select_and_limit, source_for,
 };
@@ -18,9 +18,9 @@ pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiErro
     if req.get("KeyConditions").is_none() && req.get("KeyConditionExpression").is_none() {
         return Err(missing("keyConditionExpression"));
     }
-    super::legacy::translate(&mut req, super::legacy::Op::Query, &t.key_schema)?;
+    crate::request::legacy::translate(&mut req, crate::request::legacy::Op::Query, &t.key_schema)?;
     let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
-    let capacity = super::capacity::Mode::from_req(&req)?;
+    let capacity = crate::request::capacity::Mode::from_req(&req)?;
     let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
     let ph = Placeholders::from_req(&req)?;
     let attrs = ph.attrs()?;
@@ -34,7 +34,7 @@ pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiErro
         req.str("Select")?,
         req.get("ProjectionExpression").is_some(),
     )?;
-    super::paging::check_consistent(&source, consistent)?;
+    crate::request::paging::check_consistent(&source, consistent)?;
     let key_schema = match &source {
         Source::Index { index, .. } => index.key_schema.clone(),
         Source::Table(_) => t.key_schema.clone(),

@@ -1,7 +1,7 @@
 //! `Scan`.
 
-use super::common::{Placeholders, Req, condition, projection, table};
-use super::paging::{
+use crate::request::common::{Placeholders, Req, condition, projection, table};
+use crate::request::paging::{
     PageSpec, Source, after_start, exclusive_start, exclusive_start_in_index, page,
     parse_select_and_limit, source_for,
 };
@@ -82,9 +82,9 @@ fn in_range((lo, hi): &(Bound<Vec<u8>>, Bound<Vec<u8>>), k: &[u8]) -> bool {
 /// Reads a table (or one segment of it) a page at a time.
 pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
-    super::legacy::translate(&mut req, super::legacy::Op::Scan, &t.key_schema)?;
+    crate::request::legacy::translate(&mut req, crate::request::legacy::Op::Scan, &t.key_schema)?;
     let consistent = req.bool("ConsistentRead")?.unwrap_or(false);
-    let capacity = super::capacity::Mode::from_req(&req)?;
+    let capacity = crate::request::capacity::Mode::from_req(&req)?;
     let seg = segments(&req)?;
     let ph = Placeholders::from_req(&req)?;
     let attrs = ph.attrs()?;
@@ -94,7 +94,7 @@ pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiErro
     let index_name = req.str("IndexName")?;
     let (select, limit) = parse_select_and_limit(&req, proj.is_some(), index_name.is_some())?;
     let source = source_for(t.clone(), index_name, req.str("Select")?, proj.is_some())?;
-    super::paging::check_consistent(&source, consistent)?;
+    crate::request::paging::check_consistent(&source, consistent)?;
     let range = match seg {
         Some((s, total)) => segment_range(s, total),
         None => (Bound::Unbounded, Bound::Unbounded),

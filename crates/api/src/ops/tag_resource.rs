@@ -1,7 +1,7 @@
 //! `TagResource`.
 
-use super::common::{Req, missing};
-use super::tags::{MAX_TAGS, parse_tags, table_of_arn, update_tags};
+use crate::request::common::{Req, missing};
+use crate::request::tags::{MAX_TAGS, parse_tags, table_of_arn, update_tags};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use serde_json::{Value, json};

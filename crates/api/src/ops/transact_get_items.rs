@@ -3,9 +3,9 @@
 //! The reads go through the store's single writer (a `Store::write` that decides no changes),
 //! so no write of the region can land between two of them.
 
-use super::capacity::{self, Consumed, Mode, TRANSACTIONAL};
-use super::common::{Placeholders, Req, missing, projection, store_err, table};
-use super::transact_write_items::transact_items;
+use crate::request::capacity::{self, Consumed, Mode, TRANSACTIONAL};
+use crate::request::common::transact_items;
+use crate::request::common::{Placeholders, Req, missing, projection, store_err, table};
 use crate::state::AppState;
 use meridian_expr::Projection;
 use meridian_model::ApiError;
@@ -79,7 +79,7 @@ pub async fn handle(state: &AppState, req: Req<'_>) -> Result<Value, ApiError> {
                 ));
                 responses.push(match c {
                     Some(s) => {
-                        let full = super::common::readable_item(rep_attrs, s.clone());
+                        let full = crate::request::common::readable_item(rep_attrs, s.clone());
                         let item = match &g.projection {
                             Some(p) => p.apply(&full),
                             None => full,

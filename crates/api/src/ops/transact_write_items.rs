@@ -7,11 +7,12 @@
 //! fails, it returns no changes and the request gets `TransactionCanceledException` with one
 //! reason per action, in order. Isolation comes from the store's single writer.
 
-use super::capacity::{self, Consumed, Mode, TRANSACTIONAL};
-use super::common::{
+use crate::request::capacity::{self, Consumed, Mode, TRANSACTIONAL};
+use crate::request::common::{
     Placeholders, Req, missing, refuse_reserved_attrs, return_old_on_failure, store_err, table,
+    transact_items,
 };
-use super::transact_tokens::{Lookup, fingerprint};
+use crate::request::transact_tokens::{Lookup, fingerprint};
 use crate::state::AppState;
 use meridian_expr::{Condition, ExprKind, Update, parse_condition, parse_update};
 use meridian_model::error::CancellationReason;
@@ -250,25 +251,6 @@ fn client_token(req: &Req) -> Result<Option<String>, ApiError> {
         )));
     }
     Ok(Some(tok.to_owned()))
-}
-
-/// Reads `TransactItems`, checking its length.
-pub fn transact_items<'a>(req: &'a Req<'_>, max: usize) -> Result<&'a Vec<Value>, ApiError> {
-    let items = req
-        .list("TransactItems")?
-        .ok_or_else(|| missing("transactItems"))?;
-    if items.is_empty() || items.len() > max {
-        let bound = if items.is_empty() {
-            "Member must have length greater than or equal to 1".to_owned()
-        } else {
-            format!("Member must have length less than or equal to {max}")
-        };
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{}' at 'transactItems' failed to satisfy constraint: {bound}",
-            Value::Array(items.clone())
-        )));
-    }
-    Ok(items)
 }
 
 /// Applies the transaction.

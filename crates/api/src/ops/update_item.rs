@@ -1,7 +1,7 @@
 //! `UpdateItem`.
 
-use super::capacity::{self, Consumed};
-use super::common::{
+use crate::request::capacity::{self, Consumed};
+use crate::request::common::{
     Placeholders, Req, check_condition, condition, missing, return_old_on_failure, return_values,
     store_err, table,
 };
@@ -62,7 +62,11 @@ fn legacy_type_error(e: ApiError) -> ApiError {
 pub async fn handle(state: &AppState, mut req: Req<'_>) -> Result<Value, ApiError> {
     let t = table(state, req.req_str("TableName", "tableName")?)?;
     let legacy = req.get("AttributeUpdates").is_some_and(|v| !v.is_null());
-    super::legacy::translate(&mut req, super::legacy::Op::UpdateItem, &t.key_schema)?;
+    crate::request::legacy::translate(
+        &mut req,
+        crate::request::legacy::Op::UpdateItem,
+        &t.key_schema,
+    )?;
     let mode = capacity::Mode::from_req(&req)?;
     let key = req.item("Key")?.ok_or_else(|| missing("key"))?;
     t.key_schema.check_key(&key)?;

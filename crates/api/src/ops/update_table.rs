@@ -4,9 +4,9 @@
 //! tables: the change replicates, and a region dropped from the set drops its copy). Other
 //! changes are refused with a clear `ValidationException`.
 
-use super::common::{Req, capacity_units, store_err};
-use super::describe::describe;
-use super::indexes::{MAX_GSIS, check_definitions_used, parse_index};
+use crate::request::common::{Req, capacity_units, store_err};
+use crate::request::describe::describe;
+use crate::request::indexes::{MAX_GSIS, check_definitions_used, parse_index};
 use crate::state::AppState;
 use meridian_model::ApiError;
 use meridian_model::error::table_not_found;
@@ -176,7 +176,7 @@ fn index_updates(
         for d in extra {
             let d = Req::nested(d, "AttributeDefinitions")?;
             let n = d.req_str("AttributeName", "attributeDefinitions.member.attributeName")?;
-            super::create_table::check_key_name_len(
+            crate::request::schema::check_key_name_len(
                 n,
                 "attributeDefinitions.member.attributeName",
             )?;

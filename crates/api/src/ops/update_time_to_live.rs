@@ -1,6 +1,6 @@
 //! `UpdateTimeToLive`.
 
-use super::common::{Req, missing, store_err};
+use crate::request::common::{Req, missing, store_err};
 use crate::state::AppState;
 use crate::ttl::{TTL_KEY, enabled};
 use meridian_model::ApiError;

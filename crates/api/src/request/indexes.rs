@@ -2,8 +2,8 @@
 //! validation and description.
 
 use super::common::{Req, missing};
-use super::create_table::key_schema;
 use super::describe::table_arn;
+use super::schema::key_schema;
 use meridian_model::ApiError;
 use meridian_model::key::{KeySchema, KeyType};
 use meridian_model::table::{IndexKind, IndexMeta, IndexProjection, IndexStatus, TableMeta};
@@ -37,7 +37,7 @@ fn projection(v: Option<&Value>, index: &str) -> Result<IndexProjection, ApiErro
                 })
                 .collect::<Result<_, _>>()?;
             for n in &names {
-                super::create_table::check_key_name_len(n, "projection.nonKeyAttributes.member")?;
+                super::schema::check_key_name_len(n, "projection.nonKeyAttributes.member")?;
             }
             let mut seen = std::collections::HashSet::new();
             if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {

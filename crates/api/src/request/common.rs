@@ -342,3 +342,22 @@ pub fn readable_item(replication_attrs: bool, stored: meridian_storage::StoredIt
     }
     item
 }
+
+/// Reads `TransactItems`, checking its length.
+pub fn transact_items<'a>(req: &'a Req<'_>, max: usize) -> Result<&'a Vec<Value>, ApiError> {
+    let items = req
+        .list("TransactItems")?
+        .ok_or_else(|| missing("transactItems"))?;
+    if items.is_empty() || items.len() > max {
+        let bound = if items.is_empty() {
+            "Member must have length greater than or equal to 1".to_owned()
+        } else {
+            format!("Member must have length less than or equal to {max}")
+        };
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{}' at 'transactItems' failed to satisfy constraint: {bound}",
+            Value::Array(items.clone())
+        )));
+    }
+    Ok(items)
+}
