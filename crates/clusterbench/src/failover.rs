@@ -12,7 +12,7 @@ use meridian_bench::client::{Connection, Endpoint};
 use meridian_drill::faults;
 use meridian_drill::plot::{Chart, line_chart};
 use meridian_drill::spec::USER_HEADER;
-use meridian_gateway::REGION_HEADER;
+use meridian_traffic::gateway::REGION_HEADER;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;

@@ -1,7 +1,7 @@
 //! Spec → each role's configuration. Pure functions over a validated [`ClusterSpec`].
 //!
-//! The DNS server and the gateway get their own config types (`meridian_dns::DnsConfig`,
-//! `meridian_gateway::GatewayConfig`), built through serde so that fields those roles add later
+//! The DNS server and the gateway get their own config types (`meridian_traffic`'s
+//! `DnsConfig` and `GatewayConfig`), built through serde so that fields those roles add later
 //! take their defaults. A region gets a [`RegionPlan`]: its flags and the tables it must have.
 //!
 //! **DNS policy.** The global name answers with a geolocation record set combined with
@@ -13,11 +13,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use meridian_dns::DnsConfig;
-use meridian_gateway::GatewayConfig;
-use meridian_health::HealthConfig;
 use meridian_routing::continents::continent_centre;
 use meridian_routing::{Continent, Coordinates};
+use meridian_traffic::dns::DnsConfig;
+use meridian_traffic::gateway::GatewayConfig;
+use meridian_traffic::health::HealthConfig;
 use serde_json::{Value, json};
 
 use crate::error::ControlError;
@@ -182,7 +182,8 @@ pub fn dns_config(spec: &ClusterSpec) -> Result<DnsConfig, ControlError> {
         }],
     });
     let config: DnsConfig = from_json(value)?;
-    meridian_dns::Zones::compile(&config).map_err(|e| ControlError::Derive(e.to_string()))?;
+    meridian_traffic::dns::Zones::compile(&config)
+        .map_err(|e| ControlError::Derive(e.to_string()))?;
     Ok(config)
 }
 

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use meridian_gateway::{PinningConfig, WriteFailover};
 use meridian_routing::{Continent, Country, NetworkLocation};
+use meridian_traffic::gateway::{PinningConfig, WriteFailover};
 use serde::{Deserialize, Serialize};
 
 /// A whole cluster.

@@ -15,22 +15,13 @@
 
 pub mod args;
 mod cache;
-pub mod config;
 pub mod handler;
 pub mod metrics;
 pub mod server;
 mod udp;
-pub mod zone;
 
 pub use args::{DnsArgs, run, run_with, run_with_admin};
-pub use config::{DnsConfig, RecordKind, RecordSetConfig, SoaConfig, ZoneConfig};
+pub use meridian_traffic::dns::{Answer, Zones};
+pub use meridian_traffic::dns::{DnsConfig, RecordKind, RecordSetConfig, SoaConfig, ZoneConfig};
+pub use meridian_traffic::dns::{config, zone};
 pub use server::{DnsServer, serve};
-pub use zone::{Answer, Zones};
-
-/// Errors of the DNS layer.
-#[derive(Debug, thiserror::Error)]
-pub enum DnsError {
-    /// Invalid configuration.
-    #[error("dns config: {0}")]
-    Config(String),
-}

@@ -284,7 +284,7 @@ async fn pins_from_control(file: &ClusterFile) -> anyhow::Result<Vec<(String, St
     };
     let spec = parse_spec(&latest.text)?;
     let gw = meridian_control::gateway_config(&spec)?;
-    let router = meridian_gateway::Router::new(&gw);
+    let router = meridian_traffic::gateway::Router::new(&gw);
     Ok(gw
         .pinning
         .users

@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(spec.regions[1].port, 41003);
         assert_eq!(spec.link_latency_ms("us-east", "ap-southeast"), 40);
         let gw = meridian_control::gateway_config(&spec).expect("gateway config");
-        let router = meridian_gateway::Router::new(&gw);
+        let router = meridian_traffic::gateway::Router::new(&gw);
         for r in &REGIONS {
             assert_eq!(router.home_region(r.user), Some(r.name));
         }

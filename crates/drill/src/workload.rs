@@ -332,7 +332,7 @@ impl Client {
         match tokio::time::timeout(self.timeout, conn.call_with(operation, body, &headers)).await {
             Ok(Ok((resp, h))) => {
                 let region = h
-                    .get(meridian_gateway::REGION_HEADER)
+                    .get(meridian_traffic::gateway::REGION_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 if resp.is_ok() {

@@ -35,6 +35,12 @@ pub enum GatewayError {
     NotProxied(String),
 }
 
+impl From<meridian_traffic::ConfigError> for GatewayError {
+    fn from(e: meridian_traffic::ConfigError) -> Self {
+        GatewayError::Config(e.message)
+    }
+}
+
 impl GatewayError {
     /// The DynamoDB error this is, from the one wire table (`meridian_model::ApiError`).
     fn api(&self) -> ApiError {

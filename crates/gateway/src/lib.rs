@@ -14,15 +14,15 @@
 //! go) → [`proxy`] (hyper I/O) → [`args`] (the `meridian gateway` role).
 
 pub mod args;
-pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod operation;
-pub mod plan;
 pub mod proxy;
 
 pub use args::{GatewayArgs, RunningGateway, run};
-pub use config::{GatewayConfig, PinningConfig, RegionConfig, TablePinning, WriteFailover};
 pub use error::GatewayError;
-pub use plan::{Plan, Router};
-pub use proxy::{Gateway, REGION_HEADER};
+pub use meridian_traffic::gateway::{
+    GatewayConfig, PinningConfig, RegionConfig, TablePinning, WriteFailover,
+};
+pub use meridian_traffic::gateway::{Plan, Router};
+pub use meridian_traffic::gateway::{REGION_HEADER, config, operation, plan};
+pub use proxy::Gateway;

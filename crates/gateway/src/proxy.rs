@@ -30,8 +30,7 @@ use crate::plan::Router;
 /// Body of every gateway response: a region's streamed body or a small error body.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-/// Response header naming the region that answered.
-pub const REGION_HEADER: &str = "x-meridian-region";
+use meridian_traffic::gateway::REGION_HEADER;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): about one connection, never forwarded.
 const HOP_BY_HOP: &[&str] = &[

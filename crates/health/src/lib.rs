@@ -12,18 +12,15 @@
 //! This crate knows nothing of routing policies or of the data plane.
 
 pub mod admin;
-pub mod config;
-pub mod hysteresis;
 pub mod monitor;
 pub mod probe;
-pub mod snapshot;
 pub mod tls;
 
 pub use admin::{AdminApi, RoleAdmin, StatusHook};
-pub use config::{Check, EndpointConfig, HealthConfig};
-pub use hysteresis::Hysteresis;
+pub use meridian_traffic::health::{AdminState, EndpointStatus, HealthSnapshot};
+pub use meridian_traffic::health::{Check, EndpointConfig, HealthConfig, Hysteresis};
+pub use meridian_traffic::health::{config, hysteresis, snapshot};
 pub use monitor::HealthMonitor;
-pub use snapshot::{AdminState, EndpointStatus, HealthSnapshot};
 
 /// Errors of the health layer.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +40,10 @@ pub enum HealthError {
     /// A thread panicked while holding the state lock; the state is unknown, stop.
     #[error("health state lock poisoned")]
     Poisoned,
+}
+
+impl From<meridian_traffic::ConfigError> for HealthError {
+    fn from(e: meridian_traffic::ConfigError) -> Self {
+        HealthError::Config(e.message)
+    }
 }

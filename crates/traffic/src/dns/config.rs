@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use meridian_health::HealthConfig;
+use crate::health::HealthConfig;
 use meridian_routing::{GeoConfig, LatencyTable, Policy, Target};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub struct DnsConfig {
     /// Largest UDP response advertised in the response EDNS (1232 avoids IP fragmentation).
     #[serde(default = "default_udp_payload")]
     pub max_udp_payload_bytes: u16,
-    /// Admin/status/metrics HTTP API (`meridian dns` only; [`crate::serve`] ignores it).
+    /// Admin/status/metrics HTTP API (`meridian dns` only; `meridian_dns::serve` ignores it).
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
     /// Seed for weighted and multivalue choices; random when unset. Set it to replay.
@@ -155,9 +155,10 @@ fn default_policy() -> Policy {
 
 impl DnsConfig {
     /// Parses TOML and validates it (zones, names, values, policies, health-check names).
-    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
-        let config: DnsConfig = toml::from_str(text)?;
-        crate::zone::Zones::compile(&config)?;
+    pub fn from_toml(text: &str) -> Result<Self, crate::ConfigError> {
+        let config: DnsConfig =
+            toml::from_str(text).map_err(|e| crate::ConfigError::new("dns", e.to_string()))?;
+        super::zone::Zones::compile(&config)?;
         Ok(config)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::config::PinningConfig;
+use super::config::PinningConfig;
 
 /// Operations that only read, so a gateway may retry them on another region.
 const IDEMPOTENT_READS: &[&str] = &[
@@ -110,7 +110,7 @@ fn split_and(expr: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TablePinning;
+    use crate::gateway::config::TablePinning;
 
     fn pinning() -> PinningConfig {
         let mut p = PinningConfig::default();

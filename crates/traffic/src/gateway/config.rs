@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use meridian_health::HealthConfig;
+use crate::ConfigError;
+use crate::health::HealthConfig;
 use meridian_routing::{Continent, Country};
 use serde::{Deserialize, Serialize};
-
-use crate::GatewayError;
 
 /// Configuration of `meridian gateway`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,17 +146,17 @@ pub struct TablePinning {
 
 impl GatewayConfig {
     /// Parses TOML and validates it.
-    pub fn from_toml(text: &str) -> Result<Self, GatewayError> {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config: GatewayConfig =
-            toml::from_str(text).map_err(|e| GatewayError::Config(e.to_string()))?;
+            toml::from_str(text).map_err(|e| ConfigError::new("gateway", e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks cross-references: endpoints parse, regions are unique and have health endpoints,
     /// failover orders and pinning name known regions.
-    pub fn validate(&self) -> Result<(), GatewayError> {
-        let bad = |m: String| Err(GatewayError::Config(m));
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::new("gateway", m));
         if self.regions.is_empty() {
             return bad("at least one region is required".into());
         }
@@ -174,15 +173,14 @@ impl GatewayConfig {
             .collect();
         self.health
             .validate()
-            .map_err(|e| GatewayError::Config(e.to_string()))?;
+            .map_err(|e| ConfigError::new("gateway", e.to_string()))?;
         for (i, r) in self.regions.iter().enumerate() {
             if names[..i].contains(&r.name.as_str()) {
                 return bad(format!("region {:?} is listed twice", r.name));
             }
-            let uri: hyper::Uri = r
-                .endpoint
-                .parse()
-                .map_err(|e| GatewayError::Config(format!("region {}: endpoint: {e}", r.name)))?;
+            let uri: http::Uri = r.endpoint.parse().map_err(|e| {
+                ConfigError::new("gateway", format!("region {}: endpoint: {e}", r.name))
+            })?;
             let https = uri.scheme_str() == Some("https");
             if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
                 return bad(format!(

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use meridian_health::HealthSnapshot;
+use crate::health::HealthSnapshot;
 use meridian_routing::{Client, LatencyRow, LatencyTable, Policy, Random, Target, continent_of};
 
-use crate::config::{GatewayConfig, PinningConfig};
+use super::config::{GatewayConfig, PinningConfig};
 
 /// The regions to try, best first, and what that means for a pinned request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +141,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meridian_health::{AdminState, EndpointStatus};
+    use crate::health::{AdminState, EndpointStatus};
     use meridian_routing::SplitMix64;
 
     fn config() -> GatewayConfig {

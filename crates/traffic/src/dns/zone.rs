@@ -10,8 +10,8 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use meridian_routing::{Inputs, Policy, Random, Target};
 
-use crate::DnsError;
-use crate::config::{DnsConfig, RecordKind, ZoneConfig};
+use super::config::{DnsConfig, RecordKind, ZoneConfig};
+use crate::ConfigError;
 
 /// One record set, ready to answer.
 #[derive(Debug, Clone)]
@@ -72,20 +72,21 @@ impl Answer {
     }
 }
 
-fn name(text: &str, origin: Option<&Name>) -> Result<Name, DnsError> {
+fn name(text: &str, origin: Option<&Name>) -> Result<Name, ConfigError> {
     let parsed = match (text, origin) {
         ("@", Some(o)) => Ok(o.clone()),
         (t, Some(o)) if !t.ends_with('.') => Name::parse(t, Some(o)),
         (t, _) => Name::from_ascii(t),
     };
-    let mut n = parsed.map_err(|e| DnsError::Config(format!("bad name {text:?}: {e}")))?;
+    let mut n = parsed.map_err(|e| ConfigError::new("dns", format!("bad name {text:?}: {e}")))?;
     n.set_fqdn(true);
     Ok(n)
 }
 
-fn rdata(kind: RecordKind, value: &str) -> Result<RData, DnsError> {
-    let bad =
-        |e: &dyn std::fmt::Display| DnsError::Config(format!("bad {kind:?} value {value:?}: {e}"));
+fn rdata(kind: RecordKind, value: &str) -> Result<RData, ConfigError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ConfigError::new("dns", format!("bad {kind:?} value {value:?}: {e}"))
+    };
     Ok(match kind {
         RecordKind::A => RData::A(A(value.parse::<Ipv4Addr>().map_err(|e| bad(&e))?)),
         RecordKind::AAAA => RData::AAAA(AAAA(value.parse::<Ipv6Addr>().map_err(|e| bad(&e))?)),
@@ -110,7 +111,7 @@ fn record_type(kind: RecordKind) -> RecordType {
 }
 
 impl Zone {
-    fn compile(cfg: &ZoneConfig, health_names: &BTreeSet<&str>) -> Result<Zone, DnsError> {
+    fn compile(cfg: &ZoneConfig, health_names: &BTreeSet<&str>) -> Result<Zone, ConfigError> {
         let origin = name(&cfg.origin, None)?;
         let soa = SOA::new(
             name(&cfg.soa.mname, Some(&origin))?,
@@ -122,9 +123,10 @@ impl Zone {
             cfg.soa.minimum_secs,
         );
         if cfg.ns.is_empty() {
-            return Err(DnsError::Config(format!(
-                "zone {origin}: at least one `ns` is required"
-            )));
+            return Err(ConfigError::new(
+                "dns",
+                format!("zone {origin}: at least one `ns` is required"),
+            ));
         }
         let ns = cfg
             .ns
@@ -136,27 +138,31 @@ impl Zone {
         for rs in &cfg.records {
             let owner = name(&rs.name, Some(&origin))?;
             if !origin.zone_of(&owner) {
-                return Err(DnsError::Config(format!(
-                    "{owner} is outside zone {origin}"
-                )));
+                return Err(ConfigError::new(
+                    "dns",
+                    format!("{owner} is outside zone {origin}"),
+                ));
             }
             meridian_routing::validate(rs.policy, &rs.targets)
-                .map_err(|e| DnsError::Config(format!("{owner} {:?}: {e}", rs.kind)))?;
+                .map_err(|e| ConfigError::new("dns", format!("{owner} {:?}: {e}", rs.kind)))?;
             let mut targets = Vec::with_capacity(rs.targets.len());
             for t in &rs.targets {
                 if let Some(check) = &t.health_check
                     && !health_names.contains(check.as_str())
                 {
-                    return Err(DnsError::Config(format!(
-                        "{owner} target {:?}: health_check {check:?} is not a configured health endpoint",
-                        t.id
-                    )));
+                    return Err(ConfigError::new(
+                        "dns",
+                        format!(
+                            "{owner} target {:?}: health_check {check:?} is not a configured health endpoint",
+                            t.id
+                        ),
+                    ));
                 }
                 if t.values.is_empty() {
-                    return Err(DnsError::Config(format!(
-                        "{owner} target {:?}: no values",
-                        t.id
-                    )));
+                    return Err(ConfigError::new(
+                        "dns",
+                        format!("{owner} target {:?}: no values", t.id),
+                    ));
                 }
                 let values = t
                     .values
@@ -194,10 +200,10 @@ impl Zone {
             let by_type: &mut Vec<(RecordType, RecordSet)> =
                 sets.entry(LowerName::from(&owner)).or_default();
             if by_type.iter().any(|(t, _)| *t == record_type(rs.kind)) {
-                return Err(DnsError::Config(format!(
-                    "{owner} {:?} is defined twice",
-                    rs.kind
-                )));
+                return Err(ConfigError::new(
+                    "dns",
+                    format!("{owner} {:?} is defined twice", rs.kind),
+                ));
             }
             by_type.push((record_type(rs.kind), set));
             names.insert(LowerName::from(&owner));
@@ -226,7 +232,7 @@ impl Zone {
 
 impl Zones {
     /// Validates and compiles every zone of `config`.
-    pub fn compile(config: &DnsConfig) -> Result<Zones, DnsError> {
+    pub fn compile(config: &DnsConfig) -> Result<Zones, ConfigError> {
         let health_names: BTreeSet<&str> = config
             .health
             .endpoints
@@ -241,10 +247,10 @@ impl Zones {
         let mut origins = BTreeSet::new();
         for z in &zones {
             if !origins.insert(z.origin.clone()) {
-                return Err(DnsError::Config(format!(
-                    "zone {} is configured twice",
-                    z.origin
-                )));
+                return Err(ConfigError::new(
+                    "dns",
+                    format!("zone {} is configured twice", z.origin),
+                ));
             }
         }
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::HealthError;
+use crate::ConfigError;
 
 /// How endpoints are checked. The defaults detect a dead endpoint in about
 /// `fall × interval + timeout` = 3 × 250 ms + 200 ms ≈ 1 s, inside the 2 s budget.
@@ -80,7 +80,7 @@ pub enum Check {
     /// HTTP `GET` returning 2xx (and containing `expect_body`, if set).
     Http {
         /// Parsed URL.
-        uri: hyper::Uri,
+        uri: http::Uri,
         /// Required body substring.
         expect_body: Option<String>,
     },
@@ -103,8 +103,8 @@ impl HealthConfig {
     }
 
     /// Validates thresholds and endpoints, returning each endpoint's check.
-    pub fn validate(&self) -> Result<Vec<(String, Check)>, HealthError> {
-        let bad = |m: String| Err(HealthError::Config(m));
+    pub fn validate(&self) -> Result<Vec<(String, Check)>, ConfigError> {
+        let bad = |m: String| Err(ConfigError::new("health", m));
         if self.interval_ms == 0 || self.timeout_ms == 0 || self.fall == 0 || self.rise == 0 {
             return bad("interval_ms, timeout_ms, fall and rise must be positive".into());
         }
@@ -115,8 +115,8 @@ impl HealthConfig {
             }
             let check = match (&e.http_url, &e.tcp_addr) {
                 (Some(url), None) => {
-                    let uri: hyper::Uri = url.parse().map_err(|err| {
-                        HealthError::Config(format!("{}: http_url {url:?}: {err}", e.name))
+                    let uri: http::Uri = url.parse().map_err(|err| {
+                        ConfigError::new("health", format!("{}: http_url {url:?}: {err}", e.name))
                     })?;
                     let https = uri.scheme_str() == Some("https");
                     if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
