@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TIER = {
     "core": "pure", "model": "pure", "expr": "pure", "sigv4": "pure", "routing": "pure",
     "traffic": "pure",
-    "auth": "base", "serve": "base",
+    "auth": "base", "serve": "base", "worker": "base",
     "storage": "data", "api": "data", "replication": "data", "antientropy": "data",
     "health": "traffic", "dns": "traffic", "gateway": "traffic",
     "control": "control",

@@ -1237,3 +1237,32 @@ def test_a_world_readable_link_key_is_refused(tmp_path):
         r.start()
     said = r.log_path.read_text()
     assert "readable by every user" in said and f"chmod 600 {key}" in said, said[-2000:]
+
+
+def test_background_workers_are_listed_with_their_state_and_counted(cluster):
+    c = cluster(["us", "eu"])
+    r = c["us"]
+
+    def workers():
+        return {w["name"]: w for w in json.loads(r.get("/admin/workers"))["workers"]}
+
+    # the change-log collector steps on its interval; the others wait for work
+    wait_until(lambda: workers()["changelog-gc"]["steps"] >= 2, what="changelog-gc steps")
+    w = workers()
+    assert set(w) == {"table-purge", "index-builder", "ttl-expirer", "changelog-gc",
+                      "log-recovery", "recovery-repair"}, w
+    for name, one in w.items():
+        assert one["state"] in ("waiting", "working"), (name, one)
+        assert one["failures"] == 0 and one["last_error"] is None, (name, one)
+    assert w["changelog-gc"]["last_step_unix_ms"] > time.time() * 1000 - 60_000
+    # dropping a table is work for the purge worker
+    ddb = r.client()
+    create_table(ddb, "dropped")
+    ddb.put_item(TableName="dropped", Item={"pk": {"S": "a"}})
+    before = workers()["table-purge"]["steps"]
+    ddb.delete_table(TableName="dropped")
+    wait_until(lambda: workers()["table-purge"]["steps"] > before, what="table purge step")
+    text = r.get("/metrics")
+    m = re.search(r'^meridian_worker_steps_total\{worker="changelog-gc"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 2, text
+    assert re.search(r'^meridian_worker_failures_total\{worker="changelog-gc"\} 0$', text, re.M), text

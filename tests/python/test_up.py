@@ -411,6 +411,7 @@ def test_every_admin_endpoint_refuses_callers_without_the_token(cluster):
         ("POST", region + "/admin/drain"),
         ("GET", region + "/admin/replication"),
         ("GET", region + "/admin/config"),
+        ("GET", region + "/admin/workers"),
         ("GET", f["control"]["endpoint"] + "/v1/specs/latest"),
         ("POST", f["control"]["endpoint"] + "/v1/specs"),
         ("GET", f["control"]["endpoint"] + "/v1/status"),
@@ -438,6 +439,9 @@ def test_every_admin_endpoint_refuses_callers_without_the_token(cluster):
         assert status_of("GET", f["gateway"]["endpoint"] + path, token=token) == 404
     # with the token they answer
     assert status_of("GET", region + "/admin/changelog?from=1&limit=1", token=token) == 200
+    workers = {w["name"] for w in cluster.get_json(region + "/admin/workers")["workers"]}
+    assert workers == {"table-purge", "index-builder", "ttl-expirer", "changelog-gc",
+                       "log-recovery", "recovery-repair", "config-agent"}, workers
     assert status_of("GET", f["control"]["endpoint"] + "/v1/status", token=token) == 200
     assert status_of("GET", f["up"]["endpoint"] + "/v1/cluster", token=token) == 200
     assert cluster.pids() == pids

@@ -52,6 +52,12 @@ pub(crate) struct ChangelogQuery {
     limit: Option<usize>,
 }
 
+/// `GET /admin/workers`: every background worker of the region with its state, steps and
+/// last failure.
+pub(crate) async fn workers(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({"workers": state.store().workers().report()}))
+}
+
 /// `GET /admin/changelog?from=N&limit=M`: change-log entries, for operators and tests.
 pub(crate) async fn changelog(
     State(state): State<AppState>,

@@ -7,11 +7,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use meridian_core::{Snowflake, SnowflakeError};
+use meridian_core::{Clock, Snowflake, SnowflakeError};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most IDs one request may ask for.
 pub const MAX_COUNT: usize = 10_000;
@@ -21,9 +20,11 @@ pub const MAX_COUNT: usize = 10_000;
 type Generator = Arc<Mutex<Snowflake>>;
 
 /// The `/ids` route for a region with id `region_id` (0–1023).
-pub fn router(region_id: u16) -> Result<Router, SnowflakeError> {
-    let generator: Generator = Arc::new(Mutex::new(Snowflake::new(region_id)?));
-    Ok(Router::new().route("/ids", get(ids)).with_state(generator))
+pub fn router(region_id: u16, clock: Arc<dyn Clock>) -> Result<Router, SnowflakeError> {
+    let generator = Arc::new(Mutex::new(Snowflake::new(region_id)?));
+    Ok(Router::new()
+        .route("/ids", get(ids))
+        .with_state((generator, clock)))
 }
 
 #[derive(Deserialize)]
@@ -32,14 +33,10 @@ struct IdsQuery {
     count: Option<usize>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-async fn ids(State(generator): State<Generator>, Query(q): Query<IdsQuery>) -> Response {
+async fn ids(
+    State((generator, clock)): State<(Generator, Arc<dyn Clock>)>,
+    Query(q): Query<IdsQuery>,
+) -> Response {
     let count = q.count.unwrap_or(1);
     if !(1..=MAX_COUNT).contains(&count) {
         return (
@@ -51,7 +48,7 @@ async fn ids(State(generator): State<Generator>, Query(q): Query<IdsQuery>) -> R
     let Ok(mut g) = generator.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let now = now_ms();
+    let now = clock.now_ms();
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         match g.next_id(now) {

@@ -7,7 +7,8 @@
 //! [`meridian_model::ApiError`], turned into DynamoDB's JSON error in one place
 //! ([`server::error_response`]).
 //!
-//! Background work: [`ttl`] deletes expired items through the normal write path.
+//! Background work: [`ttl`]'s `ttl-expirer` worker deletes expired items through the normal
+//! write path; `GET /admin/workers` lists every worker of the region.
 //!
 //! Also served: `GET /health`, `GET /metrics` (Prometheus text) and `/admin/*` for operators
 //! and tests.

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(admin::health))
         .route("/metrics", get(admin::metrics))
         .route("/admin/changelog", get(admin::changelog))
+        .route("/admin/workers", get(admin::workers))
         .route("/admin/drain", post(admin::drain))
         .route("/admin/undrain", post(admin::undrain))
         .with_state(state)

@@ -80,6 +80,7 @@ impl AppState {
         let metrics = ApiMetrics::default();
         metrics.register(&mut registry);
         store.register_metrics(&mut registry);
+        store.workers().register_metrics(&mut registry);
         Self {
             inner: Arc::new(Inner {
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Key of the TTL setting in `TableMeta.extra`.
 pub const TTL_KEY: &str = "TimeToLive";
@@ -59,31 +59,39 @@ pub fn expired(item: &Item, attr: &str, now: i64) -> Option<Number> {
     (*n <= now_n && *n >= oldest).then(|| n.clone())
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// Starts the `ttl-expirer` worker in the store's registry.
+pub fn spawn_ttl_expirer(state: AppState) {
+    let interval = Duration::from_millis(state.inner.config.ttl_interval_ms.max(10));
+    let workers = state.store().workers().clone();
+    workers.spawn(
+        "ttl-expirer",
+        TtlExpirer {
+            state,
+            interval,
+            cursors: HashMap::new(),
+        },
+    );
 }
 
-/// Starts the expirer on the current tokio runtime. It runs until the runtime stops.
-pub fn spawn_ttl_expirer(state: AppState) -> tokio::task::JoinHandle<()> {
-    let interval = Duration::from_millis(state.inner.config.ttl_interval_ms.max(10));
-    tokio::spawn(async move {
-        let mut cursors: HashMap<u64, Vec<u8>> = HashMap::new();
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if state.store().is_poisoned() {
-                return;
-            }
-            let deleted = tick(state.store(), &mut cursors).await;
-            if deleted > 0 {
-                tracing::debug!(deleted, "ttl expirer deleted expired items");
-            }
+/// Deletes expired items, a bounded scan per table every interval.
+struct TtlExpirer {
+    state: AppState,
+    interval: Duration,
+    /// Where each table's scan goes on, by table id.
+    cursors: HashMap<u64, Vec<u8>>,
+}
+
+impl meridian_worker::Worker for TtlExpirer {
+    async fn step(&mut self) -> Result<meridian_worker::Next, String> {
+        if self.state.store().is_poisoned() {
+            return Ok(meridian_worker::Next::Done);
         }
-    })
+        let deleted = tick(self.state.store(), &mut self.cursors).await;
+        if deleted > 0 {
+            tracing::debug!(deleted, "ttl expirer deleted expired items");
+        }
+        Ok(meridian_worker::Next::After(self.interval))
+    }
 }
 
 /// One pass over every TTL-enabled table; returns how many items were deleted.
@@ -100,7 +108,7 @@ async fn tick(store: &Store, cursors: &mut HashMap<u64, Vec<u8>>) -> usize {
         let Some(attr) = ttl_attribute(&t).map(str::to_owned) else {
             continue;
         };
-        let now = now_secs();
+        let now = (store.wall_ms() / 1000) as i64;
         let from = cursors.remove(&t.id);
         let s = store.clone();
         let t2 = t.clone();
@@ -170,9 +178,9 @@ async fn delete_expired(
 ) -> Result<usize, StoreError> {
     let reads = found.iter().map(|(k, _)| (t.clone(), k.clone())).collect();
     let attr = attr.to_owned();
+    let now = (store.wall_ms() / 1000) as i64;
     store
         .write(reads, move |cur| {
-            let now = now_secs();
             let changes: Vec<Change> = found
                 .into_iter()
                 .zip(cur)

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -117,13 +117,7 @@ pub struct ConfigAgent {
     client: Option<ControlClient>,
     // A std Mutex: small state, never held across `.await`.
     state: Mutex<State>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    clock: Arc<dyn meridian_core::Clock>,
 }
 
 /// Path of a component's persisted version under its data directory.
@@ -217,6 +211,7 @@ impl ConfigAgent {
             opts,
             client,
             state: Mutex::new(state),
+            clock: meridian_core::SystemClock::new(),
         }
     }
 
@@ -254,7 +249,7 @@ impl ConfigAgent {
             format: 1,
             component: self.opts.component.clone(),
             version: a.version,
-            applied_at_unix_ms: now_ms(),
+            applied_at_unix_ms: self.clock.now_ms(),
             spec: a.text.clone(),
         };
         let text = toml::to_string(&record).map_err(|e| ControlError::Remote(e.to_string()))?;
@@ -281,14 +276,39 @@ impl ConfigAgent {
         }
     }
 
-    /// Applies the starting version, then polls for newer ones until `shutdown`. `apply` makes
-    /// the role run a version (`first` is true for the version the role started with).
+    /// The `config-agent` worker: its first step applies the starting version, each later one
+    /// polls for a newer version. `apply` makes the role run a version (`first` is true for the
+    /// version the role started with).
+    pub fn worker<F, Fut>(self: Arc<Self>, apply: F) -> AgentWorker<F>
+    where
+        F: Fn(Arc<Applied>, bool) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send,
+    {
+        AgentWorker {
+            agent: self,
+            apply,
+            started: false,
+        }
+    }
+
+    /// Runs [`ConfigAgent::worker`] in a registry of its own until `shutdown`, for a caller
+    /// that keeps none.
     pub async fn run<F, Fut>(self: Arc<Self>, apply: F, shutdown: impl Future<Output = ()>)
+    where
+        F: Fn(Arc<Applied>, bool) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send,
+    {
+        let workers = meridian_worker::Workers::new(self.clock.clone());
+        workers.spawn("config-agent", self.worker(apply));
+        shutdown.await;
+        workers.stop();
+    }
+
+    async fn apply_first<F, Fut>(&self, apply: &F)
     where
         F: Fn(Arc<Applied>, bool) -> Fut,
         Fut: Future<Output = Result<(), String>>,
     {
-        tokio::pin!(shutdown);
         if let Some(a) = self.current() {
             match apply(a.clone(), true).await {
                 Ok(()) => {
@@ -305,36 +325,32 @@ impl ConfigAgent {
             }
         }
         self.report().await;
-        let Some(client) = self.client.clone() else {
-            shutdown.await;
-            return;
-        };
-        loop {
-            let interval = self.with(|s| s.poll_interval);
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            let running = self.current().map_or(0, |a| a.version);
-            match client.latest(Some(running)).await {
-                Ok(None) => self.with(|s| {
-                    s.reachable = true;
-                    if s.current.is_some() {
-                        s.source = Source::Control;
-                    }
-                }),
-                Ok(Some(stored)) => {
-                    self.with(|s| s.reachable = true);
-                    self.take_new(&stored, &apply).await;
+    }
+
+    async fn poll<F, Fut>(&self, client: &ControlClient, apply: &F)
+    where
+        F: Fn(Arc<Applied>, bool) -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let running = self.current().map_or(0, |a| a.version);
+        match client.latest(Some(running)).await {
+            Ok(None) => self.with(|s| {
+                s.reachable = true;
+                if s.current.is_some() {
+                    s.source = Source::Control;
                 }
-                Err(e) => {
-                    if self.with(|s| std::mem::replace(&mut s.reachable, false)) {
-                        tracing::warn!(error = %e, "control plane unreachable; keeping spec version {running}");
-                    }
+            }),
+            Ok(Some(stored)) => {
+                self.with(|s| s.reachable = true);
+                self.take_new(&stored, apply).await;
+            }
+            Err(e) => {
+                if self.with(|s| std::mem::replace(&mut s.reachable, false)) {
+                    tracing::warn!(error = %e, "control plane unreachable; keeping spec version {running}");
                 }
             }
-            self.report().await;
         }
+        self.report().await;
     }
 
     async fn take_new<F, Fut>(&self, stored: &StoredSpec, apply: &F)
@@ -365,5 +381,32 @@ impl ConfigAgent {
             s.source = Source::Control;
             s.last_error = None;
         });
+    }
+}
+
+/// A [`ConfigAgent`] as a background worker (see [`ConfigAgent::worker`]).
+pub struct AgentWorker<F> {
+    agent: Arc<ConfigAgent>,
+    apply: F,
+    started: bool,
+}
+
+impl<F, Fut> meridian_worker::Worker for AgentWorker<F>
+where
+    F: Fn(Arc<Applied>, bool) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    async fn step(&mut self) -> Result<meridian_worker::Next, String> {
+        if !std::mem::replace(&mut self.started, true) {
+            self.agent.apply_first(&self.apply).await;
+        } else if let Some(client) = &self.agent.client {
+            self.agent.poll(client, &self.apply).await;
+        }
+        if self.agent.client.is_none() {
+            // Without a control plane there is nothing to poll: the starting version stays.
+            return Ok(meridian_worker::Next::Done);
+        }
+        let interval = self.agent.with(|s| s.poll_interval);
+        Ok(meridian_worker::Next::After(interval))
     }
 }

@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -48,6 +47,7 @@ pub struct ControlState {
     // A std Mutex: held only to update a small map, never across `.await`.
     reports: Arc<Mutex<BTreeMap<String, Received>>>,
     admin: AdminGuard,
+    clock: Arc<dyn meridian_core::Clock>,
 }
 
 impl ControlState {
@@ -57,6 +57,7 @@ impl ControlState {
             store: Arc::new(store),
             reports: Arc::new(Mutex::new(BTreeMap::new())),
             admin: AdminGuard::LoopbackOnly,
+            clock: meridian_core::SystemClock::new(),
         }
     }
 
@@ -65,13 +66,6 @@ impl ControlState {
         self.admin = admin;
         self
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -204,7 +198,7 @@ async fn report(State(state): State<ControlState>, body: Bytes) -> Response {
         report.component.clone(),
         Received {
             report,
-            at_unix_ms: now_ms(),
+            at_unix_ms: state.clock.now_ms(),
         },
     );
     StatusCode::NO_CONTENT.into_response()
@@ -218,7 +212,7 @@ async fn status(State(state): State<ControlState>) -> Response {
     let Ok(reports) = state.reports.lock() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock poisoned");
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let components: serde_json::Map<String, serde_json::Value> = reports
         .iter()
         .map(|(name, r)| {

@@ -103,7 +103,6 @@ pub async fn region_routes(
     region: &str,
     data_dir: &std::path::Path,
     state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<axum::Router> {
     let mut router = axum::Router::new();
     let mut spec_id = None;
@@ -129,13 +128,14 @@ pub async fn region_routes(
             }
         }
         let route_agent = agent.clone();
-        tokio::spawn(agent.run(
-            move |applied, _first| {
+        let workers = state.store().workers().clone();
+        workers.spawn(
+            "config-agent",
+            agent.worker(move |applied, _first| {
                 let state = state.clone();
                 async move { create_missing_tables(&state, &applied).await }
-            },
-            shutdown,
-        ));
+            }),
+        );
         router = router.route(
             "/admin/config",
             axum::routing::get(move || {
@@ -145,7 +145,8 @@ pub async fn region_routes(
         );
     }
     let region_id = args.region_id.or(spec_id).unwrap_or(0);
-    let ids = meridian_api::ids::router(region_id).map_err(anyhow::Error::msg)?;
+    let ids = meridian_api::ids::router(region_id, meridian_core::SystemClock::new())
+        .map_err(anyhow::Error::msg)?;
     Ok(router.merge(ids))
 }
 
@@ -275,8 +276,11 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = meridian_worker::Workers::new(meridian_core::SystemClock::new());
+    let stop_workers = workers.clone();
     tokio::spawn(async move {
         crate::region::shutdown_signal().await;
+        stop_workers.stop();
         let _ = stop_tx.send(true);
     });
     let stopped = {
@@ -288,8 +292,9 @@ where
             }
         }
     };
-    tokio::spawn(agent.clone().run(
-        move |applied, first| {
+    workers.spawn(
+        "config-agent",
+        agent.clone().worker(move |applied, first| {
             let result = derive(&applied).map(|config| {
                 if !first {
                     // Restart the role only when its derived config changed.
@@ -301,9 +306,8 @@ where
                 }
             });
             async move { result }
-        },
-        stopped(),
-    ));
+        }),
+    );
     let admin = meridian_health::RoleAdmin {
         guard,
         config_hook: Some(config_hook(&agent)),

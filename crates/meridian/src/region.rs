@@ -203,7 +203,6 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
             .is_some_and(|rc| rc.topology.forwards(&region));
         let store = Store::open(opts)
             .with_context(|| format!("opening store in {}", data_dir.display()))?;
-        store.spawn_index_builder();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -242,18 +241,15 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
             }
             None => axum::Router::new(),
         };
+        // Background workers, all in the store's registry (`GET /admin/workers`): the store's
+        // own (table purge, index builder), replication's, and these.
+        store.spawn_index_builder();
         meridian_api::spawn_ttl_expirer(state.clone());
         crate::region_recover::spawn(&store, replication.as_ref(), ae_peers.clone());
-        // Control plane: `/admin/config`, `/ids` and the config agent (issue 6).
-        let control = crate::agent::region_routes(
-            &control_args,
-            &guard,
-            &region,
-            &data_dir,
-            state.clone(),
-            stopped(),
-        )
-        .await?;
+        // Control plane: `/admin/config`, `/ids` and the config agent.
+        let control =
+            crate::agent::region_routes(&control_args, &guard, &region, &data_dir, state.clone())
+                .await?;
         let extra = extra
             .merge(control)
             .merge(meridian_antientropy::router(store.clone(), ae_peers));
@@ -263,6 +259,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
             ..meridian_serve::Limits::default()
         };
         meridian_api::serve_with(listener, state, extra, guard, limits, https, stopped()).await?;
+        store.workers().stop();
         if let Some(r) = replication {
             r.stop().await;
         }

@@ -8,35 +8,82 @@ use meridian_antientropy::{Peers, run_repair};
 use meridian_replication::ReplicationHandle;
 use meridian_replication::recover::Recovered;
 use meridian_storage::Store;
+use meridian_worker::Next;
 
-/// Runs the follow-up of every recovery of the store: at once for one without replication (no
-/// peer holds anything of ours), after replication finished it otherwise.
+/// Runs the follow-up of every recovery of the store (the `recovery-repair` worker): at once
+/// for one without replication (no peer holds anything of ours), after replication finished it
+/// otherwise.
 pub(crate) fn spawn(store: &Store, replication: Option<&ReplicationHandle>, peers: Peers) {
-    let store = store.clone();
-    let Some(replication) = replication else {
-        if store.recovery().is_some() {
-            tokio::spawn(async move {
-                if let Err(e) = store.finish_recovery(0).await {
-                    tracing::error!(error = %e, "cannot finish the recovery");
+    let workers = store.workers().clone();
+    match replication {
+        None if store.recovery().is_some() => workers.spawn(
+            "recovery-repair",
+            Repair::Alone {
+                store: store.clone(),
+            },
+        ),
+        None => {}
+        Some(r) => {
+            let mut recovered = r.recovered();
+            // One that finished before this worker subscribed counts too.
+            let first = recovered.borrow_and_update().clone();
+            workers.spawn(
+                "recovery-repair",
+                Repair::AfterReplication {
+                    store: store.clone(),
+                    peers,
+                    recovered,
+                    done: first,
+                },
+            );
+        }
+    }
+}
+
+enum Repair {
+    /// No replication: end the store's recovery with nothing skipped.
+    Alone { store: Store },
+    /// Repair from every peer after each recovery replication finishes.
+    AfterReplication {
+        store: Store,
+        peers: Peers,
+        recovered: tokio::sync::watch::Receiver<Option<Recovered>>,
+        done: Option<Recovered>,
+    },
+}
+
+impl meridian_worker::Worker for Repair {
+    async fn step(&mut self) -> Result<Next, String> {
+        match self {
+            Repair::Alone { store } => {
+                store
+                    .finish_recovery(0)
+                    .await
+                    .map_err(|e| format!("cannot finish the recovery: {e}"))?;
+                Ok(Next::Done)
+            }
+            Repair::AfterReplication {
+                store,
+                peers,
+                recovered,
+                done,
+            } => {
+                if recovered.has_changed().unwrap_or(false) {
+                    *done = recovered.borrow_and_update().clone();
                 }
-            });
-        }
-        return;
-    };
-    let mut recovered = replication.recovered();
-    tokio::spawn(async move {
-        // One that finished before this task subscribed counts too.
-        let mut done = recovered.borrow_and_update().clone();
-        loop {
-            if let Some(d) = done.take() {
-                repair_all(&store, &peers, &d).await;
+                if let Some(d) = done.take() {
+                    repair_all(store, peers, &d).await;
+                }
+                let mut next = recovered.clone();
+                Ok(Next::When(Box::pin(async move {
+                    if next.changed().await.is_err() {
+                        // Replication stopped: no recovery will finish again.
+                        std::future::pending::<()>().await;
+                    }
+                })))
             }
-            if recovered.changed().await.is_err() {
-                return;
-            }
-            done = recovered.borrow_and_update().clone();
         }
-    });
+    }
 }
 
 /// Anti-entropy with every peer, both ways, after a recovery.

@@ -196,12 +196,3 @@ fn framed(r: ReadHalf, w: WriteHalf) -> (FrameReader, FrameWriter) {
         },
     )
 }
-
-/// Milliseconds since the Unix epoch (the drivers' clock; the state machines take it as an
-/// argument).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

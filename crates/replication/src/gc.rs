@@ -25,20 +25,18 @@ use std::time::Duration;
 /// Most entries purged (or tombstones scanned) per writer turn (keeps each turn short).
 const PURGE_CHUNK: usize = 10_000;
 
-/// Runs garbage collection every `changelog_gc_interval_ms` until shutdown.
-pub(crate) async fn run(ctx: Arc<Ctx>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        ctx.config.changelog_gc_interval_ms.max(10),
-    ));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = ctx.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = collect(&ctx).await {
-            tracing::warn!(error = %e, "change-log garbage collection failed");
-        }
+/// The `changelog-gc` worker: a pass every `changelog_gc_interval_ms`.
+pub(crate) struct Collector {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl meridian_worker::Worker for Collector {
+    async fn step(&mut self) -> Result<meridian_worker::Next, String> {
+        collect(&self.ctx)
+            .await
+            .map_err(|e| format!("change-log garbage collection: {e}"))?;
+        let every = Duration::from_millis(self.ctx.config.changelog_gc_interval_ms.max(10));
+        Ok(meridian_worker::Next::After(every))
     }
 }
 

@@ -79,6 +79,8 @@ pub(crate) struct Ctx {
     pub(crate) recovered: tokio::sync::watch::Sender<Option<recover::Recovered>>,
     /// Woken when a sync-out starts a recovery of the store.
     pub(crate) recovery_started: tokio::sync::Notify,
+    /// The links' wall clock (lag, progress and round trips); unskewed, unlike the store's.
+    pub(crate) clock: Arc<dyn meridian_core::Clock>,
 }
 
 /// A running replication service: its links, metrics and admin routes.
@@ -161,6 +163,7 @@ pub async fn start(
         holds_ours: tokio::sync::watch::Sender::new(Default::default()),
         recovered: tokio::sync::watch::Sender::new(None),
         recovery_started: tokio::sync::Notify::new(),
+        clock: meridian_core::SystemClock::new(),
     });
     tracing::info!(
         region = %ctx.config.region,
@@ -170,11 +173,10 @@ pub async fn start(
         tls = ctx.tls.is_some(),
         "replication listening"
     );
-    let mut tasks = vec![
-        tokio::spawn(sync_in::listen(ctx.clone(), listener)),
-        tokio::spawn(gc::run(ctx.clone())),
-        tokio::spawn(recover::run(ctx.clone())),
-    ];
+    let workers = ctx.store.workers().scoped(&ctx.shutdown);
+    workers.spawn("changelog-gc", gc::Collector { ctx: ctx.clone() });
+    workers.spawn("log-recovery", recover::Recover { ctx: ctx.clone() });
+    let mut tasks = vec![tokio::spawn(sync_in::listen(ctx.clone(), listener))];
     for peer in &ctx.config.peers {
         if ctx.config.topology.sends_to(&ctx.config.region, &peer.name) {
             tasks.push(tokio::spawn(sync_out::run(ctx.clone(), peer.clone())));

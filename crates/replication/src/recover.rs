@@ -10,6 +10,7 @@
 //! sequence that peer would drop as a duplicate.
 
 use crate::Ctx;
+use meridian_worker::Next;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,18 +48,23 @@ pub(crate) fn waiting_for(ctx: &Ctx, heard: &BTreeMap<String, u64>) -> Vec<Strin
 
 /// Finishes the store's recovery whenever there is one: the one a damaged journal started, or
 /// one a sync-out starts on finding a peer ahead of the log.
-pub(crate) async fn run(ctx: Arc<Ctx>) {
-    loop {
-        let started = ctx.recovery_started.notified();
-        if ctx.store.recovery().is_none() {
-            tokio::select! {
-                () = started => {}
-                () = ctx.shutdown.cancelled() => return,
-            }
+pub(crate) struct Recover {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl meridian_worker::Worker for Recover {
+    async fn step(&mut self) -> Result<Next, String> {
+        if self.ctx.store.recovery().is_none() {
+            let ctx = self.ctx.clone();
+            return Ok(Next::When(Box::pin(async move {
+                ctx.recovery_started.notified().await;
+            })));
         }
-        if !finish(&ctx).await {
-            return;
-        }
+        Ok(if finish(&self.ctx).await {
+            Next::Again
+        } else {
+            Next::Done
+        })
     }
 }
 

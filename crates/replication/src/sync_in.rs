@@ -4,7 +4,7 @@
 //! and only then acknowledged.
 
 use crate::Ctx;
-use crate::conn::{self, FrameReader, FrameWriter, LinkError, now_ms};
+use crate::conn::{self, FrameReader, FrameWriter, LinkError};
 use crate::inbound::{Inbound, Verdict};
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, check_region_name};
@@ -422,7 +422,7 @@ async fn stream(
                 let commits: Vec<u64> =
                     entries.iter().map(|e| e.version.ts.physical_ms()).collect();
                 let mut replicas_added = Vec::new();
-                let received_ms = now_ms();
+                let received_ms = ctx.clock.now_ms();
                 let mut durable_at = None;
                 let report = if entries.is_empty() {
                     AckReport::default()
@@ -460,7 +460,7 @@ async fn stream(
                 // Wall-clock time of the fsync: now, less how long this task took to run
                 // again after it (a wake-up on a busy machine, not part of the lag).
                 let since = durable_at.map_or(0, |t| t.elapsed().as_millis() as u64);
-                record_lag(ctx, peer, &commits, received_ms, now_ms().saturating_sub(since));
+                record_lag(ctx, peer, &commits, received_ms, ctx.clock.now_ms().saturating_sub(since));
                 for (origin, ts) in &stable_by_origin {
                     match &links {
                         Some(l) if origin == peer => {
@@ -475,7 +475,7 @@ async fn stream(
                 if report.missing_table > 0 {
                     tracing::warn!(peer = %peer, count = report.missing_table, "changes for tables this region does not have were skipped");
                 }
-                let ack = sm.on_applied(last, attempt, report, newest, now_ms());
+                let ack = sm.on_applied(last, attempt, report, newest, ctx.clock.now_ms());
                 writer.send(&Frame::Ack(ack)).await?;
                 if !replicas_added.is_empty() {
                     // Their earlier items never came here: reconnect and
@@ -488,7 +488,7 @@ async fn stream(
                 }
             }
             Frame::Heartbeat(hb) => {
-                sm.on_heartbeat(&hb, now_ms());
+                sm.on_heartbeat(&hb, ctx.clock.now_ms());
                 // Caught up with the sender's stream as of `head`: every write of the
                 // sender's older than `stable_ts` is applied here.
                 if hb.stable_ts > 0

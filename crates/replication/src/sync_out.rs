@@ -6,7 +6,7 @@
 use crate::Ctx;
 use crate::backoff::{Backoff, OsJitter};
 use crate::config::PeerConfig;
-use crate::conn::{self, FrameReader, FrameWriter, LinkError, now_ms};
+use crate::conn::{self, FrameReader, FrameWriter, LinkError};
 use crate::outbound::Outbound;
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, BatchHeader};
@@ -94,7 +94,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, peer: PeerConfig) {
             &peer.name,
             &sm.status(),
             None,
-            now_ms(),
+            ctx.clock.now_ms(),
             Some(err.to_string()),
         );
         // A receiver busy with a snapshot (or waiting for its other peers before taking one)
@@ -265,7 +265,7 @@ async fn connect_and_stream(
         return Err(LinkError::Peer(ErrorCode::LogPurged, why));
     }
     backoff.reset();
-    sm.on_open(welcome.window, now_ms());
+    sm.on_open(welcome.window, ctx.clock.now_ms());
     ctx.links.connected(&peer.name, "out");
     tracing::info!(peer = %peer.name, resume_from = sm.resume_from(), "sync-out connected");
     let mut head_rx = ctx.store.subscribe_head();
@@ -301,7 +301,7 @@ async fn connect_and_stream(
                     .await
                     .map_err(|_| LinkError::Closed("reader task failed"))??
             };
-            let Some(cut) = sm.on_read(req.from, entries, now_ms()) else {
+            let Some(cut) = sm.on_read(req.from, entries, ctx.clock.now_ms()) else {
                 break;
             };
             let header = BatchHeader {
@@ -357,7 +357,7 @@ async fn connect_and_stream(
                 last_heard = tokio::time::Instant::now();
                 match frame? {
                     Frame::Ack(ack) => {
-                        sm.on_ack(&ack, now_ms())?;
+                        sm.on_ack(&ack, ctx.clock.now_ms())?;
                         if let Some(seq) = sm.poll_persist() {
                             let _ = persist_tx.send(seq);
                         }
@@ -401,7 +401,7 @@ async fn connect_and_stream(
                 if let Some(earlier) = held.take() {
                     send_batch(&mut writer, &earlier, delay, faults.duplicate).await?;
                 }
-                let now = now_ms();
+                let now = ctx.clock.now_ms();
                 if sm.stalled(now) {
                     return Err(LinkError::Timeout("no ack within the ack timeout"));
                 }

@@ -5,6 +5,7 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::writer::Job;
 use meridian_model::table::TableMeta;
+use meridian_worker::Next;
 
 impl Store {
     /// Builds a new index's entries from the table's items, a chunk per writer turn (writes
@@ -52,42 +53,72 @@ impl Store {
         Ok(())
     }
 
-    /// Starts the index builder: a task that backfills every `CREATING` index (added by
-    /// `UpdateTable` here or replicated from another region), then marks it `ACTIVE`. It
-    /// checks after every commit, at most every 200 ms. Call from within a tokio runtime.
-    pub fn spawn_index_builder(&self) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut head = store.subscribe_head();
-            loop {
-                let pending: Vec<(String, String)> = store
-                    .inner
-                    .tables
-                    .read()
-                    .map(|t| {
-                        t.values()
-                            .flat_map(|m| {
-                                m.indexes
-                                    .iter()
-                                    .filter(|i| {
-                                        i.status == meridian_model::table::IndexStatus::Creating
-                                    })
-                                    .map(|i| (m.name.clone(), i.name.clone()))
-                                    .collect::<Vec<_>>()
-                            })
-                            .collect()
+    /// Starts the `index-builder` worker: it backfills every `CREATING` index (added by
+    /// `UpdateTable` here or replicated from another region), then marks it `ACTIVE`. It looks
+    /// after every commit, at most every 200 ms.
+    pub fn spawn_index_builder(&self) {
+        let builder = IndexBuilder {
+            store: self.clone(),
+            head: self.subscribe_head(),
+        };
+        self.inner
+            .workers
+            .scoped(&self.inner.workers_stop)
+            .spawn("index-builder", builder);
+    }
+
+    /// The registry of the store's background workers (see [`crate::StoreOptions::workers`]).
+    pub fn workers(&self) -> &meridian_worker::Workers {
+        &self.inner.workers
+    }
+}
+
+struct IndexBuilder {
+    store: Store,
+    head: tokio::sync::watch::Receiver<u64>,
+}
+
+impl meridian_worker::Worker for IndexBuilder {
+    async fn step(&mut self) -> Result<Next, String> {
+        // A commit from here on wakes the next step (one during the backfill included).
+        self.head.mark_unchanged();
+        let pending: Vec<(String, String)> = self
+            .store
+            .inner
+            .tables
+            .read()
+            .map(|t| {
+                t.values()
+                    .flat_map(|m| {
+                        m.indexes
+                            .iter()
+                            .filter(|i| i.status == meridian_model::table::IndexStatus::Creating)
+                            .map(|i| (m.name.clone(), i.name.clone()))
+                            .collect::<Vec<_>>()
                     })
-                    .unwrap_or_default();
-                for (table, index) in pending {
-                    if let Err(e) = store.backfill_index(&table, &index).await {
-                        tracing::warn!(%table, %index, error = %e, "index backfill failed; retrying");
-                    }
-                }
-                if store.is_poisoned() || head.changed().await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut failed = None;
+        for (table, index) in pending {
+            if let Err(e) = self.store.backfill_index(&table, &index).await {
+                failed = Some(format!("backfilling {table}.{index}: {e}"));
             }
-        })
+        }
+        if self.store.is_poisoned() {
+            return Ok(Next::Done);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut head = self.head.clone();
+        Ok(Next::When(Box::pin(async move {
+            if head.changed().await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            } else {
+                // The store is gone: nothing will commit again; wait for the stop.
+                std::future::pending::<()>().await;
+            }
+        })))
     }
 }

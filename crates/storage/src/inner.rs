@@ -99,6 +99,20 @@ pub(crate) struct Inner {
     pub(crate) recovery: RwLock<Option<Recovery>>,
     /// Skipped sequence ranges `(from, to]` of the change log (`recovery.rs`).
     pub(crate) gaps: RwLock<Vec<(u64, u64)>>,
+    /// Dropped tables and indexes whose entries the purge worker is still to remove.
+    pub(crate) purges: Mutex<std::collections::VecDeque<u64>>,
+    /// Wakes the purge worker when `purges` grows.
+    pub(crate) purge_wanted: Arc<tokio::sync::Notify>,
+    /// The background workers of the store (and of whoever else registers with it).
+    pub(crate) workers: meridian_worker::Workers,
+    /// Stops the store's own workers: at shutdown, or when the last handle is dropped.
+    pub(crate) workers_stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.workers_stop.cancel();
+    }
 }
 
 impl Inner {

@@ -169,6 +169,10 @@ impl Store {
             clock: opts.clock.clone(),
             recovery: RwLock::new(recovery),
             gaps: RwLock::new(gaps),
+            purges: Mutex::new(dropped.into_iter().collect()),
+            purge_wanted: Arc::new(tokio::sync::Notify::new()),
+            workers: opts.workers.clone(),
+            workers_stop: tokio_util::sync::CancellationToken::new(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let hlc = Hlc::resume(opts.clock.clone(), hlc_last);
@@ -178,9 +182,9 @@ impl Store {
             .name("meridian-writer".into())
             .spawn(move || writer::run(w_inner, rx, hlc, max_group))
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer: {e}")))?;
-        for id in dropped {
-            writer::spawn_purge(inner.clone(), id);
-        }
+        opts.workers
+            .scoped(&inner.workers_stop)
+            .spawn("table-purge", writer::TablePurge::new(&inner));
         Ok(Store {
             inner,
             tx,

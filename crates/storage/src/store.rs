@@ -46,6 +46,9 @@ pub struct StoreOptions {
     pub recover: bool,
     /// Fault-injection switches (tests and drills only).
     pub faults: Arc<StoreFaults>,
+    /// The registry the store's background workers (dropped-table purge, index builder) run
+    /// in; the region binary registers its other workers in the same one.
+    pub workers: meridian_worker::Workers,
 }
 
 /// Default of [`StoreOptions::max_clock_offset_ms`] (CockroachDB's default `--max-offset`).
@@ -57,6 +60,7 @@ impl StoreOptions {
         Self {
             path: path.into(),
             region: region.into(),
+            workers: meridian_worker::Workers::new(clock.clone()),
             clock,
             cache_bytes: 32 * 1024 * 1024,
             memtable_bytes: 16 * 1024 * 1024,
@@ -344,6 +348,7 @@ impl Store {
 
     /// Stops the writer after it has committed everything queued, and syncs. Blocking.
     pub fn shutdown(&self) {
+        self.inner.workers_stop.cancel();
         let _ = self.tx.send(Job::shutdown());
         if let Ok(mut w) = self.writer.lock()
             && let Some(h) = w.take()

@@ -70,11 +70,8 @@ impl<'a> Group<'a> {
                 };
             }
         }
-        for id in &self.dropped {
-            spawn_purge_arc(inner, *id);
-        }
-        for id in &self.dropped_indexes {
-            spawn_purge_arc(inner, *id);
+        for id in self.dropped.iter().chain(&self.dropped_indexes) {
+            queue_purge(inner, *id);
         }
         for d in done {
             d(Ok(durable_at));

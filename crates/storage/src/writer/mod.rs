@@ -17,8 +17,8 @@ mod remote;
 use crate::metrics::TableLabel;
 
 use overlay::state_after;
-pub(crate) use purge::spawn_purge;
-use purge::spawn_purge_arc;
+pub(crate) use purge::TablePurge;
+use purge::queue_purge;
 
 use crate::error::StoreError;
 use crate::inner::{Inner, TableStats};

@@ -94,25 +94,57 @@ impl<'a> Group<'a> {
     }
 }
 
-pub(super) fn spawn_purge_arc(inner: &Inner, id: u64) {
-    // The purge thread needs an owned handle to the keyspaces; fjall handles are cheap clones.
-    let items = inner.items.clone();
-    let tombstones = inner.tombstones.clone();
-    let index = inner.index.clone();
-    let meta = inner.meta.clone();
-    let db = inner.db.clone();
-    let _ = std::thread::Builder::new()
-        .name(format!("meridian-purge-{id}"))
-        .spawn(move || {
-            if let Err(e) = purge(&db, &[&items, &tombstones, &index], &meta, id) {
-                tracing::error!(table_id = id, error = %e, "purging a deleted table failed; retried at next start");
-            }
-        });
+/// Hands a dropped table's (or index's) id to the purge worker.
+pub(super) fn queue_purge(inner: &Inner, id: u64) {
+    if let Ok(mut q) = inner.purges.lock() {
+        q.push_back(id);
+    }
+    inner.purge_wanted.notify_one();
 }
 
-/// Starts purging the items of a deleted table (also at start, for unfinished purges).
-pub(crate) fn spawn_purge(inner: Arc<Inner>, id: u64) {
-    spawn_purge_arc(&inner, id);
+/// The `table-purge` worker: removes dropped tables' and indexes' entries, one table a step
+/// (the drop markers of unfinished purges are queued again at open).
+/// It holds the store weakly, so a dropped store closes its database.
+pub(crate) struct TablePurge {
+    inner: std::sync::Weak<Inner>,
+    wanted: Arc<tokio::sync::Notify>,
+}
+
+impl TablePurge {
+    pub(crate) fn new(inner: &Arc<Inner>) -> Self {
+        TablePurge {
+            inner: Arc::downgrade(inner),
+            wanted: inner.purge_wanted.clone(),
+        }
+    }
+}
+
+impl meridian_worker::Worker for TablePurge {
+    async fn step(&mut self) -> Result<meridian_worker::Next, String> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(meridian_worker::Next::Done);
+        };
+        let next = inner.purges.lock().ok().and_then(|q| q.front().copied());
+        let Some(id) = next else {
+            let wanted = self.wanted.clone();
+            return Ok(meridian_worker::Next::When(Box::pin(async move {
+                wanted.notified().await;
+            })));
+        };
+        let purging = inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let inner = purging;
+            let keyspaces = [&inner.items, &inner.tombstones, &inner.index];
+            purge(&inner.db, &keyspaces, &inner.meta, id)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("purging dropped table {id}: {e}"))?;
+        if let Ok(mut q) = inner.purges.lock() {
+            q.retain(|x| *x != id);
+        }
+        Ok(meridian_worker::Next::Again)
+    }
 }
 
 /// Removes a deleted table's items and tombstones in chunks, then its drop marker. Safe to
