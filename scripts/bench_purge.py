@@ -5,7 +5,7 @@ region logs "deleted table purged". Everything it starts is stopped at the end.
     python3 scripts/bench_purge.py [N]        (default 200000; MERIDIAN_BIN=path, default
                                                target/release/meridian)
 
-Results go to docs/benchmarks.md ("Session 12").
+Results: docs/benchmarks.md, "Dropping a table".
 """
 import concurrent.futures as cf
 import os

@@ -4,7 +4,7 @@
     scripts/cpu-hog.py BUSY_MS IDLE_MS SECS
 
 `scripts/cpu-hog.py 20 20 75` takes half of one core in 20 ms bursts, beside a fresh
-`meridian bench lag` (docs/benchmarks.md, session 15). Stops by itself.
+`meridian bench lag` (docs/benchmarks.md, "Replication lag and catch-up"). Stops by itself.
 """
 import sys
 import time

@@ -1,6 +1,6 @@
 //! Catch-up after a partition: write at a fixed rate into one region, cut it off from every
 //! other region for a while (writes continue locally), heal, and time until every peer has
-//! applied everything the region had committed when the partition healed. Target (issue #4):
+//! applied everything the region had committed when the partition healed. Target:
 //! ≤ 10 s after a 60 s partition at 10k writes/s.
 
 use std::collections::BTreeMap;

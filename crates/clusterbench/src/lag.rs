@@ -1,7 +1,7 @@
 //! Replication lag under load: write at a fixed rate into one region, then split over every
 //! region, with a uniform emulated one-way delay on every link; the lag of every applied entry
 //! (origin commit → durable at the receiver) comes from the receivers' apply-lag histograms.
-//! Target (issue #4): p99 ≤ one-way delay + 20 ms.
+//! Target: p99 ≤ one-way delay + 20 ms.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The Netflix test: write N items in region A, begin reading all of them in region B 500 ms
 //! after the last write was acknowledged, and count how many the first read finds — with no
-//! emulated delay and with 80 ms one-way on every link. Target (issue #4): 100% found.
+//! emulated delay and with 80 ms one-way on every link. Target: 100% found.
 
 use std::time::Duration;
 

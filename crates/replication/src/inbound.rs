@@ -14,8 +14,98 @@
 //! never lost; if the apply fails the connection ends and this state with it. Dedup of repeats
 //! across connections and restarts is the store's per-origin watermark, advanced in the same
 //! commit as the changes.
+//!
+//! The driver takes every batch already received into one [`Gather`] (up to
+//! [`GATHER_MAX_ENTRIES`]) and applies it in one commit; [`Inbound::gather`] decides each
+//! batch, [`Gather::finish`] gives the entries and what their apply proves (per origin, the
+//! timestamp up to which its writes are all here), [`Inbound::on_gather_applied`] the ack.
+//! [`Inbound::on_heartbeat`] says what a heartbeat vouches for once the stream is caught up.
 
+use crate::outbound::LogEntry;
 use crate::protocol::{Ack, AckReport, Heartbeat};
+use meridian_core::Timestamp;
+use std::collections::BTreeMap;
+
+/// At most this many entries (by sequence span) are gathered from batches already received
+/// into one apply. One durable apply per gather keeps fsyncs few; the cap keeps each apply
+/// short, because the first entry of a gather waits for the last (measurements in
+/// docs/benchmarks.md, "Replication lag and catch-up").
+pub const GATHER_MAX_ENTRIES: u64 = 2048;
+
+/// Batches received together, to be applied in one commit: one durable apply per batch would
+/// cap the link at the batches per second the store can sync, and a queue would build.
+#[derive(Debug)]
+pub struct Gather<E> {
+    entries: Vec<E>,
+    /// Acks to send at once, in order: repeats and gaps, which apply nothing.
+    pub replies: Vec<Ack>,
+    /// Batches taken.
+    pub batches: u64,
+    accepted: Option<(u64, u32)>,
+    span: u64,
+}
+
+impl<E> Default for Gather<E> {
+    fn default() -> Self {
+        Gather {
+            entries: Vec::new(),
+            replies: Vec::new(),
+            batches: 0,
+            accepted: None,
+            span: 0,
+        }
+    }
+}
+
+impl<E: LogEntry> Gather<E> {
+    /// Whether another batch already received may join ([`GATHER_MAX_ENTRIES`]).
+    pub fn has_room(&self) -> bool {
+        self.span < GATHER_MAX_ENTRIES
+    }
+
+    /// The entries to apply and what applying them proves; `None` when no batch was accepted
+    /// (only replies to send).
+    pub fn finish(self) -> Option<(Vec<E>, Gathered)> {
+        let (last, attempt) = self.accepted?;
+        let mut stable_by_origin: BTreeMap<String, u64> = BTreeMap::new();
+        for e in &self.entries {
+            let v = stable_by_origin.entry(e.origin().to_owned()).or_insert(0);
+            *v = (*v).max(e.version_ts());
+        }
+        let gathered = Gathered {
+            last,
+            attempt,
+            commits_ms: self.entries.iter().map(LogEntry::commit_ms).collect(),
+            stable_by_origin,
+        };
+        Some((self.entries, gathered))
+    }
+}
+
+/// What a gather's apply proves, and what its ack needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gathered {
+    /// The last accepted batch's end and attempt.
+    last: u64,
+    attempt: u32,
+    /// Origin commit time (ms) of each entry, in order: the lag histograms' samples.
+    pub commits_ms: Vec<u64>,
+    /// Per origin, the newest timestamp among the entries. Each origin's changes arrive in its
+    /// sequence order, which is also its timestamp order: once applied, all its writes up to
+    /// this are here (the sender's own, and on a star's spoke the ones the hub forwards).
+    pub stable_by_origin: BTreeMap<String, u64>,
+}
+
+/// What a heartbeat vouches for; empty unless this receiver has applied the sender's stream
+/// through the head the heartbeat names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vouch {
+    /// Every write of the sender's with a timestamp up to this is applied here.
+    pub sender_stable: Option<u64>,
+    /// A star's hub: for other regions, the timestamp up to which their writes are applied
+    /// at the hub, hence here (never this region or the sender).
+    pub origins: Vec<(String, u64)>,
+}
 
 /// What to do with a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,21 +211,69 @@ impl Inbound {
         }
     }
 
-    /// The sender's clock reading `hlc_ms`, at local time `now_ms`.
-    pub fn on_sender_clock(&mut self, hlc_ms: u64, now_ms: u64) {
-        self.clock_offset_ms = hlc_ms as i64 - now_ms as i64;
+    /// The sender's HLC reading `hlc_now`, at local wall time `now_ms` (skew included).
+    fn on_sender_clock(&mut self, hlc_now: u64, now_ms: u64) {
+        self.clock_offset_ms = Timestamp(hlc_now).physical_ms() as i64 - now_ms as i64;
     }
 
-    /// A heartbeat from the sender: while nothing flows, the lag is the age of the oldest
-    /// change the sender still holds for us (0 when it holds none).
-    pub fn on_heartbeat(&mut self, hb: &Heartbeat, now_ms: u64) {
+    /// Takes one validated batch `first..=last` (sent at the sender's HLC `hlc_now`, local
+    /// wall time `now_ms`) into `g`: its entries from the first not yet accepted, or a reply.
+    /// Returns that first sequence when the batch is accepted (what else of the batch the
+    /// caller keeps is cut there too).
+    pub fn gather<E: LogEntry>(
+        &mut self,
+        g: &mut Gather<E>,
+        (first, last, attempt, head): (u64, u64, u32, u64),
+        hlc_now: u64,
+        now_ms: u64,
+        entries: Vec<E>,
+    ) -> Option<u64> {
+        g.batches += 1;
+        g.span += last.saturating_sub(first) + 1;
+        self.on_sender_clock(hlc_now, now_ms);
+        match self.on_batch(first, last, attempt, head) {
+            Verdict::Reply(ack) => {
+                g.replies.push(ack);
+                None
+            }
+            Verdict::Apply { from } => {
+                g.entries
+                    .extend(entries.into_iter().filter(|e| e.seq() >= from));
+                g.accepted = Some((last, attempt));
+                Some(from)
+            }
+        }
+    }
+
+    /// A gather's entries are durable (`report` says what became of them); the ack to send.
+    pub fn on_gather_applied(&mut self, g: &Gathered, report: AckReport, now_ms: u64) -> Ack {
+        let newest = g.commits_ms.last().copied();
+        self.on_applied(g.last, g.attempt, report, newest, now_ms)
+    }
+
+    /// A heartbeat from `peer` to `me`: while nothing flows, the lag is the age of the oldest
+    /// change the sender still holds for us (0 when it holds none). Once the stream is applied
+    /// through the heartbeat's head, its stability marks hold here too.
+    pub fn on_heartbeat(&mut self, hb: &Heartbeat, me: &str, peer: &str, now_ms: u64) -> Vouch {
         self.sender_head = self.sender_head.max(hb.head);
         if hb.pending_since_ms > 0 {
             self.lag_ms = now_ms.saturating_sub(hb.pending_since_ms);
         } else if self.acked() >= hb.head {
             self.lag_ms = 0;
         }
-        self.on_sender_clock(hb.hlc_now >> 16, now_ms);
+        self.on_sender_clock(hb.hlc_now, now_ms);
+        if self.acked() < hb.head {
+            return Vouch::default();
+        }
+        Vouch {
+            sender_stable: (hb.stable_ts > 0).then_some(hb.stable_ts),
+            origins: hb
+                .origins
+                .iter()
+                .filter(|(o, _)| o != me && o != peer)
+                .cloned()
+                .collect(),
+        }
     }
 
     /// A snapshot.
@@ -209,7 +347,7 @@ mod tests {
             stable_ts: 0,
             origins: Vec::new(),
         };
-        r.on_heartbeat(&hb, 10_000);
+        r.on_heartbeat(&hb, "me", "peer", 10_000);
         assert_eq!(r.status().lag_ms, 1_000);
         assert_eq!(r.status().lag_entries, 5);
         r.on_applied(5, 1, AckReport::default(), Some(9_500), 10_100);
@@ -221,8 +359,144 @@ mod tests {
                 stable_ts: 0,
                 origins: Vec::new(),
             },
+            "me",
+            "peer",
             10_200,
         );
         assert_eq!(r.status().lag_ms, 0);
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct E {
+        seq: u64,
+        origin: &'static str,
+        ts: u64,
+    }
+
+    impl LogEntry for E {
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+        fn origin(&self) -> &str {
+            self.origin
+        }
+        fn commit_ms(&self) -> u64 {
+            Timestamp(self.ts).physical_ms()
+        }
+        fn version_ts(&self) -> u64 {
+            self.ts
+        }
+        fn wire_bytes(&self) -> usize {
+            10
+        }
+    }
+
+    fn entries(first: u64, last: u64, origin: &'static str) -> Vec<E> {
+        (first..=last)
+            .map(|seq| E {
+                seq,
+                origin,
+                ts: Timestamp::new(1_000 + seq, 0).0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gather_applies_the_continuation_of_batches_received_together_once() {
+        let mut r = Inbound::new(1);
+        let mut g = Gather::default();
+        assert_eq!(
+            r.gather(&mut g, (1, 3, 1, 9), 0, 0, entries(1, 3, "a")),
+            Some(1)
+        );
+        // a repeat within the gather (overlapping what was accepted) keeps only the new part
+        assert_eq!(
+            r.gather(&mut g, (2, 5, 1, 9), 0, 0, entries(2, 5, "b")),
+            Some(4)
+        );
+        // a gap is a reply, and applies nothing
+        assert_eq!(
+            r.gather(&mut g, (8, 9, 1, 9), 0, 0, entries(8, 9, "a")),
+            None
+        );
+        assert_eq!(g.batches, 3);
+        assert_eq!(g.replies.len(), 1);
+        assert!(g.replies[0].gap);
+        let (applied, gathered) = g.finish().expect("accepted");
+        assert_eq!(
+            applied.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(gathered.commits_ms, [1_001, 1_002, 1_003, 1_004, 1_005]);
+        // per origin, the newest timestamp applied
+        let marks: Vec<_> = gathered.stable_by_origin.into_iter().collect();
+        let ts = |ms| Timestamp::new(ms, 0).0;
+        assert_eq!(
+            marks,
+            [("a".to_owned(), ts(1_003)), ("b".to_owned(), ts(1_005))]
+        );
+        // nothing is acknowledged until the apply is durable; then all of it at once
+        assert_eq!(r.status().acked, 0);
+        let g2 = Gathered {
+            last: 5,
+            attempt: 1,
+            commits_ms: vec![1_005],
+            stable_by_origin: BTreeMap::new(),
+        };
+        let ack = r.on_gather_applied(&g2, AckReport::default(), 1_050);
+        assert_eq!((ack.up_to, ack.gap), (5, false));
+        assert_eq!(r.status().lag_ms, 45);
+    }
+
+    #[test]
+    fn a_gather_of_only_repeats_has_nothing_to_apply_and_the_cap_stops_it() {
+        let mut r = Inbound::new(11);
+        let mut g: Gather<E> = Gather::default();
+        assert_eq!(
+            r.gather(&mut g, (1, 10, 1, 10), 0, 0, entries(1, 10, "a")),
+            None
+        );
+        assert!(g.finish().is_none());
+        let mut g: Gather<E> = Gather::default();
+        r.gather(
+            &mut g,
+            (11, 11 + GATHER_MAX_ENTRIES - 2, 1, 0),
+            0,
+            0,
+            Vec::new(),
+        );
+        assert!(g.has_room());
+        r.gather(
+            &mut g,
+            (
+                11 + GATHER_MAX_ENTRIES - 1,
+                11 + GATHER_MAX_ENTRIES - 1,
+                1,
+                0,
+            ),
+            0,
+            0,
+            Vec::new(),
+        );
+        assert!(!g.has_room());
+    }
+
+    #[test]
+    fn a_heartbeat_vouches_only_once_the_stream_is_applied_through_its_head() {
+        let mut r = Inbound::new(1);
+        let hb = Heartbeat {
+            head: 5,
+            hlc_now: Timestamp::new(10_000, 3).0,
+            pending_since_ms: 0,
+            stable_ts: 77,
+            origins: vec![("me".into(), 1), ("hub".into(), 2), ("c".into(), 3)],
+        };
+        assert_eq!(r.on_heartbeat(&hb, "me", "hub", 10_020), Vouch::default());
+        assert_eq!(r.status().peer_clock_offset_ms, -20);
+        r.on_batch(1, 5, 1, 5);
+        r.on_applied(5, 1, AckReport::default(), None, 10_030);
+        let v = r.on_heartbeat(&hb, "me", "hub", 10_040);
+        assert_eq!(v.sender_stable, Some(77));
+        assert_eq!(v.origins, [("c".to_owned(), 3)]);
     }
 }

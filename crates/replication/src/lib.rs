@@ -10,7 +10,9 @@
 //! Layers, pure first:
 //! - [`protocol`] — frames, batch payloads and their checks, the HMAC handshake (no I/O);
 //! - [`topology`] — mesh and star rules;
-//! - [`outbound`], [`inbound`] — the per-link state machines, driven by events;
+//! - [`outbound`], [`inbound`] — the per-link state machines, driven by events (batch gathering,
+//!   stability marks and heartbeat vouching included);
+//! - [`source`], [`sink`] — what a sync-out tails and what a sync-in applies into (the store);
 //! - [`backoff`] — reconnect delays behind a randomness seam;
 //! - `conn`, `sync_out`, `sync_in` — the tokio drivers that only move bytes;
 //! - [`status`] and the admin routes — lag, alarms, metrics, fault hooks.
@@ -28,7 +30,9 @@ pub mod outbound;
 pub mod protocol;
 mod quarantine;
 pub mod recover;
+pub mod sink;
 mod snapshot;
+pub mod source;
 pub mod status;
 mod sync_in;
 mod sync_out;
@@ -81,6 +85,10 @@ pub(crate) struct Ctx {
     pub(crate) recovery_started: tokio::sync::Notify,
     /// The links' wall clock (lag, progress and round trips); unskewed, unlike the store's.
     pub(crate) clock: Arc<dyn meridian_core::Clock>,
+    /// What the sync-outs tail (the store's change log).
+    pub(crate) source: Arc<dyn source::ChangeSource>,
+    /// What the sync-ins apply into (the store).
+    pub(crate) sink: Arc<dyn sink::ChangeSink>,
 }
 
 /// A running replication service: its links, metrics and admin routes.
@@ -152,6 +160,8 @@ pub async fn start(
         .collect();
     let links = Arc::new(Links::new(&config.region, config.lag_alarm_ms, linked));
     let token = CancellationToken::new();
+    let source: Arc<dyn source::ChangeSource> = Arc::new(store.clone());
+    let sink: Arc<dyn sink::ChangeSink> = Arc::new(store.clone());
     let ctx = Arc::new(Ctx {
         config,
         store,
@@ -164,6 +174,8 @@ pub async fn start(
         recovered: tokio::sync::watch::Sender::new(None),
         recovery_started: tokio::sync::Notify::new(),
         clock: meridian_core::SystemClock::new(),
+        source,
+        sink,
     });
     tracing::info!(
         region = %ctx.config.region,

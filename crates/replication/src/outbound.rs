@@ -28,6 +28,8 @@ pub trait LogEntry {
     fn origin(&self) -> &str;
     /// Commit time at the origin (ms, HLC physical part).
     fn commit_ms(&self) -> u64;
+    /// The change's HLC timestamp (its version's).
+    fn version_ts(&self) -> u64;
     /// Approximate encoded size.
     fn wire_bytes(&self) -> usize;
 }
@@ -41,6 +43,9 @@ impl LogEntry for meridian_storage::ChangeEntry {
     }
     fn commit_ms(&self) -> u64 {
         self.version.ts.physical_ms()
+    }
+    fn version_ts(&self) -> u64 {
+        self.version.ts.0
     }
     fn wire_bytes(&self) -> usize {
         let item = match &self.op {
@@ -66,6 +71,12 @@ impl LogEntry for meridian_storage::LogRead {
         match self {
             Self::Entry(e) => e.commit_ms(),
             // never shipped; 0 for a sequence of a recovery's gap, which a hub's link passes
+            Self::Skipped { .. } => 0,
+        }
+    }
+    fn version_ts(&self) -> u64 {
+        match self {
+            Self::Entry(e) => e.version_ts(),
             Self::Skipped { .. } => 0,
         }
     }

@@ -18,6 +18,9 @@ impl LogEntry for E {
     fn commit_ms(&self) -> u64 {
         self.seq * 10
     }
+    fn version_ts(&self) -> u64 {
+        (self.seq * 10) << 16
+    }
     fn wire_bytes(&self) -> usize {
         100
     }

@@ -10,7 +10,7 @@ use crate::conn::{self, FrameReader, FrameWriter, LinkError};
 use crate::outbound::Outbound;
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, BatchHeader};
-use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, Start, Welcome};
+use crate::protocol::{Auth, ErrorCode, Frame, Heartbeat, Hello, ProtocolError, Start, Welcome};
 use crate::status::{Control, PeerLabel};
 use meridian_core::Timestamp;
 use meridian_storage::LogRead;
@@ -28,71 +28,86 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// every change (measured with `meridian bench lag` in `docs/benchmarks.md`).
 const INLINE_READ_ENTRIES: u64 = 512;
 
+/// One outbound link across its connections: the state machine, the operator's controls,
+/// the checkpoint writer and the reconnect backoff.
+struct Link {
+    peer: PeerConfig,
+    sm: Outbound,
+    control: watch::Receiver<Control>,
+    /// Checkpoints to persist, to the helper task; and its answers `(sequence, ok)`.
+    persist_tx: mpsc::UnboundedSender<u64>,
+    persisted_rx: mpsc::UnboundedReceiver<(u64, bool)>,
+    backoff: Backoff<OsJitter>,
+}
+
+impl Link {
+    /// Hands the checkpoint the state machine wants persisted, if any, to the writer task.
+    fn persist(&mut self) {
+        if let Some(seq) = self.sm.poll_persist() {
+            let _ = self.persist_tx.send(seq);
+        }
+    }
+}
+
 /// Runs the link until shutdown.
 pub(crate) async fn run(ctx: Arc<Ctx>, peer: PeerConfig) {
     let me = ctx.config.region.clone();
     let store = ctx.store.clone();
-    let link = peer.name.clone();
+    let name = peer.name.clone();
     let checkpoint = {
-        let (s, l) = (store.clone(), link.clone());
+        let (s, l) = (store.clone(), name.clone());
         match tokio::task::spawn_blocking(move || s.checkpoint(&l)).await {
             Ok(Ok(c)) => c,
             other => {
-                tracing::error!(peer = %link, ?other, "cannot read the link checkpoint; link not started");
+                tracing::error!(peer = %name, ?other, "cannot read the link checkpoint; link not started");
                 return;
             }
         }
     };
-    let mut sm = Outbound::new(
+    let sm = Outbound::new(
         &me,
         &peer.name,
         ctx.config.topology.clone(),
         ctx.config.outbound,
         checkpoint,
-        store.head(),
+        ctx.source.head(),
     );
     tracing::info!(peer = %peer.name, endpoint = %peer.endpoint, checkpoint, "sync-out starting");
-    let Some(mut control) = ctx.links.control(&peer.name) else {
+    let Some(control) = ctx.links.control(&peer.name) else {
         return;
     };
     // Checkpoints are written by a helper task so a slow fsync never holds up acks.
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<u64>();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
-    tokio::spawn(persist_loop(
-        store.clone(),
-        link.clone(),
-        persist_rx,
-        done_tx,
-    ));
-    let mut backoff = Backoff::new(
+    let (done_tx, persisted_rx) = mpsc::unbounded_channel::<(u64, bool)>();
+    tokio::spawn(persist_loop(store, name, persist_rx, done_tx));
+    let backoff = Backoff::new(
         ctx.config.backoff_initial_ms,
         ctx.config.backoff_max_ms,
         OsJitter,
     );
+    let mut link = Link {
+        peer,
+        sm,
+        control,
+        persist_tx,
+        persisted_rx,
+        backoff,
+    };
     loop {
         if ctx.shutdown.is_cancelled() {
             return;
         }
-        sm.set_paused(control.borrow().paused);
-        let result = connect_and_stream(
-            &ctx,
-            &peer,
-            &mut sm,
-            &mut control,
-            &persist_tx,
-            &mut done_rx,
-            &mut backoff,
-        )
-        .await;
-        sm.on_closed();
+        link.sm.set_paused(link.control.borrow().paused);
+        let result = connect_and_stream(&ctx, &mut link).await;
+        link.sm.on_closed();
         let err = match result {
             Ok(()) => return, // shutdown
             Err(e) => e,
         };
-        tracing::warn!(peer = %peer.name, error = %err, "sync-out link down");
+        tracing::warn!(peer = %link.peer.name, error = %err, "sync-out link down");
         ctx.links.update_outbound(
-            &peer.name,
-            &sm.status(),
+            &link.peer.name,
+            &link.sm.status(),
             None,
             ctx.clock.now_ms(),
             Some(err.to_string()),
@@ -101,7 +116,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, peer: PeerConfig) {
         // is asked again soon, without growing the backoff.
         let delay = match err {
             LinkError::Peer(ErrorCode::Busy, _) => Duration::from_millis(250),
-            _ => Duration::from_millis(backoff.next_delay_ms()),
+            _ => Duration::from_millis(link.backoff.next_delay_ms()),
         };
         tokio::select! {
             () = ctx.shutdown.cancelled() => return,
@@ -188,17 +203,76 @@ async fn handshake(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn connect_and_stream(
-    ctx: &Ctx,
-    peer: &PeerConfig,
-    sm: &mut Outbound,
-    control: &mut watch::Receiver<Control>,
-    persist_tx: &mpsc::UnboundedSender<u64>,
-    done_rx: &mut mpsc::UnboundedReceiver<(u64, bool)>,
-    backoff: &mut Backoff<OsJitter>,
-) -> Result<(), LinkError> {
+/// The fault hooks as the operator set them on this connection, and the batch the reorder
+/// hook holds back.
+struct Hooks {
+    faults: Control,
+    held: Option<Frame>,
+    byzantine_turn: u64,
+}
+
+impl Hooks {
+    fn delay(&self) -> Duration {
+        Duration::from_millis(self.faults.delay_ms)
+    }
+
+    /// The batch frame for `entries`: honest, or forged while the Byzantine hook is on.
+    fn batch(
+        &mut self,
+        ctx: &Ctx,
+        peer: &str,
+        header: BatchHeader,
+        entries: &[meridian_storage::RawChange],
+    ) -> Result<Frame, LinkError> {
+        if self.faults.byzantine && !entries.is_empty() {
+            self.byzantine_turn += 1;
+            let other = ctx
+                .config
+                .peers
+                .iter()
+                .map(|p| p.name.as_str())
+                .find(|n| *n != peer)
+                .unwrap_or("forged");
+            let forged = crate::byzantine::forge(header, entries, other, self.byzantine_turn)?;
+            return Ok(Frame::Batch(forged));
+        }
+        let records = entries.iter().map(|e| (e.seq(), e.record()));
+        Ok(Frame::Batch(batch::build_records(header, records)?))
+    }
+
+    /// Sends a batch frame (after the delay hook's delay; twice under the duplicate hook),
+    /// or holds it back under the reorder hook to send it after the next one.
+    async fn send(&mut self, writer: &mut FrameWriter, frame: Frame) -> Result<(), LinkError> {
+        if self.faults.reorder && self.held.is_none() {
+            self.held = Some(frame);
+            return Ok(());
+        }
+        self.send_now(writer, &frame).await?;
+        self.release(writer).await
+    }
+
+    /// Sends the held-back batch, if any.
+    async fn release(&mut self, writer: &mut FrameWriter) -> Result<(), LinkError> {
+        match self.held.take() {
+            Some(earlier) => self.send_now(writer, &earlier).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn send_now(&self, writer: &mut FrameWriter, frame: &Frame) -> Result<(), LinkError> {
+        writer.send_delayed(frame, self.delay()).await?;
+        if self.faults.duplicate {
+            writer.send_delayed(frame, self.delay()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One connection of the link: connect, authenticate, agree where the stream starts, then
+/// stream until the connection ends (`Ok` only at shutdown).
+async fn connect_and_stream(ctx: &Ctx, link: &mut Link) -> Result<(), LinkError> {
     let me = ctx.config.region.as_str();
+    let peer = link.peer.clone();
     let stream = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect(&peer.endpoint),
@@ -215,7 +289,8 @@ async fn connect_and_stream(
         }
         None => conn::split(stream),
     };
-    let welcome = match handshake(me, peer, sm.resume_from(), &mut reader, &mut writer).await {
+    let resume_from = link.sm.resume_from();
+    let welcome = match handshake(me, &peer, resume_from, &mut reader, &mut writer).await {
         Ok(w) => w,
         Err(e) => {
             writer.finish(Duration::from_millis(200)).await; // deliver our error frame, if any
@@ -231,7 +306,7 @@ async fn connect_and_stream(
     ctx.holds_ours.send_modify(|h| {
         h.insert(peer.name.clone(), skip_to);
     });
-    let head = sm.status().head.max(ctx.store.head());
+    let head = link.sm.status().head.max(ctx.source.head());
     if skip_to > head && ctx.store.recovery().is_none() {
         // This region lost changes it had shipped (a restored backup, a lost disk write): its
         // next sequences are ones the peer holds, and it would drop them as repeats.
@@ -242,40 +317,46 @@ async fn connect_and_stream(
         ctx.store.begin_recovery(&why)?;
         ctx.recovery_started.notify_one();
     }
-    sm.skip_to(skip_to);
-    if let Some(seq) = sm.poll_persist() {
-        let _ = persist_tx.send(seq);
-    }
+    link.sm.skip_to(skip_to);
+    link.persist();
     // What this link could have shipped and no longer can: only our own changes, unless we
     // are a star's hub (it forwards everyone's).
     let hub =
         matches!(&ctx.config.topology, crate::Topology::Star { hub } if *hub == ctx.config.region);
-    let purged = if hub {
-        ctx.store.purged_through()?
-    } else {
-        ctx.store.purged_own_through()?
-    };
-    if sm.resume_from() <= purged {
+    let purged = ctx.source.purged_through(!hub)?;
+    if link.sm.resume_from() <= purged {
         let why = format!(
             "changes from {} on were purged here (through {purged}); take a snapshot",
-            sm.resume_from()
+            link.sm.resume_from()
         );
         send_error(&mut writer, ErrorCode::LogPurged, &why).await;
         writer.finish(Duration::from_millis(200)).await;
         return Err(LinkError::Peer(ErrorCode::LogPurged, why));
     }
-    backoff.reset();
-    sm.on_open(welcome.window, ctx.clock.now_ms());
+    link.backoff.reset();
+    link.sm.on_open(welcome.window, ctx.clock.now_ms());
     ctx.links.connected(&peer.name, "out");
-    tracing::info!(peer = %peer.name, resume_from = sm.resume_from(), "sync-out connected");
-    let mut head_rx = ctx.store.subscribe_head();
+    tracing::info!(peer = %peer.name, resume_from = link.sm.resume_from(), "sync-out connected");
+    tail(ctx, link, reader, writer).await
+}
+
+/// Moves the stream of an open connection until it ends.
+async fn tail(
+    ctx: &Ctx,
+    link: &mut Link,
+    mut reader: FrameReader,
+    mut writer: FrameWriter,
+) -> Result<(), LinkError> {
+    let peer = link.peer.name.clone();
+    let sm = &mut link.sm;
+    let mut head_rx = ctx.source.subscribe_head();
     sm.on_head(*head_rx.borrow_and_update());
-    let drops_seen = control.borrow_and_update().drops;
-    let mut faults = *control.borrow();
-    let mut delay = Duration::from_millis(faults.delay_ms);
-    // A batch held back by the reorder hook, sent after the next one.
-    let mut held: Option<Frame> = None;
-    let mut byzantine_turn = 0u64;
+    let drops_seen = link.control.borrow_and_update().drops;
+    let mut hooks = Hooks {
+        faults: *link.control.borrow(),
+        held: None,
+        byzantine_turn: 0,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.config.heartbeat_ms.max(10)));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
     let mut last_heard = tokio::time::Instant::now();
@@ -283,23 +364,23 @@ async fn connect_and_stream(
         .links
         .metrics
         .shipped
-        .get_or_create(&PeerLabel {
-            peer: peer.name.clone(),
-        })
+        .get_or_create(&PeerLabel { peer: peer.clone() })
         .clone();
+    let ships: Arc<dyn Fn(&str) -> bool + Send + Sync> = Arc::new(ships_to(ctx, &peer));
     loop {
         // Send whatever the state machine allows before waiting again.
         while let Some(req) = sm.poll_read() {
-            let s = ctx.store.clone();
-            let ships = ships_to(ctx, &peer.name);
             let entries = if sm.status().head.saturating_sub(req.from) < INLINE_READ_ENTRIES {
                 // tailing: a few just-committed entries, read where we are
                 let limit = req.max_entries.min(INLINE_READ_ENTRIES as usize);
-                s.changes_for(req.from, limit, ships)?
+                ctx.source.read(req.from, limit, ships.as_ref())?
             } else {
-                tokio::task::spawn_blocking(move || s.changes_for(req.from, req.max_entries, ships))
-                    .await
-                    .map_err(|_| LinkError::Closed("reader task failed"))??
+                let (source, ships) = (ctx.source.clone(), ships.clone());
+                tokio::task::spawn_blocking(move || {
+                    source.read(req.from, req.max_entries, ships.as_ref())
+                })
+                .await
+                .map_err(|_| LinkError::Closed("reader task failed"))??
             };
             let Some(cut) = sm.on_read(req.from, entries, ctx.clock.now_ms()) else {
                 break;
@@ -316,34 +397,9 @@ async fn connect_and_stream(
                 .into_iter()
                 .filter_map(LogRead::into_entry)
                 .collect();
-            let frame = if faults.byzantine && !entries.is_empty() {
-                byzantine_turn += 1;
-                let other = ctx
-                    .config
-                    .peers
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .find(|n| *n != peer.name)
-                    .unwrap_or("forged");
-                Frame::Batch(crate::byzantine::forge(
-                    header,
-                    &entries,
-                    other,
-                    byzantine_turn,
-                )?)
-            } else {
-                let records = entries.iter().map(|e| (e.seq(), e.record()));
-                Frame::Batch(batch::build_records(header, records)?)
-            };
+            let frame = hooks.batch(ctx, &peer, header, &entries)?;
             shipped.inc_by(entries.len() as u64);
-            if faults.reorder && held.is_none() {
-                held = Some(frame);
-                continue;
-            }
-            send_batch(&mut writer, &frame, delay, faults.duplicate).await?;
-            if let Some(earlier) = held.take() {
-                send_batch(&mut writer, &earlier, delay, faults.duplicate).await?;
-            }
+            hooks.send(&mut writer, frame).await?;
         }
         if writer.is_closed() {
             return Err(LinkError::Closed("socket write failed"));
@@ -359,7 +415,7 @@ async fn connect_and_stream(
                     Frame::Ack(ack) => {
                         sm.on_ack(&ack, ctx.clock.now_ms())?;
                         if let Some(seq) = sm.poll_persist() {
-                            let _ = persist_tx.send(seq);
+                            let _ = link.persist_tx.send(seq);
                         }
                     }
                     Frame::Credit(w) => sm.on_credit(w),
@@ -368,7 +424,7 @@ async fn connect_and_stream(
                     other => {
                         let msg = format!("unexpected frame {}", frame_name(&other));
                         send_error(&mut writer, ErrorCode::Invalid, &msg).await;
-                        return Err(LinkError::Protocol(crate::protocol::ProtocolError::Invalid(msg)));
+                        return Err(LinkError::Protocol(ProtocolError::Invalid(msg)));
                     }
                 }
             }
@@ -378,29 +434,26 @@ async fn connect_and_stream(
                 }
                 sm.on_head(*head_rx.borrow_and_update());
             }
-            changed = control.changed() => {
+            changed = link.control.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
-                let c = *control.borrow_and_update();
+                let c = *link.control.borrow_and_update();
                 sm.set_paused(c.paused);
-                delay = Duration::from_millis(c.delay_ms);
-                faults = c;
+                hooks.faults = c;
                 if c.drops != drops_seen {
                     writer.finish(Duration::from_millis(50)).await;
                     return Err(LinkError::Closed("dropped by operator"));
                 }
             }
-            Some((seq, ok)) = done_rx.recv() => {
+            Some((seq, ok)) = link.persisted_rx.recv() => {
                 sm.on_persisted(seq, ok);
                 if let Some(seq) = sm.poll_persist() {
-                    let _ = persist_tx.send(seq);
+                    let _ = link.persist_tx.send(seq);
                 }
             }
             _ = tick.tick() => {
-                if let Some(earlier) = held.take() {
-                    send_batch(&mut writer, &earlier, delay, faults.duplicate).await?;
-                }
+                hooks.release(&mut writer).await?;
                 let now = ctx.clock.now_ms();
                 if sm.stalled(now) {
                     return Err(LinkError::Timeout("no ack within the ack timeout"));
@@ -411,8 +464,8 @@ async fn connect_and_stream(
                 let pending = pending_since(ctx, sm).await;
                 // A hub vouches for the other spokes: read what it has applied of each before
                 // the mark, so everything vouched for is at or below the mark's head.
-                let origins = hub_origins(ctx, &peer.name);
-                let (head, stable_ts) = ctx.store.stable_mark();
+                let origins = hub_origins(ctx, &peer);
+                let (head, stable_ts) = ctx.source.stable_mark();
                 let hb = Heartbeat {
                     head: head.max(sm.status().head),
                     hlc_now: Timestamp::new(ctx.store.wall_ms(), 0).0,
@@ -421,8 +474,8 @@ async fn connect_and_stream(
                     stable_ts: if head >= sm.status().head { stable_ts } else { 0 },
                     origins: if head >= sm.status().head { origins } else { Vec::new() },
                 };
-                writer.send_delayed(&Frame::Heartbeat(hb), delay).await?;
-                ctx.links.update_outbound(&peer.name, &sm.status(), pending, now, None);
+                writer.send_delayed(&Frame::Heartbeat(hb), hooks.delay()).await?;
+                ctx.links.update_outbound(&peer, &sm.status(), pending, now, None);
             }
         }
     }
@@ -449,24 +502,10 @@ fn hub_origins(ctx: &Ctx, to: &str) -> Vec<(String, u64)> {
 }
 
 /// Whether the link to `peer` carries changes of a given origin (for reading the log).
-fn ships_to(ctx: &Ctx, peer: &str) -> impl Fn(&str) -> bool + Send + 'static {
+fn ships_to(ctx: &Ctx, peer: &str) -> impl Fn(&str) -> bool + Send + Sync + 'static {
     let topology = ctx.config.topology.clone();
     let (me, peer) = (ctx.config.region.clone(), peer.to_owned());
     move |origin: &str| topology.ships(&me, &peer, origin)
-}
-
-/// Sends a batch frame — twice when the duplicate fault hook is on.
-async fn send_batch(
-    writer: &mut FrameWriter,
-    frame: &Frame,
-    delay: Duration,
-    duplicate: bool,
-) -> Result<(), LinkError> {
-    writer.send_delayed(frame, delay).await?;
-    if duplicate {
-        writer.send_delayed(frame, delay).await?;
-    }
-    Ok(())
 }
 
 /// Commit time of the oldest change this link still owes the peer: the oldest in flight, or
@@ -479,11 +518,11 @@ async fn pending_since(ctx: &Ctx, sm: &Outbound) -> Option<u64> {
     if s.acked >= s.head {
         return None;
     }
-    let store = ctx.store.clone();
+    let source = ctx.source.clone();
     let ships = ships_to(ctx, sm.peer());
     let from = s.acked + 1;
     tokio::task::spawn_blocking(move || {
-        let entries = store.changes_for(from, 1024, ships).ok()?;
+        let entries = source.read(from, 1024, &ships).ok()?;
         entries
             .into_iter()
             .find_map(LogRead::into_entry)

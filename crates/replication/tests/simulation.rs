@@ -11,7 +11,7 @@
 //! `MERIDIAN_SIM_SEED=N cargo test -p meridian-replication --test simulation` replays one seed;
 //! `MERIDIAN_SIM_RUNS=N` changes how many seeds a run tries.
 
-use meridian_replication::inbound::{Inbound, Verdict};
+use meridian_replication::inbound::{Gather, Inbound};
 use meridian_replication::outbound::{Cut, LogEntry, Outbound, OutboundConfig};
 use meridian_replication::protocol::{Ack, AckReport, Window};
 use meridian_replication::topology::Topology;
@@ -60,6 +60,9 @@ impl LogEntry for Entry {
     }
     fn commit_ms(&self) -> u64 {
         self.version.0 >> 16
+    }
+    fn version_ts(&self) -> u64 {
+        self.version.0
     }
     fn wire_bytes(&self) -> usize {
         40
@@ -408,40 +411,53 @@ impl Sim {
         }
     }
 
+    /// Batches that arrived on one connection together, gathered into one apply as the sync-in
+    /// driver does.
+    fn deliver_batches(
+        &mut self,
+        conn: u64,
+        from: usize,
+        to: usize,
+        batches: Vec<(Cut<Entry>, u64)>,
+    ) {
+        let now = self.now;
+        let Some(inb) = self.regions[to].inbound.get_mut(&conn) else {
+            return;
+        };
+        let mut gather = Gather::default();
+        for (cut, head) in batches {
+            // what `protocol::batch::open` checks before apply: no loop back to the receiver
+            assert!(
+                cut.entries.iter().all(|e| e.origin != to),
+                "a change was shipped back to its origin"
+            );
+            let range = (cut.first, cut.last, cut.attempt, head);
+            inb.gather(&mut gather, range, now << 16, now, cut.entries);
+        }
+        let replies = std::mem::take(&mut gather.replies);
+        let applied = gather.finish().map(|(entries, gathered)| {
+            let report = self.regions[to].apply_remote(&entries);
+            (gathered, report)
+        });
+        for ack in replies {
+            self.send(conn, to, from, Payload::Ack(ack));
+        }
+        if let Some((gathered, report)) = applied {
+            let Some(inb) = self.regions[to].inbound.get_mut(&conn) else {
+                return;
+            };
+            let ack = inb.on_gather_applied(&gathered, report, now);
+            self.send(conn, to, from, Payload::Ack(ack));
+        }
+    }
+
     fn deliver(&mut self, m: Msg) {
         if !self.conns.contains_key(&m.conn) {
             return;
         }
         match m.payload {
             Payload::Batch { cut, head } => {
-                let to = m.to;
-                let now = self.now;
-                let Some(inb) = self.regions[to].inbound.get_mut(&m.conn) else {
-                    return;
-                };
-                // what `protocol::batch::open` checks before apply: no loop back to the receiver
-                assert!(
-                    cut.entries.iter().all(|e| e.origin != to),
-                    "a change was shipped back to its origin"
-                );
-                let ack = match inb.on_batch(cut.first, cut.last, cut.attempt, head) {
-                    Verdict::Reply(a) => a,
-                    Verdict::Apply { from } => {
-                        let entries: Vec<Entry> = cut
-                            .entries
-                            .iter()
-                            .filter(|e| e.seq >= from)
-                            .cloned()
-                            .collect();
-                        let report = self.regions[to].apply_remote(&entries);
-                        let newest = entries.last().map(|e| e.commit_ms());
-                        let Some(inb) = self.regions[to].inbound.get_mut(&m.conn) else {
-                            return;
-                        };
-                        inb.on_applied(cut.last, cut.attempt, report, newest, now)
-                    }
-                };
-                self.send(m.conn, to, m.from, Payload::Ack(ack));
+                self.deliver_batches(m.conn, m.from, m.to, vec![(cut, head)])
             }
             Payload::Ack(ack) => {
                 let (s, d) = (m.to, m.from);
@@ -510,8 +526,24 @@ impl Sim {
         let now = self.now;
         let (due, later): (Vec<Msg>, Vec<Msg>) = self.net.drain(..).partition(|m| m.at <= now);
         self.net = later;
-        for m in due {
-            self.deliver(m);
+        // Batches due together on one connection are gathered into one apply.
+        let mut due = due.into_iter().peekable();
+        while let Some(m) = due.next() {
+            let Payload::Batch { cut, head } = m.payload else {
+                self.deliver(m);
+                continue;
+            };
+            let mut batches = vec![(cut, head)];
+            while let Some(next) =
+                due.next_if(|n| n.conn == m.conn && matches!(n.payload, Payload::Batch { .. }))
+            {
+                if let Payload::Batch { cut, head } = next.payload {
+                    batches.push((cut, head));
+                }
+            }
+            if self.conns.contains_key(&m.conn) {
+                self.deliver_batches(m.conn, m.from, m.to, batches);
+            }
         }
         self.pump();
     }

@@ -10,8 +10,8 @@
 //! the same number of puts again over the same keys (every item then has a current state to
 //! decide against) unless the third argument is `new`. Each entry is encoded as a sync-out
 //! ships it and decoded as a sync-in does (`record::decode_received_change`: the item stays
-//! encoded), or, with the fourth argument `decoded`, in full (`record::decode_change`, as
-//! before session 11). Prints, for each pass, entries per second of wall time and microseconds
+//! encoded), or, with the fourth argument `decoded`, in full (`record::decode_change`, what
+//! the received-change decoding saves). Prints, for each pass, entries per second of wall time and microseconds
 //! of CPU (user + system) per entry: of the process (every thread: the writer, fjall's flushes
 //! and compactions) and of the store's writer thread alone. Compare builds by running each in
 //! turn on the same machine: the writer's CPU per entry is the steadiest number on a shared box

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 pub struct RawChange {
     seq: u64,
     origin: String,
-    commit_ms: u64,
+    ts: meridian_core::Timestamp,
     record: fjall::Slice,
 }
 
@@ -27,7 +27,7 @@ impl RawChange {
         Ok(Self {
             seq,
             origin: origin.to_owned(),
-            commit_ms: ts.physical_ms(),
+            ts,
             record,
         })
     }
@@ -44,7 +44,12 @@ impl RawChange {
 
     /// Commit time at the origin (ms, the HLC's physical part).
     pub fn commit_ms(&self) -> u64 {
-        self.commit_ms
+        self.ts.physical_ms()
+    }
+
+    /// The change's HLC timestamp.
+    pub fn version_ts(&self) -> u64 {
+        self.ts.0
     }
 
     /// The encoded record.
