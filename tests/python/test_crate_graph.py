@@ -74,3 +74,63 @@ def test_pure_crates_do_no_io():
         for dep in deps & PURE_FORBIDDEN
     ]
     assert not bad, "pure crates with I/O dependencies: " + "; ".join(bad)
+
+
+def module_imports(crate):
+    """Top-level module → the top-level modules of the same crate it names (`crate::x`),
+    outside its unit tests."""
+    root = ROOT / "crates" / crate / "src"
+    mods = {}
+    for path in root.rglob("*.rs"):
+        top = path.relative_to(root).parts[0].removesuffix(".rs")
+        if top in ("lib", "main"):
+            continue
+        text = re.sub(r"#\[cfg\(test\)\]\s*mod tests \{.*", "", path.read_text(), flags=re.S)
+        names = set(re.findall(r"crate::([a-z_]+)", text)) - {top}
+        mods.setdefault(top, set()).update(names)
+    return {m: {d for d in deps if d in mods} for m, deps in mods.items()}
+
+
+def cycle(graph):
+    """One import cycle of `graph`, or None."""
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for dep in sorted(graph[node]):
+            if state.get(dep) == "open":
+                return path[path.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep, path + [dep])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node, [node])
+            if found:
+                return found
+    return None
+
+
+def test_no_import_circle_inside_storage_or_replication():
+    for crate in ("storage", "replication"):
+        graph = module_imports(crate)
+        assert len(graph) > 5, (crate, graph)
+        assert cycle(graph) is None, f"{crate}: modules import each other: {cycle(graph)}"
+
+
+def test_the_cycle_finder_finds_one():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_source_file_past_700_lines():
+    long = [
+        f"{p.relative_to(ROOT)}: {n}"
+        for p in sorted((ROOT / "crates").glob("*/src/**/*.rs"))
+        if (n := len(p.read_text().splitlines())) > 700
+    ]
+    assert not long, "split these: " + "; ".join(long)

@@ -196,3 +196,17 @@ fn framed(r: ReadHalf, w: WriteHalf) -> (FrameReader, FrameWriter) {
         },
     )
 }
+
+/// Tells the peer why this side gives up on the connection (best effort).
+pub(crate) async fn send_error(
+    writer: &mut FrameWriter,
+    code: crate::protocol::ErrorCode,
+    message: &str,
+) {
+    let _ = writer
+        .send(&Frame::Error(crate::protocol::ErrorFrame {
+            code,
+            message: message.to_owned(),
+        }))
+        .await;
+}

@@ -1,5 +1,5 @@
 //! The sync-out state machine of one directed link `me → peer`. Pure: no I/O, no clock — the
-//! driver ([`crate::sync_out`]) or a simulation feeds it events and does what it asks.
+//! driver (`sync_out.rs`) or a simulation feeds it events and does what it asks.
 //!
 //! ```text
 //!            open(window)                     read → cut batch → send

@@ -18,11 +18,11 @@
 //! are joins: installing one twice changes nothing).
 
 use crate::Ctx;
+use crate::conn::send_error;
 use crate::conn::{FrameReader, FrameWriter, LinkError};
 use crate::protocol::batch::{self, BatchHeader};
 use crate::protocol::{ErrorCode, Frame, SnapshotEnd};
 use crate::status::{InstalledSnapshot, LinkLabel};
-use crate::sync_out::{frame_name, send_error};
 use meridian_storage::ChangeEntry;
 use meridian_storage::record::encode_change;
 use std::collections::{BTreeMap, VecDeque};
@@ -115,7 +115,7 @@ pub(crate) async fn send(
                     Frame::Heartbeat(_) | Frame::Credit(_) => {}
                     Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
                     other => {
-                        let msg = format!("unexpected frame {} during a snapshot", frame_name(&other));
+                        let msg = format!("unexpected frame {} during a snapshot", other.name());
                         send_error(writer, ErrorCode::Invalid, &msg).await;
                         return Err(LinkError::Closed("protocol violation"));
                     }
@@ -140,7 +140,7 @@ pub(crate) async fn send(
             Frame::SnapshotAck(_) | Frame::Heartbeat(_) | Frame::Credit(_) => {}
             Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
             other => {
-                let msg = format!("unexpected frame {} after the snapshot", frame_name(&other));
+                let msg = format!("unexpected frame {} after the snapshot", other.name());
                 send_error(writer, ErrorCode::Invalid, &msg).await;
                 return Err(LinkError::Closed("protocol violation"));
             }
@@ -250,7 +250,7 @@ pub(crate) async fn receive(
             Frame::Heartbeat(_) => {}
             Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
             other => {
-                let msg = format!("unexpected frame {} during a snapshot", frame_name(&other));
+                let msg = format!("unexpected frame {} during a snapshot", other.name());
                 send_error(writer, ErrorCode::Invalid, &msg).await;
                 return Err(LinkError::Closed("protocol violation"));
             }

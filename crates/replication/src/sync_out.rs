@@ -6,7 +6,7 @@
 use crate::Ctx;
 use crate::backoff::{Backoff, OsJitter};
 use crate::config::PeerConfig;
-use crate::conn::{self, FrameReader, FrameWriter, LinkError};
+use crate::conn::{self, FrameReader, FrameWriter, LinkError, send_error};
 use crate::outbound::Outbound;
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::{self, BatchHeader};
@@ -422,7 +422,7 @@ async fn tail(
                     Frame::Heartbeat(_) => {}
                     Frame::Error(e) => return Err(LinkError::Peer(e.code, e.message)),
                     other => {
-                        let msg = format!("unexpected frame {}", frame_name(&other));
+                        let msg = format!("unexpected frame {}", other.name());
                         send_error(&mut writer, ErrorCode::Invalid, &msg).await;
                         return Err(LinkError::Protocol(ProtocolError::Invalid(msg)));
                     }
@@ -531,30 +531,4 @@ async fn pending_since(ctx: &Ctx, sm: &Outbound) -> Option<u64> {
     .await
     .ok()
     .flatten()
-}
-
-pub(crate) async fn send_error(writer: &mut FrameWriter, code: ErrorCode, message: &str) {
-    let _ = writer
-        .send(&Frame::Error(crate::protocol::ErrorFrame {
-            code,
-            message: message.to_owned(),
-        }))
-        .await;
-}
-
-pub(crate) fn frame_name(f: &Frame) -> &'static str {
-    match f {
-        Frame::Hello(_) => "Hello",
-        Frame::Challenge(_) => "Challenge",
-        Frame::Auth(_) => "Auth",
-        Frame::Welcome(_) => "Welcome",
-        Frame::Batch(_) => "Batch",
-        Frame::Ack(_) => "Ack",
-        Frame::Heartbeat(_) => "Heartbeat",
-        Frame::Credit(_) => "Credit",
-        Frame::Error(_) => "Error",
-        Frame::SnapshotChunk(_) => "SnapshotChunk",
-        Frame::SnapshotEnd(_) => "SnapshotEnd",
-        Frame::SnapshotAck(_) => "SnapshotAck",
-    }
 }

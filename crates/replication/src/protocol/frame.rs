@@ -319,6 +319,26 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, ProtocolError> {
     Ok(frame)
 }
 
+impl Frame {
+    /// The frame type's name, for logs and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "Hello",
+            Frame::Challenge(_) => "Challenge",
+            Frame::Auth(_) => "Auth",
+            Frame::Welcome(_) => "Welcome",
+            Frame::Batch(_) => "Batch",
+            Frame::Ack(_) => "Ack",
+            Frame::Heartbeat(_) => "Heartbeat",
+            Frame::Credit(_) => "Credit",
+            Frame::Error(_) => "Error",
+            Frame::SnapshotChunk(_) => "SnapshotChunk",
+            Frame::SnapshotEnd(_) => "SnapshotEnd",
+            Frame::SnapshotAck(_) => "SnapshotAck",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

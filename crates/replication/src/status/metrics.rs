@@ -71,7 +71,7 @@ pub struct Metrics {
     /// whose origin the peer may not send) or `clock` (a version too far ahead of this
     /// region's clock).
     pub refused_batches: Family<RefusalLabel, Counter>,
-    /// Entries set aside because they can never apply, sync-in (`crate::quarantine`).
+    /// Entries set aside because they can never apply, sync-in (`quarantine.rs`).
     pub quarantined: Family<PeerLabel, Counter>,
     /// Snapshot entries sent (`out`) or installed (`in`), per link.
     pub snapshot_entries: Family<LinkLabel, Counter>,

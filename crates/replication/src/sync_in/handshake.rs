@@ -4,11 +4,11 @@
 
 use super::HANDSHAKE_TIMEOUT;
 use crate::Ctx;
+use crate::conn::send_error;
 use crate::conn::{FrameReader, FrameWriter, LinkError};
 use crate::protocol::auth::{self, Side, Transcript};
 use crate::protocol::batch::check_region_name;
 use crate::protocol::{Challenge, ErrorCode, Frame};
-use crate::sync_out::{frame_name, send_error};
 use rustls::pki_types::CertificateDer;
 
 /// Refuses a connection: logs, counts, answers with an error frame.
@@ -40,7 +40,7 @@ pub(super) async fn handshake(
     let hello = match reader.next_within(HANDSHAKE_TIMEOUT).await {
         Ok(Frame::Hello(h)) => h,
         Ok(other) => {
-            let why = format!("expected Hello, got {}", frame_name(&other));
+            let why = format!("expected Hello, got {}", other.name());
             let e = refuse(ctx, writer, "?", ErrorCode::Invalid, &why).await;
             return Err(("?".into(), e));
         }
@@ -96,7 +96,7 @@ pub(super) async fn handshake(
             return Err((from, LinkError::Peer(e.code, e.message)));
         }
         Ok(other) => {
-            let why = format!("expected Auth, got {}", frame_name(&other));
+            let why = format!("expected Auth, got {}", other.name());
             let e = refuse(ctx, writer, &from, ErrorCode::Invalid, &why).await;
             return Err((from, e));
         }

@@ -3,13 +3,13 @@
 
 use super::{log_purged, record_lag, window_for};
 use crate::Ctx;
+use crate::conn::send_error;
 use crate::conn::{FrameReader, FrameWriter, LinkError};
 use crate::inbound::{Gather, Inbound};
 use crate::protocol::batch;
 use crate::protocol::{Batch, ErrorCode, Frame, Heartbeat};
 use crate::sink;
 use crate::status::{Control, PeerLabel, PeerLinks};
-use crate::sync_out::{frame_name, send_error};
 use meridian_storage::StoreError;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -141,7 +141,7 @@ impl<'a> InLink<'a> {
                     return Err(LinkError::Peer(e.code, e.message));
                 }
                 other => {
-                    let msg = format!("unexpected frame {}", frame_name(&other));
+                    let msg = format!("unexpected frame {}", other.name());
                     send_error(writer, ErrorCode::Invalid, &msg).await;
                     return Err(LinkError::Closed("protocol violation"));
                 }

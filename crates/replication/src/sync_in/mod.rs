@@ -4,9 +4,9 @@
 //! change sink in one durable commit, and only then acknowledged.
 
 use crate::Ctx;
+use crate::conn::send_error;
 use crate::conn::{self, FrameReader, FrameWriter, LinkError};
 use crate::protocol::{ErrorCode, Frame, Start, Welcome, Window};
-use crate::sync_out::send_error;
 use handshake::handshake;
 use link::InLink;
 use rustls::pki_types::CertificateDer;
