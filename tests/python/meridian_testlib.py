@@ -63,6 +63,10 @@ class Region:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout=20.0):
+        return self.launch(timeout).wait_ready(timeout)
+
+    def launch(self, timeout=20.0):
+        """Starts the process and waits until it listens (not until it is healthy)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -83,6 +87,10 @@ class Region:
             self.kill()
             raise AssertionError(f"region did not start: {line.get('v')!r}; log: {self.log()}")
         self.port = int(m.group(2))
+        return self
+
+    def wait_ready(self, timeout=20.0):
+        """Waits until `/health` says serving (a replicating region first catches up)."""
         wait_until(lambda: self.health()[0] == 200, timeout=timeout, what="region health")
         return self
 

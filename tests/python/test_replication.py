@@ -71,10 +71,15 @@ class Cluster:
         return a + self.extra_args
 
     def start(self, name=None):
-        for n in [name] if name else self.names:
+        """Starts the regions (all, or `name`) together, as `meridian up` does, then waits
+        until each serves: a replicating region first catches up with its peers."""
+        names = [name] if name else self.names
+        for n in names:
             port = self.regions[n].port if n in self.regions else self.http_ports.get(n, 0)
             r = Region(self.tmp / n / "data", name=n, port=port, extra_args=self.args(n))
-            self.regions[n] = r.start()
+            self.regions[n] = r.launch()
+        for n in names:
+            self.regions[n].wait_ready()
         return self
 
     def stop(self):
@@ -1250,7 +1255,7 @@ def test_background_workers_are_listed_with_their_state_and_counted(cluster):
     wait_until(lambda: workers()["changelog-gc"]["steps"] >= 2, what="changelog-gc steps")
     w = workers()
     assert set(w) == {"table-purge", "index-builder", "ttl-expirer", "changelog-gc",
-                      "log-recovery", "recovery-repair"}, w
+                      "log-recovery", "recovery-repair", "catch-up"}, w
     for name, one in w.items():
         assert one["state"] in ("waiting", "working"), (name, one)
         assert one["failures"] == 0 and one["last_error"] is None, (name, one)
@@ -1266,3 +1271,58 @@ def test_background_workers_are_listed_with_their_state_and_counted(cluster):
     m = re.search(r'^meridian_worker_steps_total\{worker="changelog-gc"\} (\d+)$', text, re.M)
     assert m and int(m.group(1)) >= 2, text
     assert re.search(r'^meridian_worker_failures_total\{worker="changelog-gc"\} 0$', text, re.M), text
+
+
+def gauge(region, name):
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", region.get("/metrics"), re.M)
+    return float(m.group(1)) if m else None
+
+
+def write_batch(c, table, prefix, n):
+    for start in range(0, n, 25):
+        c.batch_write_item(RequestItems={table: [
+            {"PutRequest": {"Item": {"pk": {"S": f"{prefix}{i}"}, "v": {"S": "x"}}}}
+            for i in range(start, min(start + 25, n))]})
+
+
+def test_a_region_that_comes_back_reports_catching_up_until_it_holds_what_its_peer_held(cluster):
+    c = cluster(["us", "eu"])
+    c.create_table("back")
+    write_batch(c.client("us"), "back", "old", 50)
+    c.wait_converged("back", expect_count=50)
+    # the gauge follows the gate within the catch-up worker's period (250 ms)
+    wait_until(lambda: gauge(c["eu"], "meridian_replication_catching_up") == 0, timeout=5,
+               what="eu's gauge says serving")
+    # eu is down while us takes more writes; then us holds its link to eu back
+    c["eu"].kill()
+    write_batch(c.client("us"), "back", "new", 500)
+    c["us"].post("/admin/links/eu/pause")
+    c["eu"].launch()
+    body = wait_until(lambda: (lambda h: h[1] if h[1].get("status") == "catching_up" else None)(
+        c["eu"].health()), timeout=20, what="eu reports catching_up")
+    assert body["waiting_for"] == ["us"], body
+    assert c["eu"].health()[0] == 503
+    wait_until(lambda: gauge(c["eu"], "meridian_replication_catching_up") == 1, timeout=5,
+               what="eu's gauge says catching up")
+    # it still answers requests sent to it directly, from what it has
+    assert len(c.scan("eu", "back")) == 50
+    # once its link delivers, it serves — and then holds everything us had
+    c["us"].post("/admin/links/eu/resume")
+    wait_until(lambda: c["eu"].health()[0] == 200, timeout=30, what="eu serving")
+    assert len(c.scan("eu", "back")) == 550
+    wait_until(lambda: gauge(c["eu"], "meridian_replication_catching_up") == 0, timeout=5,
+               what="gauge back to 0")
+
+
+def test_without_the_catch_up_gate_a_region_serves_as_soon_as_it_listens(tmp_path):
+    c = Cluster(tmp_path, ["us", "eu"], extra_args=["--no-catch-up-gate"]).start()
+    try:
+        c.create_table("ungated")
+        c["eu"].kill()
+        write_batch(c.client("us"), "ungated", "k", 100)
+        c["us"].post("/admin/links/eu/pause")
+        c["eu"].launch()
+        assert c["eu"].health()[0] == 200
+        assert len(c.scan("eu", "ungated")) == 0
+    finally:
+        c.stop()

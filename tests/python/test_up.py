@@ -441,7 +441,7 @@ def test_every_admin_endpoint_refuses_callers_without_the_token(cluster):
     assert status_of("GET", region + "/admin/changelog?from=1&limit=1", token=token) == 200
     workers = {w["name"] for w in cluster.get_json(region + "/admin/workers")["workers"]}
     assert workers == {"table-purge", "index-builder", "ttl-expirer", "changelog-gc",
-                       "log-recovery", "recovery-repair", "config-agent"}, workers
+                       "log-recovery", "recovery-repair", "catch-up", "config-agent"}, workers
     assert status_of("GET", f["control"]["endpoint"] + "/v1/status", token=token) == 200
     assert status_of("GET", f["up"]["endpoint"] + "/v1/cluster", token=token) == 200
     assert cluster.pids() == pids
@@ -497,3 +497,68 @@ def test_ctrl_c_stops_everything(cluster):
     assert time.monotonic() - started < 15
     assert cluster.proc.returncode == 0, cluster.logs()
     assert pids and not [p for p in pids if alive(p)]
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("cluster*.toml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_layout_starts_and_replicates(example, tmp_path):
+    """`meridian up --config examples/…` starts every component of the layout, and a write in
+    one region is read in every other."""
+    import tomllib
+    spec = tomllib.loads(example.read_text())
+    table = spec["tables"][0]
+    data = tmp_path / "data"
+    log = open(tmp_path / "up.log", "w")
+    proc = subprocess.Popen([str(BIN), "up", "--config", str(example), "--data-dir", str(data)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    cluster_json = data / "cluster.json"
+
+    def up_log():
+        text = (tmp_path / "up.log").read_text()[-3000:]
+        for p in sorted((data / "logs").glob("*.log")):
+            text += f"\n--- {p.name}\n" + p.read_text()[-1500:]
+        return text
+
+    def ready():
+        assert proc.poll() is None, f"meridian up exited: {up_log()}"
+        if not cluster_json.exists():
+            return False
+        f = json.loads(cluster_json.read_text())
+        return (all(r["pid"] for r in f["regions"]) and f["gateway"]["status"] == "running"
+                and f["dns"]["pid"])
+
+    try:
+        wait_until(ready, timeout=120, interval=0.2, what=f"meridian up {example.name}")
+        f = json.loads(cluster_json.read_text())
+        regions = [r["endpoint"] for r in f["regions"]]
+        assert len(regions) == len(spec["regions"])
+        key = {table["partition_key"]["name"]: {table["partition_key"]["type"]: "1"}}
+        if "sort_key" in table:
+            key[table["sort_key"]["name"]] = {table["sort_key"]["type"]: "1"}
+        first = client(regions[0])
+        wait_until(lambda: table["name"] in first.list_tables()["TableNames"], timeout=30,
+                   what="the declared table")
+        first.put_item(TableName=table["name"], Item={**key, "note": {"S": example.name}})
+        for endpoint in regions[1:]:
+            other = client(endpoint)
+            wait_until(lambda: other.get_item(TableName=table["name"], Key=key,
+                                              ConsistentRead=True).get("Item"),
+                       timeout=30, what=f"the write read at {endpoint}")
+    finally:
+        pids = []
+        if cluster_json.exists():
+            f = json.loads(cluster_json.read_text())
+            pids = [p for p in [f["control"]["pid"], f["dns"]["pid"], f["gateway"]["pid"],
+                                *[r["pid"] for r in f["regions"]]] if p]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            for p in pids:
+                if alive(p):
+                    os.kill(p, signal.SIGKILL)
+            if proc.poll() is None:
+                proc.kill()

@@ -11,6 +11,7 @@ use serde_json::json;
 
 /// `GET /health`: 200 while serving, 503 when draining or the store has failed.
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let mut detail = serde_json::Value::Null;
     let (code, status) = if state.store().is_poisoned() {
         (StatusCode::SERVICE_UNAVAILABLE, "failed")
     } else if state.is_draining() {
@@ -18,14 +19,18 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     } else if state.store().recovery().is_some() {
         // Takes no writes until its peers said how far they hold its changes.
         (StatusCode::SERVICE_UNAVAILABLE, "recovering")
+    } else if let Some((why, d)) = state.not_ready() {
+        // Caught up with its peers only partly: reads sent here directly still work.
+        detail = d;
+        (StatusCode::SERVICE_UNAVAILABLE, why)
     } else {
         (StatusCode::OK, "serving")
     };
-    (
-        code,
-        Json(json!({"status": status, "region": state.region()})),
-    )
-        .into_response()
+    let mut body = json!({"status": status, "region": state.region()});
+    if let (Some(b), Some(d)) = (body.as_object_mut(), detail.as_object()) {
+        b.extend(d.clone());
+    }
+    (code, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -24,5 +24,5 @@ mod state;
 pub mod ttl;
 
 pub use server::{router, serve, serve_with};
-pub use state::{ApiConfig, AppState};
+pub use state::{ApiConfig, AppState, Readiness};
 pub use ttl::spawn_ttl_expirer;

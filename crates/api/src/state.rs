@@ -54,6 +54,10 @@ impl ApiConfig {
     }
 }
 
+/// Says why the region should not take routed traffic yet — a status word for `/health` and
+/// details — or `None` when it should (e.g. replication's catch-up gate).
+pub type Readiness = Arc<dyn Fn() -> Option<(&'static str, serde_json::Value)> + Send + Sync>;
+
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -71,6 +75,7 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     /// `ClientRequestToken`s of recent `TransactWriteItems` calls (idempotency window).
     pub(crate) transact_tokens: Arc<Mutex<TokenCache>>,
+    pub(crate) readiness: Option<Readiness>,
 }
 
 impl AppState {
@@ -91,6 +96,7 @@ impl AppState {
                 metrics,
                 registry,
                 transact_tokens: Arc::new(Mutex::new(TokenCache::default())),
+                readiness: None,
             }),
         }
     }
@@ -99,6 +105,19 @@ impl AppState {
     /// Only before the state is first cloned (`None` after): register everything at start-up.
     pub fn registry_mut(&mut self) -> Option<&mut Registry> {
         Arc::get_mut(&mut self.inner).map(|i| &mut i.registry)
+    }
+
+    /// Sets what `/health` asks before it says `serving`. Only before the state is first cloned
+    /// (`false` after).
+    pub fn set_readiness(&mut self, readiness: Readiness) -> bool {
+        Arc::get_mut(&mut self.inner)
+            .map(|i| i.readiness = Some(readiness))
+            .is_some()
+    }
+
+    /// Why the region should not take routed traffic yet, if it should not.
+    pub(crate) fn not_ready(&self) -> Option<(&'static str, serde_json::Value)> {
+        self.inner.readiness.as_ref().and_then(|r| r())
     }
 
     /// The store.

@@ -332,8 +332,15 @@ pub fn region_plan(spec: &ClusterSpec, name: &str) -> Option<RegionPlan> {
         id: spec.region_id(name)?,
         listen: r.api_addr(),
         replication_listen: r.replication_addr(),
+        // Only pairs with a link: a star's spokes have none between them.
         link_delays_ms: peers
             .iter()
+            .filter(
+                |(p, _)| match (spec.topology.mode, spec.topology.hub.as_deref()) {
+                    (TopologyMode::Star, Some(hub)) => name == hub || p == hub,
+                    _ => true,
+                },
+            )
             .map(|(p, _)| (p.clone(), spec.link_latency_ms(name, p)))
             .collect(),
         peers,

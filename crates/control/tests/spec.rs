@@ -84,6 +84,11 @@ fn star_example_has_a_hub() {
     let args = plan.replication_args();
     assert!(args.windows(2).any(|w| w == ["--topology", "star"]));
     assert!(args.windows(2).any(|w| w == ["--hub", "us-east"]));
+    // A spoke has a link, and so a delay, only towards the hub; the hub towards every spoke.
+    let delays: Vec<&str> = plan.link_delays_ms.keys().map(String::as_str).collect();
+    assert_eq!(delays, ["us-east"]);
+    let hub = region_plan(&spec, "us-east").expect("plan");
+    assert_eq!(hub.link_delays_ms.len(), 3);
     // Explicit ids are optional: position + 1.
     assert_eq!(spec.region_id("sa-east"), Some(4));
     // South America's home is the region on that continent.

@@ -236,6 +236,7 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
                 if let Some(registry) = state.registry_mut() {
                     r.register_metrics(registry);
                 }
+                state.set_readiness(catch_up_readiness(r));
                 println!("meridian region {region} replicating on {}", r.local_addr());
                 r.admin_router(Some(clock.clone()), args.enable_fault_injection)
             }
@@ -267,6 +268,18 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || store.shutdown()).await?;
         tracing::info!("stopped");
         Ok(())
+    })
+}
+
+/// `/health`'s question to replication: has the region caught up with its peers?
+fn catch_up_readiness(r: &meridian_replication::ReplicationHandle) -> meridian_api::Readiness {
+    let gate = r.catch_up_gate();
+    std::sync::Arc::new(move || match gate() {
+        meridian_replication::catch_up::Readiness::Serving => None,
+        meridian_replication::catch_up::Readiness::CatchingUp { waiting_for } => Some((
+            "catching_up",
+            serde_json::json!({ "waiting_for": waiting_for }),
+        )),
     })
 }
 

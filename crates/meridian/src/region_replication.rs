@@ -38,6 +38,19 @@ pub struct ReplicationArgs {
     /// How often change-log garbage collection runs, in milliseconds (default 10000).
     #[arg(long)]
     changelog_gc_interval_ms: Option<u64>,
+    /// Report `serving` as soon as the region listens, without first catching up with its
+    /// peers (by default `/health` says `catching_up`, a 503, until the region has applied
+    /// what every reachable peer held when its link came back).
+    #[arg(long)]
+    no_catch_up_gate: bool,
+    /// How long after the start a peer that has not linked yet holds the region back, in
+    /// milliseconds (default 6000).
+    #[arg(long)]
+    catch_up_wait_ms: Option<u64>,
+    /// A link whose lag is at most this many milliseconds counts as caught up (default 0:
+    /// only having applied the peer's head at the link counts).
+    #[arg(long)]
+    catch_up_lag_ms: Option<u64>,
     /// This region's link certificate (PEM, naming the region): with `--tls-key` and
     /// `--tls-ca`, every link is TLS 1.3 with mutual authentication.
     #[arg(long)]
@@ -126,6 +139,15 @@ pub fn resolve(
     }
     if let Some(secs) = file.bootstrap_wait_secs {
         config.bootstrap_wait_secs = secs;
+    }
+    if args.no_catch_up_gate || file.catch_up == Some(false) {
+        config.catch_up.enabled = false;
+    }
+    if let Some(ms) = args.catch_up_wait_ms.or(file.catch_up_wait_ms) {
+        config.catch_up.wait_ms = ms;
+    }
+    if let Some(ms) = args.catch_up_lag_ms.or(file.catch_up_lag_ms) {
+        config.catch_up.lag_ms = ms;
     }
     if let Some(ms) = args
         .changelog_gc_interval_ms

@@ -65,6 +65,9 @@ pub struct ReplicationConfig {
     /// Where entries that can never apply are kept (`crate::quarantine`); without it they are
     /// logged, in part, and counted only.
     pub quarantine_dir: Option<std::path::PathBuf>,
+    /// The catch-up gate: the region reports `catching_up` after it comes back until it has
+    /// applied what its peers held then (`crate::catch_up`).
+    pub catch_up: crate::catch_up::CatchUpConfig,
 }
 
 impl ReplicationConfig {
@@ -86,6 +89,7 @@ impl ReplicationConfig {
             bootstrap_wait_secs: 60,
             tls: None,
             quarantine_dir: None,
+            catch_up: crate::catch_up::CatchUpConfig::default(),
         }
     }
 
@@ -154,6 +158,14 @@ pub struct ReplicationSection {
     pub changelog_gc_interval_ms: Option<u64>,
     /// Longest wait of a new region for all its peers before its first snapshot (default 60).
     pub bootstrap_wait_secs: Option<u64>,
+    /// Report `catching_up` after coming back until caught up with the peers (default true).
+    pub catch_up: Option<bool>,
+    /// How long after the start a peer that has not linked yet holds the region back, in
+    /// milliseconds (default 6000).
+    pub catch_up_wait_ms: Option<u64>,
+    /// A link whose lag is at most this many milliseconds counts as caught up (default 0:
+    /// only having applied the peer's head at the link counts).
+    pub catch_up_lag_ms: Option<u64>,
     /// The peers.
     #[serde(default)]
     pub peers: Vec<PeerSection>,

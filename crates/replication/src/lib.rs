@@ -22,6 +22,7 @@
 mod admin;
 pub mod backoff;
 mod byzantine;
+pub mod catch_up;
 pub mod config;
 mod conn;
 mod gc;
@@ -89,6 +90,26 @@ pub(crate) struct Ctx {
     pub(crate) source: Arc<dyn source::ChangeSource>,
     /// What the sync-ins apply into (the store).
     pub(crate) sink: Arc<dyn sink::ChangeSink>,
+    /// Whether this region has caught up with its peers since it came back.
+    pub(crate) catch_up: std::sync::Mutex<catch_up::CatchUp>,
+}
+
+impl Ctx {
+    /// Feeds the catch-up gate.
+    pub(crate) fn catch_up(&self, f: impl FnOnce(&mut catch_up::CatchUp)) {
+        if let Ok(mut g) = self.catch_up.lock() {
+            f(&mut g);
+        }
+    }
+
+    /// What the catch-up gate says now.
+    pub(crate) fn readiness(&self) -> catch_up::Readiness {
+        let now = self.clock.now_ms();
+        self.catch_up
+            .lock()
+            .map(|g| g.readiness(now))
+            .unwrap_or(catch_up::Readiness::Serving)
+    }
 }
 
 /// A running replication service: its links, metrics and admin routes.
@@ -117,6 +138,18 @@ impl ReplicationHandle {
     /// given the region's clock — `/admin/clock/skew`.
     pub fn admin_router(&self, clock: Option<Arc<SystemClock>>, faults: bool) -> axum::Router {
         admin::router(self.ctx.clone(), clock, faults)
+    }
+
+    /// Whether this region has caught up with its peers since it came back (`catch_up.rs`):
+    /// the region's health check fails while it has not.
+    pub fn readiness(&self) -> catch_up::Readiness {
+        self.ctx.readiness()
+    }
+
+    /// [`ReplicationHandle::readiness`] as a function that outlives the handle.
+    pub fn catch_up_gate(&self) -> impl Fn() -> catch_up::Readiness + Send + Sync + 'static {
+        let ctx = self.ctx.clone();
+        move || ctx.readiness()
     }
 
     /// Set to what the store's recovery did once it finished (`recover.rs`).
@@ -160,6 +193,14 @@ pub async fn start(
         .collect();
     let links = Arc::new(Links::new(&config.region, config.lag_alarm_ms, linked));
     let token = CancellationToken::new();
+    let clock: Arc<dyn meridian_core::Clock> = meridian_core::SystemClock::new();
+    let shippers = config
+        .peers
+        .iter()
+        .filter(|p| config.topology.accepts_from(&config.region, &p.name))
+        .map(|p| p.name.clone())
+        .collect::<Vec<_>>();
+    let gate = catch_up::CatchUp::new(config.catch_up, shippers, clock.now_ms());
     let source: Arc<dyn source::ChangeSource> = Arc::new(store.clone());
     let sink: Arc<dyn sink::ChangeSink> = Arc::new(store.clone());
     let ctx = Arc::new(Ctx {
@@ -173,9 +214,10 @@ pub async fn start(
         holds_ours: tokio::sync::watch::Sender::new(Default::default()),
         recovered: tokio::sync::watch::Sender::new(None),
         recovery_started: tokio::sync::Notify::new(),
-        clock: meridian_core::SystemClock::new(),
+        clock,
         source,
         sink,
+        catch_up: std::sync::Mutex::new(gate),
     });
     tracing::info!(
         region = %ctx.config.region,
@@ -188,6 +230,7 @@ pub async fn start(
     let workers = ctx.store.workers().scoped(&ctx.shutdown);
     workers.spawn("changelog-gc", gc::Collector { ctx: ctx.clone() });
     workers.spawn("log-recovery", recover::Recover { ctx: ctx.clone() });
+    workers.spawn("catch-up", catch_up::Watch::new(ctx.clone()));
     let mut tasks = vec![tokio::spawn(sync_in::listen(ctx.clone(), listener))];
     for peer in &ctx.config.peers {
         if ctx.config.topology.sends_to(&ctx.config.region, &peer.name) {

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub gc_passes: Counter,
     /// Lowest change-log sequence still kept (the purge point + 1).
     pub changelog_first: Gauge,
+    /// 1 while the region catches up with its peers after coming back (`catch_up.rs`).
+    pub catching_up: Gauge,
 }
 
 impl Metrics {
@@ -210,6 +212,11 @@ impl Metrics {
             format!("{p}changelog_first_seq"),
             "Lowest change-log sequence still kept",
             self.changelog_first.clone(),
+        );
+        r.register(
+            format!("{p}catching_up"),
+            "1 while the region catches up with its peers after coming back, 0 when serving",
+            self.catching_up.clone(),
         );
     }
 }

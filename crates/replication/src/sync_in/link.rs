@@ -223,6 +223,7 @@ impl<'a> InLink<'a> {
             writer.send(&Frame::Ack(ack)).await?;
         }
         let Some((entries, gathered)) = gather.finish() else {
+            self.report_progress();
             return Ok(());
         };
         crate::quarantine::set_aside(ctx, peer, quarantined).await?;
@@ -250,6 +251,7 @@ impl<'a> InLink<'a> {
             .sm
             .on_gather_applied(&gathered, report, ctx.clock.now_ms());
         writer.send(&Frame::Ack(ack)).await?;
+        self.report_progress();
         if !applied.replicas_added.is_empty() {
             // Their earlier items never came here: reconnect and take a snapshot from this
             // peer.
@@ -328,5 +330,13 @@ impl<'a> InLink<'a> {
         for (origin, ts) in &vouch.origins {
             self.ctx.links.raise_origin_stable(origin, *ts);
         }
+        self.report_progress();
+    }
+
+    /// Tells the catch-up gate how far this link is.
+    fn report_progress(&self) {
+        let s = self.sm.status();
+        self.ctx
+            .catch_up(|g| g.on_report(self.peer, s.sender_head, s.acked, s.lag_ms));
     }
 }

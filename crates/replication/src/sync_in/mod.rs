@@ -161,6 +161,7 @@ async fn stream(
         }))
         .await?;
     ctx.links.connected(peer, "in");
+    ctx.catch_up(|g| g.on_linked(peer));
     let resume_from = match start {
         Start::After(n) => resume_from.max(n + 1),
         Start::Snapshot => {
@@ -185,6 +186,7 @@ async fn stream(
     {
         let paused = l.control.borrow().paused;
         ctx.links.update_inbound(peer, None, paused);
+        ctx.catch_up(|g| g.on_unlinked(peer));
     }
     result
 }
