@@ -200,3 +200,30 @@ def test_drain_and_weight_by_admin_api_shift_traffic(tmp_path, regions):
         assert http("POST", gw.admin + "/admin/regions/mars/drain")[0] == 404
     finally:
         gw.stop()
+
+
+def test_a_region_that_answers_503_leaves_routing_at_once_a_silent_one_after_fall(tmp_path, regions):
+    """A 503 from a region's /health (draining, catching up) is its own answer: the gateway
+    takes it out at the next check. A region that does not answer only after `fall` misses."""
+    body = config(regions, "refuse").replace(
+        "[health]\n", "[health]\ninterval_ms = 100\nfall = 40\nrise = 1\n", 1)
+    gw = Gateway(tmp_path / "gw-fall", body).start()
+    try:
+        def healthy(name):
+            return http("GET", gw.admin + "/admin/status")[1]["health"]["endpoints"][name][
+                "checks_healthy"]
+
+        wait_until(lambda: all(healthy(n) for n in REGIONS), what="first health checks")
+        regions["us-east"].post("/admin/drain")
+        t0 = time.monotonic()
+        wait_until(lambda: healthy("us-east") is False, timeout=10, what="us-east out")
+        assert time.monotonic() - t0 < 2.0  # 40 misses would take 4 s
+        regions["us-east"].post("/admin/undrain")
+        wait_until(lambda: healthy("us-east"), timeout=10, what="us-east back")
+        # a silent region keeps its place for `fall` checks
+        regions["ap-southeast"].kill()
+        time.sleep(1.0)
+        assert healthy("ap-southeast") is True
+        wait_until(lambda: healthy("ap-southeast") is False, timeout=15, what="ap-southeast out")
+    finally:
+        gw.stop()

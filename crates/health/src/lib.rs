@@ -18,7 +18,7 @@ pub mod tls;
 
 pub use admin::{AdminApi, RoleAdmin, StatusHook};
 pub use meridian_traffic::health::{AdminState, EndpointStatus, HealthSnapshot};
-pub use meridian_traffic::health::{Check, EndpointConfig, HealthConfig, Hysteresis};
+pub use meridian_traffic::health::{Check, CheckFailure, EndpointConfig, HealthConfig, Hysteresis};
 pub use meridian_traffic::health::{config, hysteresis, snapshot};
 pub use monitor::HealthMonitor;
 

@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
+
+use crate::CheckFailure;
 use tokio::task::JoinSet;
 
 use crate::HealthError;
@@ -171,15 +173,23 @@ impl HealthMonitor {
     }
 
     /// Feeds one check result (the checker calls this; simulations and tests may too).
-    pub fn record(&self, name: &str, result: Result<(), String>) -> Result<(), HealthError> {
+    pub fn record(&self, name: &str, result: Result<(), CheckFailure>) -> Result<(), HealthError> {
         let ok = result.is_ok();
+        let refused = result.as_ref().is_err_and(|f| f.refused);
+        let result = result.map_err(|f| f.reason);
         let label = CheckLabel {
             endpoint: name.to_string(),
             result: if ok { "ok" } else { "fail" }.into(),
         };
         self.inner.metrics.checks.get_or_create(&label).inc();
         self.update(name, |s| {
-            let changed = s.hysteresis.get_mut(name).and_then(|h| h.observe(ok));
+            let changed = s.hysteresis.get_mut(name).and_then(|h| {
+                if refused {
+                    h.observe_refusal()
+                } else {
+                    h.observe(ok)
+                }
+            });
             let Some(st) = Self::status_mut(s, name) else { return false };
             st.checks += 1;
             let error_changed = st.last_error.as_deref() != result.as_ref().err().map(String::as_str);

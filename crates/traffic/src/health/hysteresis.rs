@@ -29,6 +29,17 @@ impl Hysteresis {
         self.healthy
     }
 
+    /// The endpoint answered that it takes no traffic now (a region draining or catching up):
+    /// down at once — an explicit answer is not a lost packet to ride out. Coming back still
+    /// takes `rise` successes. Returns the new verdict when it changed.
+    pub fn observe_refusal(&mut self) -> Option<bool> {
+        self.streak_fail = self.streak_fail.saturating_add(1).max(self.fall);
+        self.streak_ok = 0;
+        let changed = self.healthy != Some(false);
+        self.healthy = Some(false);
+        changed.then_some(false)
+    }
+
     /// Feeds one check result; returns the new verdict when it changed.
     pub fn observe(&mut self, ok: bool) -> Option<bool> {
         if ok {
@@ -86,5 +97,15 @@ mod tests {
         assert_eq!(h.observe(true), None);
         assert_eq!(h.observe(false), None);
         assert_eq!(h.observe(false), Some(false));
+    }
+
+    #[test]
+    fn a_refusal_takes_the_endpoint_down_at_once_and_rise_still_applies() {
+        let mut h = Hysteresis::new(3, 2);
+        assert_eq!(h.observe(true), Some(true));
+        assert_eq!(h.observe_refusal(), Some(false));
+        assert_eq!(h.observe_refusal(), None);
+        assert_eq!(h.observe(true), None);
+        assert_eq!(h.observe(true), Some(true));
     }
 }

@@ -11,4 +11,29 @@ pub mod snapshot;
 
 pub use config::{Check, EndpointConfig, HealthConfig};
 pub use hysteresis::Hysteresis;
+
+/// Why a health check failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckFailure {
+    /// What went wrong, for the status and the log.
+    pub reason: String,
+    /// The endpoint answered that it takes no traffic now (HTTP 503: draining, catching up):
+    /// it goes down at once instead of after `fall` failures.
+    pub refused: bool,
+}
+
+impl From<String> for CheckFailure {
+    fn from(reason: String) -> Self {
+        CheckFailure {
+            reason,
+            refused: false,
+        }
+    }
+}
+
+impl From<&str> for CheckFailure {
+    fn from(reason: &str) -> Self {
+        reason.to_owned().into()
+    }
+}
 pub use snapshot::{AdminState, EndpointStatus, HealthSnapshot};
