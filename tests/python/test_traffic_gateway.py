@@ -227,3 +227,36 @@ def test_a_region_that_answers_503_leaves_routing_at_once_a_silent_one_after_fal
         wait_until(lambda: healthy("ap-southeast") is False, timeout=15, what="ap-southeast out")
     finally:
         gw.stop()
+
+
+def test_a_user_whose_home_lacks_the_table_is_served_where_the_table_is(tmp_path, regions):
+    """A table without a replica in bob's home (us-east): his reads and writes go to the
+    nearest region that has it — write-failover "refuse" included, since a region without the
+    table changed nothing — and a table that is nowhere gets DynamoDB's own error."""
+    create_table(regions["eu-west"].client(), "solo")
+    body = config(regions, "refuse") + '[pinning.tables.solo]\npartition_key = "pk"\n'
+    gw = Gateway(tmp_path / "gw-solo", body).start()
+    try:
+        wait_until(lambda: all(e["checks_healthy"] for e in
+                               http("GET", gw.admin + "/admin/status")[1]["health"]["endpoints"].values()),
+                   what="first health checks")
+        c = client(gw.endpoint)
+        resp = c.put_item(TableName="solo", Item={"pk": {"S": "bob"}, "v": {"S": "1"}})
+        assert resp["ResponseMetadata"]["HTTPHeaders"]["x-meridian-region"] == "eu-west"
+        item, region = served_by_table(c, "solo", {"pk": {"S": "bob"}})
+        assert (item, region) == ({"pk": {"S": "bob"}, "v": {"S": "1"}}, "eu-west")
+        assert "Item" not in regions["us-east"].client().get_item(
+            TableName=TABLE, Key={"pk": {"S": "bob"}})
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.get_item(TableName="nowhere", Key={"pk": {"S": "bob"}})
+        assert error_code(e.value) == "ResourceNotFoundException"
+        # bob's home still serves the tables it has
+        c.put_item(TableName=TABLE, Item={"pk": {"S": "bob"}, "v": {"S": "home"}})
+        assert served_by(c, Key={"pk": {"S": "bob"}})[1] == "us-east"
+    finally:
+        gw.stop()
+
+
+def served_by_table(c, table, key):
+    resp = c.get_item(TableName=table, Key=key)
+    return resp.get("Item"), resp["ResponseMetadata"]["HTTPHeaders"].get("x-meridian-region")

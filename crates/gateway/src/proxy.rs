@@ -11,7 +11,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Request, Response, Uri};
+use hyper::{Request, Response, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -31,6 +31,30 @@ use crate::plan::Router;
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 use meridian_traffic::gateway::REGION_HEADER;
+
+/// Largest error body read to see whether a region lacks the table (DynamoDB's are < 1 KiB).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A region's error response, read whole (bounded).
+async fn read_error(
+    resp: Response<Incoming>,
+) -> Result<(hyper::http::response::Parts, Bytes), String> {
+    let (parts, body) = resp.into_parts();
+    let bytes = Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("error body: {e}"))?
+        .to_bytes();
+    Ok((parts, bytes))
+}
+
+/// Whether an error body is DynamoDB's `ResourceNotFoundException` (no such table here).
+fn is_resource_not_found(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("__type")?.as_str().map(str::to_owned))
+        .is_some_and(|t| t.ends_with("ResourceNotFoundException"))
+}
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): about one connection, never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -246,14 +270,40 @@ impl Gateway {
                 self.metrics.refused_write();
                 return GatewayError::HomeUnavailable(home.clone()).to_response();
             }
-            (Some(home), true) => vec![home],
+            // A pinned write stays home; it moves on only when home lacks the table.
+            (Some(home), true) => std::iter::once(home)
+                .chain(plan.order.iter().filter(|r| *r != home))
+                .collect(),
             _ => plan.order.iter().collect(),
         };
 
         let mut last_error = None;
+        let mut lacks_table = false;
         for (i, region) in order.iter().enumerate() {
+            if pinned_write && i > 0 && !lacks_table {
+                break;
+            }
             let more = i + 1 < order.len();
             match self.attempt(region, &parts, &body).await {
+                Attempt::Done(resp) if more && resp.status() == StatusCode::BAD_REQUEST => {
+                    // A region without the table (a replica removed there) changed nothing:
+                    // the request goes to the next region that may have it, read or write.
+                    let (head, bytes) = match read_error(resp).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            last_error = Some(format!("{region}: {e}"));
+                            continue;
+                        }
+                    };
+                    if is_resource_not_found(&bytes) {
+                        self.metrics.attempt(region, "missing_table_retried");
+                        lacks_table = true;
+                        continue;
+                    }
+                    self.metrics
+                        .attempt(region, if i == 0 { "ok" } else { "ok_after_failover" });
+                    return self.respond_buffered(region, head, bytes);
+                }
                 Attempt::Done(resp) if read && more && resp.status().is_server_error() => {
                     tracing::debug!(%region, status = %resp.status(), "read failed; retrying on next region");
                     self.metrics.attempt(region, "5xx_retried");
@@ -288,14 +338,33 @@ impl Gateway {
     }
 
     fn respond(&self, region: &str, resp: Response<Incoming>) -> Response<ProxyBody> {
-        let (mut parts, body) = resp.into_parts();
+        let (parts, body) = resp.into_parts();
+        self.respond_parts(region, parts, body.boxed())
+    }
+
+    fn respond_buffered(
+        &self,
+        region: &str,
+        parts: hyper::http::response::Parts,
+        body: Bytes,
+    ) -> Response<ProxyBody> {
+        let body = Full::new(body).map_err(|never| match never {}).boxed();
+        self.respond_parts(region, parts, body)
+    }
+
+    fn respond_parts(
+        &self,
+        region: &str,
+        mut parts: hyper::http::response::Parts,
+        body: ProxyBody,
+    ) -> Response<ProxyBody> {
         strip_hop_by_hop(&mut parts.headers);
         if let Ok(v) = HeaderValue::from_str(region) {
             parts
                 .headers
                 .insert(HeaderName::from_static(REGION_HEADER), v);
         }
-        Response::from_parts(parts, body.boxed())
+        Response::from_parts(parts, body)
     }
 
     /// Serves the proxy on `listener` until `shutdown` on the bounded accept loop

@@ -351,9 +351,13 @@ async fn tail(
     let sm = &mut link.sm;
     let mut head_rx = ctx.source.subscribe_head();
     sm.on_head(*head_rx.borrow_and_update());
-    let drops_seen = link.control.borrow_and_update().drops;
+    // The controls as of now, marked seen: a pause or resume since the state machine last
+    // looked (while connecting) applies here, or it would be lost until the next change.
+    let controls = *link.control.borrow_and_update();
+    sm.set_paused(controls.paused);
+    let drops_seen = controls.drops;
     let mut hooks = Hooks {
-        faults: *link.control.borrow(),
+        faults: controls,
         held: None,
         byzantine_turn: 0,
     };
