@@ -32,8 +32,9 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 use meridian_traffic::gateway::REGION_HEADER;
 
-/// Largest error body read to see whether a region lacks the table (DynamoDB's are < 1 KiB).
-const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest error body read to see whether a region lacks the table: an error is small, but a
+/// failed condition may carry the item (`ReturnValuesOnConditionCheckFailure`, ≤ 400 KB).
+const MAX_ERROR_BODY: usize = 4 * 1024 * 1024;
 
 /// A region's error response, read whole (bounded).
 async fn read_error(
@@ -290,9 +291,15 @@ impl Gateway {
                     // the request goes to the next region that may have it, read or write.
                     let (head, bytes) = match read_error(resp).await {
                         Ok(r) => r,
-                        Err(e) => {
+                        // A 400 applied nothing, but its answer is lost: a read goes on, a
+                        // write gets a retryable error.
+                        Err(e) if read => {
                             last_error = Some(format!("{region}: {e}"));
                             continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%region, error = %e, "reading a region's error answer failed");
+                            return GatewayError::NoRegion.to_response();
                         }
                     };
                     if is_resource_not_found(&bytes) {
