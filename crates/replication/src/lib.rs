@@ -140,13 +140,8 @@ impl ReplicationHandle {
         admin::router(self.ctx.clone(), clock, faults)
     }
 
-    /// Whether this region has caught up with its peers since it came back (`catch_up.rs`):
-    /// the region's health check fails while it has not.
-    pub fn readiness(&self) -> catch_up::Readiness {
-        self.ctx.readiness()
-    }
-
-    /// [`ReplicationHandle::readiness`] as a function that outlives the handle.
+    /// Whether this region has caught up with its peers since it came back (`catch_up.rs`),
+    /// as a function that outlives the handle: the region's health check fails while it has not.
     pub fn catch_up_gate(&self) -> impl Fn() -> catch_up::Readiness + Send + Sync + 'static {
         let ctx = self.ctx.clone();
         move || ctx.readiness()

@@ -40,12 +40,10 @@ struct Link {
     backoff: Backoff<OsJitter>,
 }
 
-impl Link {
-    /// Hands the checkpoint the state machine wants persisted, if any, to the writer task.
-    fn persist(&mut self) {
-        if let Some(seq) = self.sm.poll_persist() {
-            let _ = self.persist_tx.send(seq);
-        }
+/// Hands the checkpoint the state machine wants persisted, if any, to the writer task.
+fn hand_checkpoint(sm: &mut Outbound, persist_tx: &mpsc::UnboundedSender<u64>) {
+    if let Some(seq) = sm.poll_persist() {
+        let _ = persist_tx.send(seq);
     }
 }
 
@@ -318,7 +316,7 @@ async fn connect_and_stream(ctx: &Ctx, link: &mut Link) -> Result<(), LinkError>
         ctx.recovery_started.notify_one();
     }
     link.sm.skip_to(skip_to);
-    link.persist();
+    hand_checkpoint(&mut link.sm, &link.persist_tx);
     // What this link could have shipped and no longer can: only our own changes, unless we
     // are a star's hub (it forwards everyone's).
     let hub =
@@ -418,9 +416,7 @@ async fn tail(
                 match frame? {
                     Frame::Ack(ack) => {
                         sm.on_ack(&ack, ctx.clock.now_ms())?;
-                        if let Some(seq) = sm.poll_persist() {
-                            let _ = link.persist_tx.send(seq);
-                        }
+                        hand_checkpoint(sm, &link.persist_tx);
                     }
                     Frame::Credit(w) => sm.on_credit(w),
                     Frame::Heartbeat(_) => {}
@@ -452,9 +448,7 @@ async fn tail(
             }
             Some((seq, ok)) = link.persisted_rx.recv() => {
                 sm.on_persisted(seq, ok);
-                if let Some(seq) = sm.poll_persist() {
-                    let _ = link.persist_tx.send(seq);
-                }
+                hand_checkpoint(sm, &link.persist_tx);
             }
             _ = tick.tick() => {
                 hooks.release(&mut writer).await?;
