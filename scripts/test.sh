@@ -8,20 +8,13 @@ cd "$(dirname "$0")/.."
 echo "==> installing test dependencies (pip: tests/python/requirements.txt)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
-# The DNS GeoIP test reads Debian's tor-geoipdb (IP ranges → country); the other traffic tests
-# use a CIDR table from their config and need nothing installed.
-if [[ ! -f /usr/share/tor/geoip ]] && command -v apt-get >/dev/null && [[ $(id -u) -eq 0 ]]; then
-  echo "==> installing tor-geoipdb (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tor-geoipdb >/dev/null \
-    || echo "tor-geoipdb could not be installed; the GeoIP test will be skipped"
-fi
-
-# A deliberately broken build (cargo feature `broken-apply`: replication applies changes in
-# arrival order, no dedup, no last-writer-wins), kept as `meridian-broken`: the drill tests show
-# the drills catch it. Built first, so the real binary is what `target/debug/meridian` is after.
+# A deliberately broken build (cargo features `broken-apply`: replication applies changes in
+# arrival order, no dedup, no last-writer-wins; `broken-sessions`: session tokens are never
+# enforced), kept as `meridian-broken`: the drill tests show the drills catch both. Built first,
+# so the real binary is what `target/debug/meridian` is after.
 echo "==> building the deliberately broken binary (meridian-broken, test-only)"
 target_dir=${CARGO_TARGET_DIR:-target}
-cargo build --quiet -p meridian --features broken-apply
+cargo build --quiet -p meridian --features broken-apply,broken-sessions
 cp "$target_dir/debug/meridian" "$target_dir/debug/meridian-broken"
 
 echo "==> building the meridian binary"

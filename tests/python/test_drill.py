@@ -3,10 +3,11 @@
 (a) `meridian drill all --quick` starts its own three-region cluster, runs every scenario with
     one fault each, and must find every invariant holding (exit 0), with an FMEA in JSON and
     Markdown and two SVG plots per scenario.
-(b) A deliberately broken build — cargo feature `broken-apply`: storage applies replicated
-    changes in arrival order, without dedup or the last-writer-wins check — must be caught by
-    the matching drill: `drill conflicts --quick` exits 1 with convergence or no-lost-writes
-    failed. The broken binary is `MERIDIAN_BROKEN_BIN` (default: `meridian-broken` next to the
+(b) A deliberately broken build — cargo features `broken-apply` (storage applies replicated
+    changes in arrival order, without dedup or the last-writer-wins check) and
+    `broken-sessions` (regions never enforce session tokens) — must be caught by the matching
+    drills: `drill conflicts --quick` exits 1 with convergence or no-lost-writes failed, and
+    `drill heal --quick` exits 1 with read-your-writes failed. The broken binary is `MERIDIAN_BROKEN_BIN` (default: `meridian-broken` next to the
     real one; scripts/test.sh builds it). A missing broken binary fails the test: the proof
     must not silently disappear.
 """
@@ -21,7 +22,7 @@ import pytest
 from meridian_testlib import BIN
 
 SCENARIOS = ["partition", "kill", "control-outage", "skew", "latency", "dup-reorder",
-             "conflicts", "counters", "drain", "byzantine"]
+             "conflicts", "counters", "drain", "byzantine", "failback", "heal"]
 BROKEN_BIN = Path(os.environ.get("MERIDIAN_BROKEN_BIN", BIN.parent / "meridian-broken"))
 
 
@@ -63,7 +64,8 @@ def test_all_drills_pass_quick(tmp_path):
 @pytest.mark.timeout(300)
 def test_a_broken_replication_apply_is_caught_by_the_conflicts_drill(tmp_path):
     assert BROKEN_BIN.exists(), (
-        f"{BROKEN_BIN} is missing: build it with `cargo build -p meridian --features broken-apply` "
+        f"{BROKEN_BIN} is missing: build it with `cargo build -p meridian --features "
+        "broken-apply,broken-sessions` "
         "and copy target/debug/meridian to meridian-broken (scripts/test.sh does), or set "
         "MERIDIAN_BROKEN_BIN")
     out = tmp_path / "report"
@@ -78,3 +80,14 @@ def test_a_broken_replication_apply_is_caught_by_the_conflicts_drill(tmp_path):
     assert "INVARIANT FAILED: conflicts /" in proc.stderr
     # A failed scenario keeps its ledger for diagnosis.
     assert (out / "conflicts-ledger.jsonl").exists()
+
+
+@pytest.mark.timeout(300)
+def test_unenforced_session_tokens_are_caught_by_the_heal_drill(tmp_path):
+    assert BROKEN_BIN.exists(), f"{BROKEN_BIN} is missing (see the conflicts test above)"
+    out = tmp_path / "report"
+    proc = drill(BROKEN_BIN, "heal", "--quick", "--seed", "7", "--out", str(out), timeout=280)
+    assert proc.returncode == 1, explain(proc)
+    [s] = json.loads((out / "fmea.json").read_text())["scenarios"]
+    check = {c["name"]: c for c in s["checks"]}["read_your_writes"]
+    assert check["verdict"] == "fail" and " 0 stale" not in check["detail"], check

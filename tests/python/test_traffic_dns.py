@@ -4,8 +4,8 @@ the answer changes within 2 s; restart it and it returns after the recovery thre
 the admin API; malformed packets are answered without harm.
 
 Client locations come from a CIDR table in the config, so these tests need no GeoIP download;
-`test_geoip_file_locates_clients` uses Debian's tor-geoipdb when it is installed
-(scripts/test.sh installs it)."""
+`test_the_built_in_geoip_table_locates_clients` uses the IP → country table built into the
+binary."""
 
 import os
 import socket
@@ -319,29 +319,10 @@ def test_kill9_region_changes_answers_within_2s_and_it_returns_after_recovery(se
     assert server.addresses(name("simple")) == sorted([us, eu, ap])
 
 
-GEOIP = "/usr/share/tor/geoip"
-
-
-def geoip_country(ip):
-    """The country of `ip` in tor's geoip file (ranges of integer addresses)."""
-    n = struct.unpack(">I", socket.inet_aton(ip))[0]
-    with open(GEOIP) as f:
-        for line in f:
-            if line.startswith("#"):
-                continue
-            lo, hi, cc = line.strip().split(",")
-            if int(lo) <= n <= int(hi):
-                return cc
-    return None
-
-
-@pytest.mark.skipif(not os.path.exists(GEOIP), reason="tor-geoipdb not installed (scripts/test.sh installs it)")
-def test_geoip_file_locates_clients(tmp_path):
-    """The GeoIP path: no CIDR table, client subnets located by tor-geoipdb."""
-    body = f"""
+def geo_zone(geo=""):
+    return f"""
 [geo]
-geoip_v4_path = "{GEOIP}"
-geoip_v6_path = "{GEOIP}6"
+{geo}
 [[zones]]
 origin = "{ZONE}"
 ns = ["ns1"]
@@ -353,19 +334,47 @@ policy = "geolocation"
 targets = [
   {{ id = "na", values = ["{IP['us-east']}"], location = {{ continent = "NA" }} }},
   {{ id = "eu", values = ["{IP['eu-west']}"], location = {{ continent = "EU" }} }},
-  {{ id = "default", values = ["{IP['ap-southeast']}"], location = "default" }},
+  {{ id = "as", values = ["{IP['ap-southeast']}"], location = {{ continent = "AS" }} }},
+  {{ id = "default", values = ["{IP['us-east']}"], location = "default" }},
 ]
 """
-    d = Dns(tmp_path, body).start(ZONE)
+
+
+def test_the_built_in_geoip_table_locates_clients(tmp_path):
+    """No GeoIP files configured and nothing installed: the table built into the binary locates
+    client subnets (the README's "client in Europe" example among them)."""
+    d = Dns(tmp_path, geo_zone()).start(ZONE)
     try:
-        want = {"US": IP["us-east"], "CA": IP["us-east"], "DE": IP["eu-west"], "FR": IP["eu-west"],
-                "JP": IP["ap-southeast"], "AU": IP["ap-southeast"]}
-        checked = 0
-        for ip in ("8.8.8.0", "217.0.0.0", "133.0.0.0", "1.128.0.0", "24.48.0.0", "2.0.0.0"):
-            cc = geoip_country(ip)
-            if cc in want:
-                assert d.addresses(name("geo"), subnet=(ip, 24)) == [want[cc]], (ip, cc)
-                checked += 1
-        assert checked >= 3
+        cases = {"81.2.69.0": "eu-west",   # GB, the README's example
+                 "8.8.8.0": "us-east",     # US
+                 "133.0.0.0": "ap-southeast",  # JP
+                 "217.0.0.0": "eu-west"}   # DE
+        for ip, region in cases.items():
+            assert d.addresses(name("geo"), subnet=(ip, 24)) == [IP[region]], (ip, region)
     finally:
         d.stop()
+
+
+def test_a_geoip_file_replaces_the_built_in_table(tmp_path):
+    """`geoip_v4_path` names a tor-geoipdb file (`start,end,CC` over integer addresses): it is
+    used instead of the built-in table, and a missing one stops the server with an error."""
+    def n(ip):
+        return struct.unpack(">I", socket.inet_aton(ip))[0]
+
+    path = tmp_path / "geoip"
+    # 81.2.69.0/24 is GB in the built-in table; here it is JP, so the answer shows which is used
+    path.write_text(f"# test file\n{n('81.2.69.0')},{n('81.2.69.255')},JP\n"
+                    f"{n('8.8.8.0')},{n('8.8.8.255')},DE\n")
+    d = Dns(tmp_path / "with-file", geo_zone(f'geoip_v4_path = "{path}"')).start(ZONE)
+    try:
+        assert d.addresses(name("geo"), subnet=("81.2.69.0", 24)) == [IP["ap-southeast"]]
+        assert d.addresses(name("geo"), subnet=("8.8.8.0", 24)) == [IP["eu-west"]]
+        # not in the file: unknown location, the default answer
+        assert d.addresses(name("geo"), subnet=("133.0.0.0", 24)) == [IP["us-east"]]
+    finally:
+        d.stop()
+    missing = tmp_path / "nowhere" / "geoip"
+    d = Dns(tmp_path / "missing", geo_zone(f'geoip_v4_path = "{missing}"'))
+    with pytest.raises(AssertionError, match="dns exited"):
+        d.start(ZONE, timeout=10)
+    assert f"reading {missing}: No such file" in d.log_path.read_text()

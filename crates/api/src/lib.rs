@@ -10,6 +10,9 @@
 //! Background work: [`ttl`]'s `ttl-expirer` worker deletes expired items through the normal
 //! write path; `GET /admin/workers` lists every worker of the region.
 //!
+//! Read-your-writes: [`session`] refuses an item request whose session token this region has
+//! not applied yet and answers every write with this region's mark.
+//!
 //! Also served: `GET /health`, `GET /metrics` (Prometheus text) and `/admin/*` for operators
 //! and tests.
 
@@ -20,9 +23,10 @@ mod metrics;
 pub mod ops;
 pub mod request;
 pub mod server;
+mod session;
 mod state;
 pub mod ttl;
 
 pub use server::{router, serve, serve_with};
-pub use state::{ApiConfig, AppState, Readiness};
+pub use state::{ApiConfig, AppState, Covers, Readiness};
 pub use ttl::spawn_ttl_expirer;

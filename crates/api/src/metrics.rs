@@ -28,6 +28,7 @@ pub(crate) struct ApiMetrics {
     pub(crate) latency: Family<OpLabel, Histogram, fn() -> Histogram>,
     pub(crate) throttled: Counter,
     pub(crate) in_flight: Gauge,
+    pub(crate) session_behind: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -37,6 +38,7 @@ impl Default for ApiMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             throttled: Counter::default(),
             in_flight: Gauge::default(),
+            session_behind: Counter::default(),
         }
     }
 }
@@ -52,6 +54,11 @@ impl ApiMetrics {
             "meridian_request_seconds",
             "DynamoDB API request latency by operation",
             self.latency.clone(),
+        );
+        r.register(
+            "meridian_session_behind",
+            "Requests refused because they carry a session token this region has not applied yet",
+            self.session_behind.clone(),
         );
         r.register(
             "meridian_throttled",

@@ -3,6 +3,7 @@
 use crate::admin;
 use crate::dispatch;
 use crate::metrics::{OpLabel, OpOutcome};
+use crate::session;
 use crate::state::AppState;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meridian_auth::AdminGuard;
 use meridian_model::ApiError;
+use meridian_model::session::{BEHIND_HEADER, SESSION_HEADER};
 use meridian_sigv4::{RequestParts, SigV4Error};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,7 +115,13 @@ pub fn error_response(err: &ApiError) -> Response {
         tracing::error!(error = %detail, "internal error");
     }
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    json_response(status, err.to_body())
+    let mut resp = json_response(status, err.to_body());
+    if let ApiError::SessionBehind { origin, .. } = err
+        && let Ok(v) = HeaderValue::from_str(origin)
+    {
+        resp.headers_mut().insert(BEHIND_HEADER, v);
+    }
+    resp
 }
 
 fn sigv4_error(e: SigV4Error) -> ApiError {
@@ -218,7 +226,13 @@ async fn dynamodb(
         .get_or_create(&OpLabel { operation: label })
         .observe(started.elapsed().as_secs_f64());
     match result {
-        Ok(body) => json_response(StatusCode::OK, body),
+        Ok((body, mark)) => {
+            let mut resp = json_response(StatusCode::OK, body);
+            if let Some(mark) = mark {
+                resp.headers_mut().insert(SESSION_HEADER, mark);
+            }
+            resp
+        }
         Err(e) => error_response(&e),
     }
 }
@@ -261,13 +275,16 @@ async fn handle(
     headers: &HeaderMap,
     body: Bytes,
     operation: &str,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Vec<u8>, Option<HeaderValue>), ApiError> {
     authenticate(state, method, uri, headers, &body)?;
     if state.store().is_poisoned() {
         return Err(ApiError::ServiceUnavailable(
             "The region's store is unavailable".into(),
         ));
     }
+    session::check(state, operation, headers)?;
     let value = dispatch::dispatch(state, operation, body).await?;
-    serde_json::to_vec(&value).map_err(|e| ApiError::InternalServerError(e.to_string()))
+    let body =
+        serde_json::to_vec(&value).map_err(|e| ApiError::InternalServerError(e.to_string()))?;
+    Ok((body, session::mark(state, operation)))
 }

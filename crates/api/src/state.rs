@@ -58,6 +58,10 @@ impl ApiConfig {
 /// details — or `None` when it should (e.g. replication's catch-up gate).
 pub type Readiness = Arc<dyn Fn() -> Option<(&'static str, serde_json::Value)> + Send + Sync>;
 
+/// Whether this region has applied every write of `origin` up to the HLC timestamp `ts`
+/// (replication's per-origin marks); session tokens are checked against it.
+pub type Covers = Arc<dyn Fn(&str, u64) -> bool + Send + Sync>;
+
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -76,6 +80,7 @@ pub(crate) struct Inner {
     /// `ClientRequestToken`s of recent `TransactWriteItems` calls (idempotency window).
     pub(crate) transact_tokens: Arc<Mutex<TokenCache>>,
     pub(crate) readiness: Option<Readiness>,
+    pub(crate) covers: Option<Covers>,
 }
 
 impl AppState {
@@ -97,6 +102,7 @@ impl AppState {
                 registry,
                 transact_tokens: Arc::new(Mutex::new(TokenCache::default())),
                 readiness: None,
+                covers: None,
             }),
         }
     }
@@ -113,6 +119,19 @@ impl AppState {
         Arc::get_mut(&mut self.inner)
             .map(|i| i.readiness = Some(readiness))
             .is_some()
+    }
+
+    /// Sets how session tokens of other regions are checked (without it, only this region's
+    /// own marks are covered). Only before the state is first cloned (`false` after).
+    pub fn set_covers(&mut self, covers: Covers) -> bool {
+        Arc::get_mut(&mut self.inner)
+            .map(|i| i.covers = Some(covers))
+            .is_some()
+    }
+
+    /// Whether every write of `origin` up to `ts` is applied here.
+    pub(crate) fn covers(&self, origin: &str, ts: u64) -> bool {
+        self.inner.covers.as_ref().is_some_and(|c| c(origin, ts))
     }
 
     /// Why the region should not take routed traffic yet, if it should not.

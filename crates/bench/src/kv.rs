@@ -64,9 +64,25 @@ pub struct KvArgs {
     /// Name of the target in the report (defaults to the endpoint).
     #[arg(long)]
     pub label: Option<String>,
+    /// A header sent, unsigned, with every request (`NAME:VALUE`, repeatable), e.g. the
+    /// gateway's `x-meridian-user` to pin the load to one user.
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
     /// SigV4 credentials.
     #[command(flatten)]
     pub auth: SignArgs,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not NAME:VALUE"))?;
+    let ok = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    let (name, value) = (name.trim(), value.trim());
+    if !ok(name) || !ok(value) {
+        return Err(format!("{s:?} is not a plain NAME:VALUE header"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// The operation a phase drives.
@@ -110,6 +126,7 @@ struct Shared {
     endpoint: Endpoint,
     signer: Arc<Signer>,
     bodies: Bodies,
+    headers: Vec<(String, String)>,
 }
 
 /// Creates the table, then runs the put and get phases and reports both.
@@ -121,6 +138,7 @@ pub async fn run_kv(args: &KvArgs) -> anyhow::Result<KvReport> {
         endpoint: Endpoint::parse(&args.endpoint)?,
         signer: Arc::new(args.auth.signer()),
         bodies: Bodies::new(&args.table, args.value_bytes)?,
+        headers: args.headers.clone(),
     });
 
     let mut setup = Connection::open(&shared.endpoint, shared.signer.clone()).await?;
@@ -297,7 +315,11 @@ fn worker_thread(
     let opened: anyhow::Result<Vec<Option<WireConn>>> = runtime.block_on(async {
         let mut conns = Vec::with_capacity(ids.len());
         for _ in &ids {
-            conns.push(Some(WireConn::open(&shared.endpoint).await?));
+            conns.push(Some(
+                WireConn::open(&shared.endpoint)
+                    .await?
+                    .with_headers(&shared.headers),
+            ));
         }
         Ok(conns)
     });
@@ -356,7 +378,7 @@ async fn drive(
     while Instant::now() < deadline {
         let Some(open) = conn.as_mut().filter(|c| !c.is_closed()) else {
             match WireConn::open(&shared.endpoint).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => conn = Some(c.with_headers(&shared.headers)),
                 Err(e) => {
                     stats.error(format!("reconnect: {e:#}"));
                     sleep(RECONNECT_PAUSE).await;

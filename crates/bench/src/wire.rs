@@ -182,6 +182,8 @@ pub struct WireConn {
     /// Bytes of `buf` that belong to the last response (dropped before the next request).
     consumed: usize,
     closed: bool,
+    /// Unsigned header lines sent with every request (`name: value\r\n` each).
+    extra: Vec<u8>,
 }
 
 impl WireConn {
@@ -200,7 +202,20 @@ impl WireConn {
             chunked: Vec::new(),
             consumed: 0,
             closed: false,
+            extra: Vec::new(),
         })
+    }
+
+    /// Sends these headers, unsigned, with every request (e.g. the gateway's user header).
+    pub fn with_headers(mut self, headers: &[(String, String)]) -> Self {
+        self.extra.clear();
+        for (name, value) in headers {
+            self.extra.extend_from_slice(name.as_bytes());
+            self.extra.extend_from_slice(b": ");
+            self.extra.extend_from_slice(value.as_bytes());
+            self.extra.extend_from_slice(b"\r\n");
+        }
+        self
     }
 
     /// Whether the server announced it closes the connection: open a new one.
@@ -277,6 +292,7 @@ impl WireConn {
             r.extend_from_slice(value.as_bytes());
             r.extend_from_slice(b"\r\n");
         }
+        r.extend_from_slice(&self.extra);
         r.extend_from_slice(b"authorization: ");
         r.extend_from_slice(authorization.as_bytes());
         r.extend_from_slice(b"\r\ncontent-length: ");

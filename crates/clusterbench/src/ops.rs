@@ -47,6 +47,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<SuiteResult> {
             table: "bench-ops".into(),
             json: false,
             label: Some(label.clone()),
+            headers: Vec::new(),
             auth: SignArgs::default(),
         };
         let report = run_kv(&args).await?;

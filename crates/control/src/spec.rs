@@ -285,10 +285,11 @@ pub struct DnsSpec {
     /// when unset.
     #[serde(default)]
     pub default_region: Option<String>,
-    /// Debian `tor-geoipdb` IPv4 file (skipped with a warning when missing).
+    /// A Debian `tor-geoipdb` IPv4 file to locate clients with instead of the built-in table
+    /// (a missing file stops the DNS server with an error).
     #[serde(default)]
     pub geoip_v4_path: Option<PathBuf>,
-    /// Debian `tor-geoipdb` IPv6 file.
+    /// A Debian `tor-geoipdb` IPv6 file (with or without `geoip_v4_path`).
     #[serde(default)]
     pub geoip_v6_path: Option<PathBuf>,
     /// Networks whose location is configured (e.g. loopback subnets for a local demo).

@@ -62,6 +62,13 @@ impl Handler {
         health: watch::Receiver<Arc<HealthSnapshot>>,
         rng_seed: u64,
     ) -> anyhow::Result<Handler> {
+        match (&config.geo.geoip_v4_path, &config.geo.geoip_v6_path) {
+            (None, None) => tracing::info!(
+                source = meridian_routing::geoip::BUILTIN_SOURCE,
+                "locating clients with the built-in GeoIP table"
+            ),
+            (v4, v6) => tracing::info!(?v4, ?v6, "locating clients with GeoIP files"),
+        }
         Ok(Handler {
             zones: Zones::compile(config)?,
             locator: Locator::from_config(&config.geo)?,

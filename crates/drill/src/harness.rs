@@ -289,6 +289,7 @@ async fn pins_from_control(file: &ClusterFile) -> anyhow::Result<Vec<(String, St
         .pinning
         .users
         .keys()
+        .filter(|u| !u.starts_with(crate::spec::SESSION_USER_PREFIX))
         .filter_map(|u| Some((u.clone(), router.home_region(u)?.to_owned())))
         .collect())
 }

@@ -12,7 +12,8 @@
 //!   functions over it (unit-tested without sockets);
 //! - [`faults`] — the fault operations, shared with `meridian fault` and `meridian region
 //!   drain`;
-//! - [`harness`] (the cluster), [`workload`] (the clients), [`sampler`] (lag and health every
+//! - [`harness`] (the cluster), [`workload`] (the clients), [`sessions`] (pinned users who
+//!   check they read their own writes), [`sampler`] (lag and health every
 //!   250 ms), [`collect`] (change logs, scans, digests) — thin I/O;
 //! - [`scenarios`] (one file per scenario), [`runner`] (one scenario end to end), [`suite`]
 //!   (a whole run), [`progress`].
@@ -28,6 +29,7 @@ pub mod report;
 pub mod runner;
 pub mod sampler;
 pub mod scenarios;
+pub mod sessions;
 pub mod spec;
 pub mod suite;
 pub mod timing;

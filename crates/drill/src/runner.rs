@@ -44,7 +44,7 @@ pub async fn run(name: Name, cluster: &mut Cluster, rc: &RunCtx<'_>) -> Scenario
         Ok(r) => r,
         Err(e) => ScenarioResult::harness_error(name, &def, format!("{e:#}")),
     };
-    let reset = match Ctx::new(cluster, rc.roles, rc.params) {
+    let reset = match Ctx::new(cluster, rc.roles, rc.params, "", Instant::now()) {
         Ok(ctx) => scenarios::reset(&ctx).await,
         Err(e) => Err(e),
     };
@@ -84,11 +84,11 @@ async fn run_inner(
     let regions = cluster.regions()?;
     say(&format!("creating table {table}"));
     collect::create_table(&regions, &table, Duration::from_secs(30)).await?;
-    let ctx = Ctx::new(cluster, rc.roles, p)?;
+    let t0 = Instant::now();
+    let ctx = Ctx::new(cluster, rc.roles, p, &table, t0)?;
     let heads = collect::heads(&ctx.http, &regions).await?;
     let metrics_before = collect::metric_sums(&ctx.http, &regions).await;
 
-    let t0 = Instant::now();
     let sampler = Sampler::start(cluster.targets(def.metrics)?, t0);
     let workload = Workload::start(
         &WorkloadConfig {
@@ -134,7 +134,9 @@ async fn run_inner(
 
     let stop_ms = ms(t0);
     let stop_at = Instant::now();
-    let requests = workload.stop().await;
+    let mut requests = workload.stop().await;
+    requests.extend(ctx.take_recorded());
+    requests.sort_by_key(|r| (r.start_ms, r.end_ms));
     say("waiting for convergence");
     let convergence =
         collect::converge(&ctx.http, &regions, &table, stop_at, p.converge_bound).await;

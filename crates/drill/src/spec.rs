@@ -58,6 +58,20 @@ pub const REGIONS: [RegionLayout; 3] = [
     },
 ];
 
+/// Users pinned to the last region (the one `kill` and `failback` restart) who check that
+/// they read their own writes: `rw-0`, `rw-1`, ….
+pub const SESSION_USERS: usize = 200;
+
+/// The prefix of the session users' names.
+pub const SESSION_USER_PREFIX: &str = "rw-";
+
+/// The session users' names.
+pub fn session_users() -> Vec<String> {
+    (0..SESSION_USERS)
+        .map(|i| format!("{SESSION_USER_PREFIX}{i}"))
+        .collect()
+}
+
 /// The header naming the user, for the gateway's pinning.
 pub const USER_HEADER: &str = "x-meridian-user";
 
@@ -128,9 +142,15 @@ pub fn spec_text(ports: &Ports, secret: &str) -> String {
             r.country
         );
     }
+    let session_country = REGIONS[2].country;
     let users: Vec<String> = REGIONS
         .iter()
         .map(|r| format!("\"{}\" = \"{}\"", r.user, r.country))
+        .chain(
+            session_users()
+                .into_iter()
+                .map(|u| format!("\"{u}\" = \"{session_country}\"")),
+        )
         .collect();
     let countries: Vec<String> = REGIONS
         .iter()
@@ -178,6 +198,9 @@ mod tests {
         let router = meridian_traffic::gateway::Router::new(&gw);
         for r in &REGIONS {
             assert_eq!(router.home_region(r.user), Some(r.name));
+        }
+        for u in session_users() {
+            assert_eq!(router.home_region(&u), Some(REGIONS[2].name));
         }
     }
 }

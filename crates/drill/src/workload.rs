@@ -313,44 +313,91 @@ impl Client {
         body: Bytes,
         user: Option<&str>,
     ) -> (Seen, Option<String>, Option<String>) {
-        if self.conn.is_none() {
-            match tokio::time::timeout(
-                self.timeout,
-                Connection::open(&self.endpoint, self.signer.clone()),
-            )
-            .await
-            {
-                Ok(Ok(c)) => self.conn = Some(c),
-                Ok(Err(e)) => return (Seen::NotSent, None, Some(format!("connect: {e:#}"))),
-                Err(_) => return (Seen::NotSent, None, Some("connect: timed out".into())),
-            }
+        let c = call(
+            &mut self.conn,
+            &self.endpoint,
+            &self.signer,
+            self.timeout,
+            operation,
+            body,
+            user,
+        )
+        .await;
+        (c.seen, c.region, c.error)
+    }
+}
+
+/// What one request saw.
+pub(crate) struct Call {
+    /// The answer, or how it failed.
+    pub seen: Seen,
+    /// The region that answered (the gateway's `x-meridian-region`).
+    pub region: Option<String>,
+    /// A short error description.
+    pub error: Option<String>,
+    /// The body of a 200 answer.
+    pub body: Option<Bytes>,
+}
+
+/// Sends one request on a kept connection (opened first if there is none; dropped after a
+/// transport failure or timeout), naming `user` to the gateway's pinning when given.
+pub(crate) async fn call(
+    conn: &mut Option<Connection>,
+    endpoint: &Endpoint,
+    signer: &Arc<Signer>,
+    timeout: Duration,
+    operation: &str,
+    body: Bytes,
+    user: Option<&str>,
+) -> Call {
+    let failed = |seen, error: String| Call {
+        seen,
+        region: None,
+        error: Some(error),
+        body: None,
+    };
+    if conn.is_none() {
+        match tokio::time::timeout(timeout, Connection::open(endpoint, signer.clone())).await {
+            Ok(Ok(c)) => *conn = Some(c),
+            Ok(Err(e)) => return failed(Seen::NotSent, format!("connect: {e:#}")),
+            Err(_) => return failed(Seen::NotSent, "connect: timed out".into()),
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return (Seen::NotSent, None, Some("no connection".into()));
-        };
-        let headers: Vec<(&str, &str)> = user.map(|u| (USER_HEADER, u)).into_iter().collect();
-        match tokio::time::timeout(self.timeout, conn.call_with(operation, body, &headers)).await {
-            Ok(Ok((resp, h))) => {
-                let region = h
-                    .get(meridian_traffic::gateway::REGION_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                if resp.is_ok() {
-                    (Seen::Answer(resp.status, None), region, None)
-                } else {
-                    let ty = error_type(&resp.body);
-                    let err = format!("HTTP {} {}", resp.status, ty.as_deref().unwrap_or(""));
-                    (Seen::Answer(resp.status, ty), region, Some(err))
+    }
+    let Some(c) = conn.as_mut() else {
+        return failed(Seen::NotSent, "no connection".into());
+    };
+    let headers: Vec<(&str, &str)> = user.map(|u| (USER_HEADER, u)).into_iter().collect();
+    match tokio::time::timeout(timeout, c.call_with(operation, body, &headers)).await {
+        Ok(Ok((resp, h))) => {
+            let region = h
+                .get(meridian_traffic::gateway::REGION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if resp.is_ok() {
+                Call {
+                    seen: Seen::Answer(resp.status, None),
+                    region,
+                    error: None,
+                    body: Some(resp.body),
+                }
+            } else {
+                let ty = error_type(&resp.body);
+                let error = format!("HTTP {} {}", resp.status, ty.as_deref().unwrap_or(""));
+                Call {
+                    seen: Seen::Answer(resp.status, ty),
+                    region,
+                    error: Some(error),
+                    body: None,
                 }
             }
-            Ok(Err(e)) => {
-                self.conn = None;
-                (Seen::Lost, None, Some(format!("{e:#}")))
-            }
-            Err(_) => {
-                self.conn = None;
-                (Seen::Lost, None, Some("timed out".into()))
-            }
+        }
+        Ok(Err(e)) => {
+            *conn = None;
+            failed(Seen::Lost, format!("{e:#}"))
+        }
+        Err(_) => {
+            *conn = None;
+            failed(Seen::Lost, "timed out".into())
         }
     }
 }

@@ -20,6 +20,10 @@ pub enum GatewayError {
     /// Every region failed or is unavailable.
     #[error("no region could serve the request")]
     NoRegion,
+    /// Every region tried either has not applied the session's writes yet or could not be
+    /// reached (the regions that took them are named).
+    #[error("no reachable region has applied this session's writes yet (made in {0}); retry")]
+    SessionNotApplied(String),
     /// A write failed after it may have reached a region; retrying elsewhere could apply it twice.
     #[error("the region failed while processing the write; it may or may not have been applied")]
     WriteInDoubt,
@@ -46,9 +50,9 @@ impl GatewayError {
     fn api(&self) -> ApiError {
         let message = self.to_string();
         match self {
-            GatewayError::HomeUnavailable(_) | GatewayError::NoRegion => {
-                ApiError::ServiceUnavailable(message)
-            }
+            GatewayError::HomeUnavailable(_)
+            | GatewayError::NoRegion
+            | GatewayError::SessionNotApplied(_) => ApiError::ServiceUnavailable(message),
             // Configuration details are internal: logged, never sent.
             GatewayError::Config(_) => ApiError::InternalServerError("internal error".into()),
             GatewayError::WriteInDoubt => ApiError::InternalServerError(message),

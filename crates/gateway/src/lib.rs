@@ -7,7 +7,10 @@
 //! fail over in the configured order and idempotent reads are retried transparently on
 //! connection failure or 5xx; writes fail over or are refused with a DynamoDB-format
 //! `ServiceUnavailableException`, per `write_failover`. Requests are forwarded unchanged
-//! (Host and every other header, identical body bytes), so SigV4 signatures still verify.
+//! (Host and every other header, identical body bytes), so SigV4 signatures still verify; the
+//! one header the gateway adds is its own, `x-meridian-session-remembered`: the session token
+//! of the pinned user's latest write, so that its reads go to a region that has applied it
+//! (read-your-writes; a region that has not refuses and the next is tried).
 //! Operator drain and weights come from `meridian-health` and its admin API.
 //!
 //! Layers: [`config`] → [`operation`] and [`plan`] (pure: what the request is, where it may

@@ -17,7 +17,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use meridian_health::HealthSnapshot;
+use meridian_model::session::{
+    BEHIND_HEADER, REMEMBERED_HEADER, SESSION_HEADER, SessionToken, constrains,
+};
 use meridian_routing::SplitMix64;
+use meridian_traffic::gateway::{Sessions, with_session};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -86,6 +90,10 @@ pub struct Gateway {
     metrics: GatewayMetrics,
     /// The body budget, in KiB (`GatewayConfig::body_budget_bytes`).
     body_budget: Arc<Semaphore>,
+    /// The latest session token of each pinned user.
+    sessions: std::sync::Mutex<Sessions>,
+    /// The origin of [`Gateway::now_ms`].
+    started: std::time::Instant,
 }
 
 enum Attempt {
@@ -133,6 +141,11 @@ impl Gateway {
         let budget_kib = (config.body_budget_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         Ok(Gateway {
             body_budget: Arc::new(Semaphore::new(budget_kib)),
+            sessions: std::sync::Mutex::new(Sessions::new(
+                config.session_ttl_ms,
+                config.max_session_users,
+            )),
+            started: std::time::Instant::now(),
             router: Router::new(&config),
             config,
             endpoints,
@@ -147,6 +160,36 @@ impl Gateway {
     /// The metrics handle.
     pub fn metrics(&self) -> &GatewayMetrics {
         &self.metrics
+    }
+
+    /// Pinned users whose session tokens are remembered.
+    pub fn session_users(&self) -> usize {
+        self.sessions.lock().map_or(0, |s| s.len())
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn remembered(&self, user: &str) -> Option<SessionToken> {
+        let now = self.now_ms();
+        self.sessions.lock().ok()?.get(user, now)
+    }
+
+    /// Remembers the session mark a region answered a pinned user's write with.
+    fn remember(&self, user: &str, headers: &HeaderMap) {
+        let Some(mark) = headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| SessionToken::parse(t).ok())
+        else {
+            return;
+        };
+        let now = self.now_ms();
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remember(user, &mark, now);
+            self.metrics.session_users(s.len());
+        }
     }
 
     /// The router (static routing data).
@@ -166,6 +209,7 @@ impl Gateway {
         region: &str,
         parts: &hyper::http::request::Parts,
         body: &Bytes,
+        remembered: Option<&HeaderValue>,
     ) -> Attempt {
         let Some(uri) = self.upstream_uri(region, parts.uri.path_and_query().map(|p| p.as_str()))
         else {
@@ -177,6 +221,11 @@ impl Gateway {
         // Every header as the client sent it — Host included — so SigV4 signatures still verify.
         *req.headers_mut() = parts.headers.clone();
         strip_hop_by_hop(req.headers_mut());
+        // Never sent by the client: the gateway's own, a header no client may have signed.
+        req.headers_mut().remove(REMEMBERED_HEADER);
+        if let Some(v) = remembered {
+            req.headers_mut().insert(REMEMBERED_HEADER, v.clone());
+        }
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => Attempt::Done(resp),
@@ -265,6 +314,28 @@ impl Gateway {
         let mut rng = SplitMix64::new(self.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let plan = self.router.plan(home.as_deref(), &snapshot, &mut rng);
 
+        // The session: the client's token and the one remembered for a pinned user.
+        let pinned_user = user.as_deref().filter(|_| home.is_some());
+        let session_op = op.is_some_and(constrains);
+        let remembered = pinned_user
+            .filter(|_| session_op)
+            .and_then(|u| self.remembered(u));
+        let mut token = remembered.clone().unwrap_or_default();
+        if let Some(t) = parts
+            .headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| SessionToken::parse(t).ok())
+        {
+            token.merge(&t);
+        }
+        let plan_order = if token.is_empty() {
+            plan.order.clone()
+        } else {
+            with_session(&plan.order, &token.origins_latest_first())
+        };
+        let remembered = remembered.and_then(|t| HeaderValue::from_str(&t.to_string()).ok());
+
         let pinned_write = !read && self.config.write_failover == WriteFailover::Refuse;
         let order: Vec<&String> = match (&home, pinned_write) {
             (Some(home), true) if !plan.home_available => {
@@ -273,19 +344,36 @@ impl Gateway {
             }
             // A pinned write stays home; it moves on only when home lacks the table.
             (Some(home), true) => std::iter::once(home)
-                .chain(plan.order.iter().filter(|r| *r != home))
+                .chain(plan_order.iter().filter(|r| *r != home))
                 .collect(),
-            _ => plan.order.iter().collect(),
+            _ => plan_order.iter().collect(),
         };
 
         let mut last_error = None;
         let mut lacks_table = false;
+        let mut behind = false;
         for (i, region) in order.iter().enumerate() {
             if pinned_write && i > 0 && !lacks_table {
                 break;
             }
             let more = i + 1 < order.len();
-            match self.attempt(region, &parts, &body).await {
+            match self
+                .attempt(region, &parts, &body, remembered.as_ref())
+                .await
+            {
+                // The region has not applied the session's writes yet and did nothing: the
+                // next region (where the writes are) is tried; a pinned write that may not
+                // leave home gets the region's retryable answer.
+                Attempt::Done(resp) if resp.headers().contains_key(BEHIND_HEADER) => {
+                    if more && !pinned_write {
+                        self.metrics.attempt(region, "session_behind_retried");
+                        last_error = Some(format!("{region}: has not applied the session"));
+                        behind = true;
+                        continue;
+                    }
+                    self.metrics.attempt(region, "session_behind");
+                    return self.respond(region, resp);
+                }
                 Attempt::Done(resp) if more && resp.status() == StatusCode::BAD_REQUEST => {
                     // A region without the table (a replica removed there) changed nothing:
                     // the request goes to the next region that may have it, read or write.
@@ -318,6 +406,11 @@ impl Gateway {
                 Attempt::Done(resp) => {
                     self.metrics
                         .attempt(region, if i == 0 { "ok" } else { "ok_after_failover" });
+                    if let Some(u) = pinned_user
+                        && !read
+                    {
+                        self.remember(u, resp.headers());
+                    }
                     return self.respond(region, resp);
                 }
                 Attempt::NotSent(e) if home.as_ref() == Some(*region) && pinned_write => {
@@ -341,6 +434,10 @@ impl Gateway {
             }
         }
         tracing::warn!(error = ?last_error, "no region could serve the request");
+        if behind {
+            let made_in = token.origins_latest_first().join(", ");
+            return GatewayError::SessionNotApplied(made_in).to_response();
+        }
         GatewayError::NoRegion.to_response()
     }
 

@@ -159,22 +159,8 @@ pub struct DnsRoleArgs {
     agent: AgentArgs,
 }
 
-/// GeoIP files named by a spec but missing here are skipped: the configured networks still
-/// locate clients, and a fresh machine without `tor-geoipdb` still runs.
-fn without_missing_geoip(mut config: DnsConfig) -> DnsConfig {
-    for path in [&mut config.geo.geoip_v4_path, &mut config.geo.geoip_v6_path] {
-        if path.as_ref().is_some_and(|p| !p.exists()) {
-            tracing::warn!(path = ?path, "GeoIP file missing (apt-get install tor-geoipdb); skipped");
-            *path = None;
-        }
-    }
-    config
-}
-
 fn derive_dns(applied: &Applied) -> Result<DnsConfig, String> {
-    dns_config(&applied.spec)
-        .map(without_missing_geoip)
-        .map_err(|e| e.to_string())
+    dns_config(&applied.spec).map_err(|e| e.to_string())
 }
 
 fn derive_gateway(applied: &Applied) -> Result<GatewayConfig, String> {

@@ -237,6 +237,10 @@ pub fn run(args: RegionArgs) -> anyhow::Result<()> {
                     r.register_metrics(registry);
                 }
                 state.set_readiness(catch_up_readiness(r));
+                let links = r.links();
+                state.set_covers(std::sync::Arc::new(move |origin, ts| {
+                    links.applied_through(origin, ts)
+                }));
                 println!("meridian region {region} replicating on {}", r.local_addr());
                 r.admin_router(Some(clock.clone()), args.enable_fault_injection)
             }

@@ -76,6 +76,15 @@ pub enum ApiError {
     /// The region cannot serve (draining, store failed).
     #[error("ServiceUnavailableException: {0}")]
     ServiceUnavailable(String),
+    /// The request carries a session token this region has not applied yet (a
+    /// `ServiceUnavailableException`, retryable; `origin` is where the session's writes are).
+    #[error("ServiceUnavailableException: {message}")]
+    SessionBehind {
+        /// The origin of the first mark not applied here.
+        origin: String,
+        /// The message sent.
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -111,7 +120,9 @@ impl ApiError {
             InvalidSignature(_) => "com.amazon.coral.service#InvalidSignatureException",
             IncompleteSignature(_) => "com.amazon.coral.service#IncompleteSignatureException",
             InternalServerError(_) => "com.amazonaws.dynamodb.v20120810#InternalServerError",
-            ServiceUnavailable(_) => "com.amazon.coral.availability#ServiceUnavailableException",
+            ServiceUnavailable(_) | SessionBehind { .. } => {
+                "com.amazon.coral.availability#ServiceUnavailableException"
+            }
         }
     }
 
@@ -125,7 +136,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InternalServerError(_) => 500,
-            ApiError::ServiceUnavailable(_) => 503,
+            ApiError::ServiceUnavailable(_) | ApiError::SessionBehind { .. } => 503,
             _ => 400,
         }
     }
@@ -147,9 +158,9 @@ impl ApiError {
             | InvalidSignature(m)
             | IncompleteSignature(m)
             | ServiceUnavailable(m) => Some(m),
-            ConditionalCheckFailed { message, .. } | TransactionCanceled { message, .. } => {
-                Some(message)
-            }
+            ConditionalCheckFailed { message, .. }
+            | TransactionCanceled { message, .. }
+            | SessionBehind { message, .. } => Some(message),
             // Internal details are logged by the caller, never sent.
             InternalServerError(_) => Some("Internal server error"),
         }

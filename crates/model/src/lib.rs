@@ -11,12 +11,14 @@
 //! - [`size`]: item size as DynamoDB counts it, and the limits.
 //! - [`error`]: the API error type, [`ApiError`].
 //! - [`table`]: table metadata as stored and as described to clients.
+//! - [`session`]: session tokens (read-your-writes across regions) and their headers.
 
 pub mod codec;
 pub mod crdt;
 pub mod error;
 pub mod key;
 pub mod number;
+pub mod session;
 pub mod size;
 pub mod table;
 pub mod value;

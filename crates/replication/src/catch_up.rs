@@ -45,6 +45,9 @@ enum Link {
     Behind { target: u64 },
     /// Caught up, or its link dropped before it did.
     Done,
+    /// One of its batches was refused here (invalid, or versions too far ahead): it never
+    /// holds the region back again in this process's life, however often it relinks.
+    Refused,
 }
 
 /// The gate of one region over the peers that ship to it.
@@ -80,7 +83,9 @@ impl CatchUp {
 
     /// The link from `peer` (re)connected: the region catches up with it again.
     pub fn on_linked(&mut self, peer: &str) {
-        if let Some(l) = self.links.get_mut(peer) {
+        if let Some(l) = self.links.get_mut(peer)
+            && *l != Link::Refused
+        {
             *l = Link::Linked;
         }
     }
@@ -105,9 +110,19 @@ impl CatchUp {
     /// The link from `peer` dropped: an unreachable peer does not hold the region back.
     pub fn on_unlinked(&mut self, peer: &str) {
         if let Some(l) = self.links.get_mut(peer)
-            && *l != Link::Unheard
+            && !matches!(*l, Link::Unheard | Link::Refused)
         {
             *l = Link::Done;
+        }
+    }
+
+    /// A batch from `peer` was refused (invalid, or its clock too far ahead): what it holds
+    /// cannot be applied here, so waiting for it would keep the region out of routing for as
+    /// long as the peer misbehaves — an honest region taken out by a faulty one. It no longer
+    /// holds the region back (its alarm stays up on the link).
+    pub fn on_refused(&mut self, peer: &str) {
+        if let Some(l) = self.links.get_mut(peer) {
+            *l = Link::Refused;
         }
     }
 
@@ -123,7 +138,7 @@ impl CatchUp {
             .filter(|(_, l)| match l {
                 Link::Unheard => waiting,
                 Link::Linked | Link::Behind { .. } => true,
-                Link::Done => false,
+                Link::Done | Link::Refused => false,
             })
             .map(|(p, _)| p.clone())
             .collect();
@@ -220,6 +235,23 @@ mod tests {
         assert_eq!(waiting(&g, 8_000), ["b"]);
         g.on_unlinked("b");
         assert_eq!(g.readiness(8_000), Readiness::Serving);
+    }
+
+    #[test]
+    fn a_peer_whose_batches_are_refused_never_holds_the_region_back() {
+        let mut g = gate(CatchUpConfig::default());
+        g.on_linked("a");
+        g.on_report("a", 5, 5, 0);
+        g.on_linked("b");
+        g.on_report("b", 90, 10, 100);
+        assert_eq!(waiting(&g, 1_000), ["b"]);
+        g.on_refused("b");
+        assert_eq!(g.readiness(1_000), Readiness::Serving);
+        // it relinks and reports, as a refused peer does over and over
+        g.on_unlinked("b");
+        g.on_linked("b");
+        g.on_report("b", 95, 10, 100);
+        assert_eq!(g.readiness(1_100), Readiness::Serving);
     }
 
     #[test]

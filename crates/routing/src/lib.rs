@@ -8,7 +8,8 @@
 //! - [`policy`]: Route 53's policies (simple, failover, weighted, latency, geolocation,
 //!   geoproximity, multivalue), each combined with health and operator weight.
 //! - [`geoip`], [`locator`], [`continents`]: client address → country → continent/coordinates,
-//!   from Debian's `tor-geoipdb` files and a configured CIDR table that overrides them.
+//!   from a GeoIP table built into the binary or Debian's `tor-geoipdb` files, and a configured
+//!   CIDR table that overrides them.
 //! - [`rng`]: the randomness seam; tests print their seed.
 
 pub mod cidr;
@@ -55,6 +56,9 @@ pub enum RoutingError {
         /// What is wrong.
         reason: String,
     },
+    /// A binary GeoIP table (`data/geoip.bin` format) is malformed.
+    #[error("geoip table: {0}")]
+    GeoIpData(String),
     /// A file could not be read.
     #[error("reading {0}")]
     Io(String),

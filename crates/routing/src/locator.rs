@@ -1,5 +1,6 @@
 //! Client address → [`ClientLocation`]: a configured CIDR table first (longest prefix wins), then
-//! the GeoIP database, then the country → continent and centre tables.
+//! the GeoIP database (the built-in table, or the `tor-geoipdb` files configured instead), then the
+//! country → continent and centre tables.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -30,17 +31,21 @@ pub struct NetworkLocation {
     pub coordinates: Option<Coordinates>,
 }
 
-/// Geolocation configuration shared by the DNS server and the gateway.
+/// Geolocation configuration shared by the DNS server and the gateway. With neither GeoIP path
+/// set, the table built into the binary is used ([`GeoIpDb::builtin`]); with either set, exactly
+/// the named files are read and the built-in table is not used.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoConfig {
-    /// Path of a `tor-geoipdb` IPv4 file, usually `/usr/share/tor/geoip`.
+    /// Path of a `tor-geoipdb` IPv4 file, usually `/usr/share/tor/geoip`; a missing file is an
+    /// error.
     #[serde(default)]
     pub geoip_v4_path: Option<PathBuf>,
-    /// Path of a `tor-geoipdb` IPv6 file, usually `/usr/share/tor/geoip6`.
+    /// Path of a `tor-geoipdb` IPv6 file, usually `/usr/share/tor/geoip6`; a missing file is an
+    /// error.
     #[serde(default)]
     pub geoip_v6_path: Option<PathBuf>,
-    /// Networks whose location is configured; these win over the GeoIP files.
+    /// Networks whose location is configured; these win over the GeoIP database.
     #[serde(default)]
     pub networks: Vec<NetworkLocation>,
 }
@@ -60,17 +65,17 @@ impl Locator {
         Locator { overrides, db }
     }
 
-    /// Builds a locator from configuration, reading the GeoIP files it names.
+    /// Builds a locator from configuration: the GeoIP files it names, or the built-in table when
+    /// it names none.
     pub fn from_config(config: &GeoConfig) -> Result<Self, RoutingError> {
-        let db = match &config.geoip_v4_path {
-            Some(v4) => GeoIpDb::from_files(v4, config.geoip_v6_path.as_deref())?,
-            None => {
+        let db = match (&config.geoip_v4_path, &config.geoip_v6_path) {
+            (None, None) => GeoIpDb::builtin()?,
+            (Some(v4), v6) => GeoIpDb::from_files(v4, v6.as_deref())?,
+            (None, Some(v6)) => {
+                let text = std::fs::read_to_string(v6)
+                    .map_err(|e| RoutingError::Io(format!("{}: {e}", v6.display())))?;
                 let mut db = GeoIpDb::new();
-                if let Some(v6) = &config.geoip_v6_path {
-                    let text = std::fs::read_to_string(v6)
-                        .map_err(|e| RoutingError::Io(format!("{}: {e}", v6.display())))?;
-                    db.load_v6(&text)?;
-                }
+                db.load_v6(&text)?;
                 db
             }
         };
@@ -149,6 +154,70 @@ mod tests {
                 .coordinates
                 .is_none()
         );
+    }
+
+    #[test]
+    fn from_config_uses_builtin_table_without_paths() {
+        let cfg: GeoConfig =
+            toml::from_str("[[networks]]\nnetwork = \"81.2.69.0/24\"\ncountry = \"DE\"\n")
+                .expect("config");
+        let l = Locator::from_config(&cfg).expect("builtin");
+        let country = |ip: &str| {
+            l.locate(ip.parse().expect(ip))
+                .country
+                .map(|c| c.to_string())
+        };
+        assert_eq!(country("1.0.0.1").as_deref(), Some("AU"));
+        assert_eq!(country("81.2.70.1").as_deref(), Some("GB"));
+        assert_eq!(country("2a00:1450::1").as_deref(), Some("IE"));
+        // The configured network still wins over the table.
+        assert_eq!(country("81.2.69.160").as_deref(), Some("DE"));
+        assert_eq!(country("127.0.0.1"), None);
+    }
+
+    #[test]
+    fn from_config_reads_exactly_the_named_files() {
+        let dir = std::env::temp_dir().join(format!("meridian-locator-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (v4, v6) = (dir.join("geoip"), dir.join("geoip6"));
+        std::fs::write(&v4, "16777216,16777471,JP\n").expect("write v4");
+        std::fs::write(&v6, "2a00::,2a00:ffff:ffff:ffff:ffff:ffff:ffff:ffff,FR\n")
+            .expect("write v6");
+        let cfg = |v4: Option<&PathBuf>, v6: Option<&PathBuf>| GeoConfig {
+            geoip_v4_path: v4.cloned(),
+            geoip_v6_path: v6.cloned(),
+            networks: Vec::new(),
+        };
+        let country = |l: &Locator, ip: &str| {
+            l.locate(ip.parse().expect(ip))
+                .country
+                .map(|c| c.to_string())
+        };
+
+        let both = Locator::from_config(&cfg(Some(&v4), Some(&v6))).expect("both files");
+        assert_eq!(country(&both, "1.0.0.1").as_deref(), Some("JP"));
+        assert_eq!(country(&both, "2a00:1450::1").as_deref(), Some("FR"));
+        // Only the files' ranges: nothing from the built-in table.
+        assert_eq!(country(&both, "81.2.69.160"), None);
+
+        let only_v4 = Locator::from_config(&cfg(Some(&v4), None)).expect("v4 file");
+        assert_eq!(country(&only_v4, "1.0.0.1").as_deref(), Some("JP"));
+        assert_eq!(country(&only_v4, "2a00:1450::1"), None);
+
+        let only_v6 = Locator::from_config(&cfg(None, Some(&v6))).expect("v6 file");
+        assert_eq!(country(&only_v6, "1.0.0.1"), None);
+        assert_eq!(country(&only_v6, "2a00:1450::1").as_deref(), Some("FR"));
+
+        let missing = dir.join("missing");
+        for (a, b) in [
+            (Some(&missing), None),
+            (None, Some(&missing)),
+            (Some(&v4), Some(&missing)),
+        ] {
+            let err = Locator::from_config(&cfg(a, b)).expect_err("missing file");
+            assert!(matches!(err, RoutingError::Io(_)), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]

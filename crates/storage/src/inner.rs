@@ -91,6 +91,9 @@ pub(crate) struct Inner {
     /// `(head, hlc)` after the last commit: every change this region makes later gets a
     /// higher sequence than `head` and a higher timestamp than `hlc`.
     pub(crate) mark: Mutex<(u64, u64)>,
+    /// The HLC timestamp of this region's latest durable change of its own (0: none since
+    /// start): what a session token of a write made here names.
+    pub(crate) own_ts: std::sync::atomic::AtomicU64,
     /// Signalled (with `mark` held) whenever the durable head advances.
     pub(crate) durable: Condvar,
     /// The physical clock under the HLC (skewed by fault injection, if it is).

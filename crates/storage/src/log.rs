@@ -190,6 +190,13 @@ impl Store {
         self.inner.mark.lock().map(|m| *m).unwrap_or((0, 0))
     }
 
+    /// The HLC timestamp of this region's latest durable change of its own (0: none since
+    /// start). A peer that has applied this region's changes up to it holds every write this
+    /// region answered before the call: the mark of a session token.
+    pub fn own_ts(&self) -> u64 {
+        self.inner.own_ts.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether this region is new and still waits for its first snapshot from a peer.
     pub fn bootstrap_pending(&self) -> Result<bool, StoreError> {
         Ok(self.inner.meta.contains_key(META_BOOTSTRAP)?)

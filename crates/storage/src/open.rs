@@ -165,6 +165,7 @@ impl Store {
             max_clock_offset_ms: opts.max_clock_offset_ms,
             head_tx: tokio::sync::watch::Sender::new(head),
             mark: Mutex::new((head, hlc_last.0)),
+            own_ts: std::sync::atomic::AtomicU64::new(0),
             durable: Condvar::new(),
             clock: opts.clock.clone(),
             recovery: RwLock::new(recovery),

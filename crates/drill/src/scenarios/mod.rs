@@ -9,12 +9,14 @@ mod control_outage;
 mod counters;
 mod drain;
 mod dup_reorder;
+mod failback;
+mod heal;
 mod kill;
 mod latency;
 mod partition;
 mod skew;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_control::Http;
@@ -23,6 +25,7 @@ use meridian_control::cluster_file::ClusterFile;
 use crate::harness::Cluster;
 use crate::invariants::Check;
 use crate::ledger::Request;
+use crate::sessions::SessionUsers;
 use crate::timing::Signal;
 use crate::workload::Mix;
 
@@ -49,11 +52,15 @@ pub enum Name {
     Drain,
     /// A Byzantine peer: forged origins and far-future versions.
     Byzantine,
+    /// Kill and restart a region while its pinned users check they read their own writes.
+    Failback,
+    /// Isolate a region and heal it while its pinned users check they read their own writes.
+    Heal,
 }
 
 impl Name {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Name; 10] = [
+    pub const ALL: [Name; 12] = [
         Name::Partition,
         Name::Kill,
         Name::ControlOutage,
@@ -64,6 +71,8 @@ impl Name {
         Name::Counters,
         Name::Drain,
         Name::Byzantine,
+        Name::Failback,
+        Name::Heal,
     ];
 
     /// The name on the command line and in reports.
@@ -79,6 +88,8 @@ impl Name {
             Name::Counters => "counters",
             Name::Drain => "drain",
             Name::Byzantine => "byzantine",
+            Name::Failback => "failback",
+            Name::Heal => "heal",
         }
     }
 
@@ -224,8 +235,14 @@ pub struct Ctx<'a> {
     pub roles: &'a Roles,
     /// Sizes.
     pub params: &'a Params,
+    /// The scenario's table.
+    pub table: String,
+    /// When the scenario's clients started (ledger times are relative to it).
+    pub t0: tokio::time::Instant,
     notes: Mutex<Vec<String>>,
     checks: Mutex<Vec<Check>>,
+    sessions: Mutex<Option<Arc<SessionUsers>>>,
+    recorded: Mutex<Vec<Request>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -234,15 +251,57 @@ impl<'a> Ctx<'a> {
         cluster: &'a Cluster,
         roles: &'a Roles,
         params: &'a Params,
+        table: &str,
+        t0: tokio::time::Instant,
     ) -> anyhow::Result<Ctx<'a>> {
         Ok(Ctx {
             cluster,
             http: cluster.file()?.http(Duration::from_secs(3))?,
             roles,
             params,
+            table: table.to_owned(),
+            t0,
             notes: Mutex::new(Vec::new()),
             checks: Mutex::new(Vec::new()),
+            sessions: Mutex::new(None),
+            recorded: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The session users (pinned to the killed region), made on first use.
+    pub fn session_users(&self) -> anyhow::Result<Arc<SessionUsers>> {
+        let mut s = self
+            .sessions
+            .lock()
+            .map_err(|_| anyhow::anyhow!("session users poisoned"))?;
+        if let Some(u) = s.as_ref() {
+            return Ok(u.clone());
+        }
+        let users = SessionUsers::new(
+            crate::spec::session_users(),
+            &self.roles.killed,
+            &self.file()?.gateway.endpoint,
+            &self.table,
+            self.params.request_timeout,
+            self.t0,
+        )?;
+        *s = Some(users.clone());
+        Ok(users)
+    }
+
+    /// Adds requests a scenario made itself to the run's ledger.
+    pub fn record(&self, requests: Vec<Request>) {
+        if let Ok(mut r) = self.recorded.lock() {
+            r.extend(requests);
+        }
+    }
+
+    /// The requests recorded with [`Ctx::record`].
+    pub fn take_recorded(&self) -> Vec<Request> {
+        self.recorded
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 
     /// The cluster file as it is now.
@@ -293,6 +352,8 @@ pub fn def(name: Name, roles: &Roles, params: &Params) -> Def {
         Name::Counters => counters::def(roles),
         Name::Drain => drain::def(roles),
         Name::Byzantine => byzantine::def(roles),
+        Name::Failback => failback::def(roles),
+        Name::Heal => heal::def(roles),
     }
 }
 
@@ -309,6 +370,8 @@ pub async fn inject(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Counters => counters::inject(ctx).await,
         Name::Drain => drain::set(ctx, true).await,
         Name::Byzantine => byzantine::set(ctx, true).await,
+        Name::Failback => failback::inject(ctx).await,
+        Name::Heal => heal::inject(ctx).await,
     }
 }
 
@@ -318,6 +381,7 @@ pub async fn during(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::ControlOutage => control_outage::during(ctx).await,
         Name::Skew => skew::during(ctx).await,
         Name::Byzantine => byzantine::during(ctx).await,
+        Name::Failback | Name::Heal => failback::second_writes(ctx).await,
         _ => Ok(()),
     }
 }
@@ -335,6 +399,8 @@ pub async fn heal(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Counters => counters::heal(ctx).await,
         Name::Drain => drain::set(ctx, false).await,
         Name::Byzantine => byzantine::set(ctx, false).await,
+        Name::Failback => failback::heal(ctx).await,
+        Name::Heal => heal::heal(ctx).await,
     }
 }
 

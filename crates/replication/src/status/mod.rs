@@ -295,6 +295,21 @@ impl Links {
         }
     }
 
+    /// Whether every write of `origin` with an HLC timestamp up to `ts` is applied here: from
+    /// a peer's own stream (`PeerLinks::stable_ts`) or through a hub (`origin_stable`). What
+    /// session tokens are checked against.
+    pub fn applied_through(&self, origin: &str, ts: u64) -> bool {
+        let direct = self
+            .peers
+            .get(origin)
+            .is_some_and(|p| p.stable_ts.load(std::sync::atomic::Ordering::Acquire) >= ts);
+        direct
+            || self
+                .origin_stable
+                .lock()
+                .is_ok_and(|m| m.get(origin).is_some_and(|t| *t >= ts))
+    }
+
     /// The control switches of a peer.
     pub fn control(&self, peer: &str) -> Option<watch::Receiver<Control>> {
         self.peers.get(peer).map(|p| p.control.subscribe())

@@ -190,6 +190,7 @@ impl<'a> InLink<'a> {
                 Ok(o) => o,
                 Err(e) => {
                     ctx.links.refuse_batch(peer, "invalid", &e.to_string());
+                    ctx.catch_up(|g| g.on_refused(peer));
                     send_error(writer, ErrorCode::Invalid, &e.to_string()).await;
                     return Err(e.into());
                 }
@@ -294,6 +295,7 @@ impl<'a> InLink<'a> {
                 self.ctx
                     .links
                     .refuse_batch(self.peer, "clock", &e.to_string());
+                self.ctx.catch_up(|g| g.on_refused(self.peer));
                 // The sender's clock offset, seen in this batch's header.
                 let s = self.sm.status();
                 self.ctx

@@ -52,6 +52,7 @@ impl<'a> Group<'a> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             *m = (self.head, hlc.last().0);
+            inner.own_ts.fetch_max(self.own_ts, Ordering::AcqRel);
             inner.head.store(self.head, Ordering::Release);
             inner.durable.notify_all();
         }

@@ -42,6 +42,7 @@ impl<'a> Group<'a> {
             ts: hlc.now().map_err(StoreError::Clock)?,
             region: self.inner.region.clone(),
         };
+        self.own_ts = self.own_ts.max(version.ts.0);
         let (op, crdt) = match &change.kind {
             ChangeKind::Put(item) => (ChangeOp::Put(item.clone()), None),
             ChangeKind::Update(item, crdt) => {

@@ -327,6 +327,8 @@ struct Group<'a> {
     tables: HashMap<String, Option<Arc<TableMeta>>>,
     next_table_id: Option<u64>,
     head: u64,
+    /// The latest timestamp of a change of this region's own in the group.
+    own_ts: u64,
     done: Vec<Done>,
     requests: usize,
     /// Whether a job in the group needs it durable before its reply: all but link checkpoints

@@ -18,6 +18,7 @@ impl<'a> Group<'a> {
             tables: HashMap::default(),
             next_table_id: None,
             head: inner.head.load(Ordering::Acquire),
+            own_ts: 0,
             done: Vec::new(),
             requests: 0,
             needs_sync: false,

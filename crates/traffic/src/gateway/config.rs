@@ -63,6 +63,13 @@ pub struct GatewayConfig {
     /// Home-region pinning.
     #[serde(default)]
     pub pinning: PinningConfig,
+    /// How long the session token of a pinned user's last write is remembered (between half
+    /// this and this); 0 remembers none.
+    #[serde(default = "default_session_ttl_ms")]
+    pub session_ttl_ms: u64,
+    /// Most pinned users whose session tokens are remembered at once.
+    #[serde(default = "default_max_session_users")]
+    pub max_session_users: usize,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -79,6 +86,12 @@ fn default_body_timeout_ms() -> u64 {
 }
 fn default_body_budget_bytes() -> usize {
     256 * 1024 * 1024
+}
+fn default_session_ttl_ms() -> u64 {
+    600_000
+}
+fn default_max_session_users() -> usize {
+    100_000
 }
 fn default_max_connections() -> usize {
     4096

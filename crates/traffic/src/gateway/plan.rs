@@ -138,6 +138,29 @@ impl Router {
     }
 }
 
+/// A plan's order for a request carrying a session token: the first region stays first (home,
+/// when available), then the regions that took the session's writes, latest first (they hold
+/// them), then the rest. A region that has not applied the token refuses and the next is
+/// tried.
+pub fn with_session(order: &[String], origins: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(order.len());
+    let mut push = |name: &str| {
+        if order.iter().any(|n| n == name) && !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    };
+    if let Some(first) = order.first() {
+        push(first);
+    }
+    for o in origins {
+        push(o);
+    }
+    for n in order {
+        push(n);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +302,27 @@ mod tests {
                 "case {n}"
             );
             assert_eq!(plan.home_available, *home_ok, "case {n}");
+        }
+    }
+
+    #[test]
+    fn session_origins_follow_the_first_region() {
+        let order: Vec<String> = ["eu-west", "us-east", "ap-southeast"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cases: &[(&[&str], &[&str])] = &[
+            (&[], &["eu-west", "us-east", "ap-southeast"]),
+            (&["ap-southeast"], &["eu-west", "ap-southeast", "us-east"]),
+            (
+                &["ap-southeast", "us-east"],
+                &["eu-west", "ap-southeast", "us-east"],
+            ),
+            (&["eu-west"], &["eu-west", "us-east", "ap-southeast"]),
+            (&["gone"], &["eu-west", "us-east", "ap-southeast"]),
+        ];
+        for (origins, want) in cases {
+            assert_eq!(with_session(&order, origins), *want, "{origins:?}");
         }
     }
 

@@ -1,8 +1,13 @@
-//! IP → country from Debian's `tor-geoipdb` files.
+//! IP → country, from the table built into the binary ([`GeoIpDb::builtin`]) or from Debian's
+//! `tor-geoipdb` files.
 //!
 //! `/usr/share/tor/geoip` has lines `startIPnum,endIPnum,CC` (IPv4 as decimal integers) and
 //! `/usr/share/tor/geoip6` has `startIP,endIP,CC` (IPv6 text). `#` starts a comment. Ranges do not
 //! overlap; `??` marks unassigned space and is skipped.
+
+mod builtin;
+
+pub use builtin::{BUILTIN_DATE, BUILTIN_SOURCE};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
