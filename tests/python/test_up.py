@@ -300,6 +300,16 @@ def test_up_runs_every_component_and_survives_the_control_plane(cluster):
     r = meridian("apply", "-f", str(bad), "--cluster", str(cluster.cluster_json))
     assert r.returncode != 0 and "declared twice" in r.stderr and "line " in r.stderr
     assert cluster.get_json(control + "/v1/status")["latest_version"] == 2
+    # So is a field a running cluster cannot apply (a region's port: DNS and the gateway would
+    # route to a port nobody listens on), named with what it takes.
+    port = cluster.ports["region"]
+    moved = cluster.tmp / "moved.toml"
+    moved.write_text(spec_text(cluster.ports, extra_tables=("up_orders",)).replace(
+        f"port = {port}\n", f"port = {port + 1}\n", 1))
+    r = meridian("apply", "-f", str(moved), "--cluster", str(cluster.cluster_json))
+    assert r.returncode != 0, r.stdout
+    assert "regions[0].port" in r.stderr and "meridian up --config" in r.stderr, r.stderr
+    assert cluster.get_json(control + "/v1/status")["latest_version"] == 2
 
     # Operator views.
     r = meridian("status", "--json", "--cluster", str(cluster.cluster_json))
@@ -338,6 +348,113 @@ def test_drain_moves_dns_away(cluster):
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: dns_answer(f["dns"]["addr"], f["dns"]["name"], source="127.0.62.1")
                == ["127.0.62.1"], timeout=5, what="undrained region is back")
+
+
+def test_a_live_config_change_keeps_drains_health_and_counters(cluster):
+    """A spec version that changes the DNS TTL and the health interval is applied by the DNS
+    server and the gateway while they run: same processes, a drain set by an operator stays,
+    counters keep counting, and the new TTL is answered."""
+    f = cluster.file()
+    token = cluster.token()
+    dns_admin, gw_admin = f["dns"]["admin"], f["gateway"]["admin"]
+
+    def post(url):
+        req = urllib.request.Request(url, method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+
+    def metric(admin, name):
+        with urllib.request.urlopen(urllib.request.Request(
+                admin + "/metrics", headers={"Authorization": f"Bearer {token}"}), timeout=5) as r:
+            text = r.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name))
+
+    def ttl():
+        host, port = f["dns"]["addr"].rsplit(":", 1)
+        q = dns.message.make_query(f["dns"]["name"], dns.rdatatype.A)
+        return dns.query.udp(q, host, port=int(port), timeout=2).answer[0].ttl
+
+    client(f["gateway"]["endpoint"]).list_tables()
+    ttl()
+    assert post(dns_admin + "/admin/regions/ap-southeast/drain") == 200
+    assert post(gw_admin + "/admin/regions/ap-southeast/drain") == 200
+    before = {"dns": metric(dns_admin, "meridian_dns_queries_total"),
+              "gateway": metric(gw_admin, "meridian_gateway_attempts_total")}
+    assert all(v > 0 for v in before.values()), before
+    pids = (f["dns"]["pid"], f["gateway"]["pid"])
+    control = f["control"]["endpoint"]
+    version = cluster.get_json(control + "/v1/status")["latest_version"]
+    text = spec_text(cluster.ports, extra_tables=("up_orders",))
+    assert "ttl_secs = 1\n" in text and "interval_ms = 100\n" in text
+    live = cluster.tmp / "live.toml"
+    live.write_text(text.replace("ttl_secs = 1\n", "ttl_secs = 7\n")
+                    .replace("interval_ms = 100\n", "interval_ms = 150\n"))
+    r = meridian("apply", "-f", str(live), "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0 and f"spec version {version + 1}" in r.stdout, r.stdout + r.stderr
+
+    def on_new():
+        comps = cluster.get_json(control + "/v1/status")["components"]
+        return all(comps[c]["version"] == version + 1 for c in ("dns", "gateway"))
+
+    try:
+        wait_until(on_new, timeout=20, interval=0.2, what="DNS and gateway on the new version")
+        wait_until(lambda: ttl() == 7, timeout=5, what="the new TTL answered")
+        f = cluster.file()
+        assert (f["dns"]["pid"], f["gateway"]["pid"]) == pids
+        for admin in (dns_admin, gw_admin):
+            st = cluster.get_json(admin + "/admin/status")
+            assert st["health"]["endpoints"]["ap-southeast"]["admin"] == "drain", (admin, st)
+            assert st["checks"]["interval_ms"] == 150, st
+        after = {"dns": metric(dns_admin, "meridian_dns_queries_total"),
+                 "gateway": metric(gw_admin, "meridian_gateway_attempts_total")}
+        assert all(after[k] >= before[k] for k in before), (before, after)
+        logs = (cluster.data / "logs" / "dns.log").read_text()
+        assert "new config applied while serving" in logs
+    finally:
+        post(dns_admin + "/admin/regions/ap-southeast/undrain")
+        post(gw_admin + "/admin/regions/ap-southeast/undrain")
+
+
+def test_an_index_declared_in_the_spec_is_added_to_every_region(cluster):
+    """A spec may declare global secondary indexes; one added to an existing table by
+    `meridian apply` is built in every region, and changing it afterwards is refused."""
+    f = cluster.file()
+    control = f["control"]["endpoint"]
+    version = cluster.get_json(control + "/v1/status")["latest_version"]
+    table = 'name = "up_orders"\npartition_key = { name = "pk", type = "S" }\n'
+    gsi = ('[[tables.global_secondary_indexes]]\nname = "by_owner"\n'
+           'partition_key = { name = "owner", type = "S" }\nprojection = "KEYS_ONLY"\n')
+    text = spec_text(cluster.ports, extra_tables=("up_orders",))
+    live = cluster.tmp / "live.toml"
+    if live.exists():  # keep what the previous test applied live
+        text = live.read_text()
+    assert table in text
+    spec = cluster.tmp / "with-index.toml"
+    spec.write_text(text.replace(table, table + gsi, 1))
+    r = meridian("apply", "-f", str(spec), "--cluster", str(cluster.cluster_json))
+    assert r.returncode == 0 and f"spec version {version + 1}" in r.stdout, r.stdout + r.stderr
+
+    def built(endpoint):
+        t = client(endpoint).describe_table(TableName="up_orders")["Table"]
+        return [(i["IndexName"], i["IndexStatus"], i["Projection"]["ProjectionType"])
+                for i in t.get("GlobalSecondaryIndexes", [])] == [("by_owner", "ACTIVE", "KEYS_ONLY")]
+
+    for reg in f["regions"]:
+        wait_until(lambda: built(reg["endpoint"]), timeout=30, interval=0.2,
+                   what=f"by_owner built in {reg['name']}")
+    regions = [client(r["endpoint"]) for r in f["regions"]]
+    regions[0].put_item(TableName="up_orders", Item={"pk": {"S": "o1"}, "owner": {"S": "ann"}})
+    wait_until(lambda: regions[-1].query(
+        TableName="up_orders", IndexName="by_owner", KeyConditionExpression="#o = :o",
+        ExpressionAttributeNames={"#o": "owner"},
+        ExpressionAttributeValues={":o": {"S": "ann"}})["Count"] == 1,
+        timeout=15, what="the index answers in another region")
+    changed = cluster.tmp / "index-changed.toml"
+    changed.write_text(spec.read_text().replace('projection = "KEYS_ONLY"', 'projection = "ALL"'))
+    r = meridian("apply", "-f", str(changed), "--cluster", str(cluster.cluster_json))
+    assert r.returncode != 0 and "index by_owner" in r.stderr, r.stdout + r.stderr
 
 
 def test_partition_heal_delay_skew(cluster):

@@ -218,8 +218,16 @@ impl ControlClient {
 
     /// Validates and stores a spec; returns its version and whether it is new. A refused spec
     /// comes back as [`ControlError::Spec`] with its position.
-    pub async fn apply(&self, text: &str, if_changed: bool) -> Result<(u64, bool), ControlError> {
-        let url = format!("{}/v1/specs?if_changed={if_changed}", self.base);
+    pub async fn apply(
+        &self,
+        text: &str,
+        if_changed: bool,
+        restart: bool,
+    ) -> Result<(u64, bool), ControlError> {
+        let url = format!(
+            "{}/v1/specs?if_changed={if_changed}&restart={restart}",
+            self.base
+        );
         let resp = self
             .http
             .request(

@@ -21,7 +21,9 @@ use meridian_traffic::health::HealthConfig;
 use serde_json::{Value, json};
 
 use crate::error::ControlError;
-use crate::spec::{BillingMode, ClusterSpec, RegionSpec, TableSpec, TopologyMode};
+use crate::spec::{
+    BillingMode, ClusterSpec, IndexSpec, KeyAttrSpec, RegionSpec, TableSpec, TopologyMode,
+};
 
 fn coordinates(r: &RegionSpec) -> Coordinates {
     Coordinates {
@@ -357,21 +359,31 @@ pub fn region_plan(spec: &ClusterSpec, name: &str) -> Option<RegionPlan> {
     })
 }
 
-/// The DynamoDB `CreateTable` request body of a declared table.
+/// The DynamoDB `CreateTable` request body of a declared table, its indexes included.
 pub fn create_table_request(t: &TableSpec) -> Value {
-    let mut defs = vec![json!({
-        "AttributeName": t.partition_key.name,
-        "AttributeType": t.partition_key.ty.as_str(),
-    })];
-    let mut schema = vec![json!({ "AttributeName": t.partition_key.name, "KeyType": "HASH" })];
+    let mut defs = Vec::new();
+    let mut define = |k: &KeyAttrSpec| {
+        if !defs
+            .iter()
+            .any(|d: &Value| d["AttributeName"] == k.name.as_str())
+        {
+            defs.push(json!({ "AttributeName": k.name, "AttributeType": k.ty.as_str() }));
+        }
+    };
+    define(&t.partition_key);
     if let Some(sk) = &t.sort_key {
-        defs.push(json!({ "AttributeName": sk.name, "AttributeType": sk.ty.as_str() }));
-        schema.push(json!({ "AttributeName": sk.name, "KeyType": "RANGE" }));
+        define(sk);
+    }
+    for g in &t.global_secondary_indexes {
+        define(&g.partition_key);
+        if let Some(sk) = &g.sort_key {
+            define(sk);
+        }
     }
     let mut req = json!({
         "TableName": t.name,
         "AttributeDefinitions": defs,
-        "KeySchema": schema,
+        "KeySchema": key_schema(&t.partition_key, t.sort_key.as_ref()),
     });
     match t.billing_mode {
         BillingMode::PAY_PER_REQUEST => {
@@ -379,11 +391,61 @@ pub fn create_table_request(t: &TableSpec) -> Value {
         }
         BillingMode::PROVISIONED => {
             req["BillingMode"] = json!("PROVISIONED");
-            req["ProvisionedThroughput"] = json!({
-                "ReadCapacityUnits": t.read_capacity_units.unwrap_or(1),
-                "WriteCapacityUnits": t.write_capacity_units.unwrap_or(1),
-            });
+            req["ProvisionedThroughput"] = throughput(t);
         }
     }
+    if !t.global_secondary_indexes.is_empty() {
+        req["GlobalSecondaryIndexes"] = t
+            .global_secondary_indexes
+            .iter()
+            .map(|g| index_definition(t, g))
+            .collect();
+    }
     req
+}
+
+/// The DynamoDB `UpdateTable` request body that adds declared index `g` to existing table `t`.
+pub fn create_index_request(t: &TableSpec, g: &IndexSpec) -> Value {
+    let mut defs = vec![json!({
+        "AttributeName": g.partition_key.name, "AttributeType": g.partition_key.ty.as_str(),
+    })];
+    if let Some(sk) = &g.sort_key {
+        defs.push(json!({ "AttributeName": sk.name, "AttributeType": sk.ty.as_str() }));
+    }
+    json!({
+        "TableName": t.name,
+        "AttributeDefinitions": defs,
+        "GlobalSecondaryIndexUpdates": [{ "Create": index_definition(t, g) }],
+    })
+}
+
+fn key_schema(pk: &KeyAttrSpec, sk: Option<&KeyAttrSpec>) -> Value {
+    let mut schema = vec![json!({ "AttributeName": pk.name, "KeyType": "HASH" })];
+    if let Some(sk) = sk {
+        schema.push(json!({ "AttributeName": sk.name, "KeyType": "RANGE" }));
+    }
+    Value::Array(schema)
+}
+
+fn throughput(t: &TableSpec) -> Value {
+    json!({
+        "ReadCapacityUnits": t.read_capacity_units.unwrap_or(1),
+        "WriteCapacityUnits": t.write_capacity_units.unwrap_or(1),
+    })
+}
+
+fn index_definition(t: &TableSpec, g: &IndexSpec) -> Value {
+    let mut projection = json!({ "ProjectionType": g.projection.as_str() });
+    if !g.non_key_attributes.is_empty() {
+        projection["NonKeyAttributes"] = json!(g.non_key_attributes);
+    }
+    let mut def = json!({
+        "IndexName": g.name,
+        "KeySchema": key_schema(&g.partition_key, g.sort_key.as_ref()),
+        "Projection": projection,
+    });
+    if t.billing_mode == BillingMode::PROVISIONED {
+        def["ProvisionedThroughput"] = throughput(t);
+    }
+    def
 }

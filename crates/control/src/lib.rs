@@ -4,6 +4,8 @@
 //! - [`spec`]: the cluster spec (strict TOML) — regions with addresses and coordinates,
 //!   topology, link latencies, tables, DNS, gateway pinning, health checks, secrets.
 //! - [`validate`]: parsing with positions ([`parse_spec`]) and semantic checks.
+//! - [`changes`]: what a new version asks of a running cluster — live, or refused by `apply`
+//!   with the field and what it takes.
 //! - [`derive`]: spec → each role's config (`DnsConfig`, `GatewayConfig`, a [`RegionPlan`]).
 //! - [`store`] and [`server`]: every applied spec is a new numbered, fsynced version, served
 //!   over HTTP with the versions components report.
@@ -16,6 +18,7 @@
 //! it — the binary wires an agent into each role.
 
 pub mod agent;
+pub mod changes;
 pub mod client;
 pub mod cluster_file;
 pub mod derive;

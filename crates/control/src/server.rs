@@ -117,6 +117,10 @@ pub async fn serve(
 struct PutQuery {
     #[serde(default)]
     if_changed: bool,
+    /// Every component starts from this version (`meridian up`): fields a running cluster
+    /// cannot apply live are accepted.
+    #[serde(default)]
+    restart: bool,
 }
 
 async fn post_spec(
@@ -129,7 +133,8 @@ async fn post_spec(
     };
     let text = text.to_owned();
     let store = state.store.clone();
-    let result = tokio::task::spawn_blocking(move || store.put(&text, q.if_changed)).await;
+    let result =
+        tokio::task::spawn_blocking(move || store.put(&text, q.if_changed, q.restart)).await;
     match result {
         Ok(Ok((version, created))) => {
             if created {

@@ -224,6 +224,53 @@ pub struct TableSpec {
     /// Provisioned write capacity (only with `PROVISIONED`).
     #[serde(default)]
     pub write_capacity_units: Option<u64>,
+    /// Global secondary indexes: created with the table, and one declared later is added to
+    /// the existing table by every region (`[[tables.global_secondary_indexes]]`).
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexSpec>,
+}
+
+/// A global secondary index of a declared table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    /// Index name (DynamoDB rules: 3–255 of `[a-zA-Z0-9_.-]`).
+    pub name: String,
+    /// The index's partition key.
+    pub partition_key: KeyAttrSpec,
+    /// The index's sort key.
+    #[serde(default)]
+    pub sort_key: Option<KeyAttrSpec>,
+    /// What the index holds of each item: `ALL` (default), `KEYS_ONLY` or `INCLUDE`.
+    #[serde(default)]
+    pub projection: ProjectionSpec,
+    /// With `INCLUDE`: the attributes it holds besides the keys.
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+/// An index's projection, spelled as in DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+pub enum ProjectionSpec {
+    /// Every attribute.
+    #[default]
+    ALL,
+    /// The keys only.
+    KEYS_ONLY,
+    /// The keys and `non_key_attributes`.
+    INCLUDE,
+}
+
+impl ProjectionSpec {
+    /// As DynamoDB spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectionSpec::ALL => "ALL",
+            ProjectionSpec::KEYS_ONLY => "KEYS_ONLY",
+            ProjectionSpec::INCLUDE => "INCLUDE",
+        }
+    }
 }
 
 /// `[control]`.

@@ -143,15 +143,30 @@ impl SpecStore {
 
     /// Validates `text` and stores it as the next version, its secrets apart ([`redact`]).
     /// With `if_changed`, a spec identical to the latest version (secrets included) returns
-    /// that version instead of a new one.
-    pub fn put(&self, text: &str, if_changed: bool) -> Result<(u64, bool), ControlError> {
-        parse_spec(text)?;
+    /// that version instead of a new one. Without `restart` (a running cluster), a version
+    /// with a field the cluster cannot apply live is refused ([`crate::changes`]).
+    pub fn put(
+        &self,
+        text: &str,
+        if_changed: bool,
+        restart: bool,
+    ) -> Result<(u64, bool), ControlError> {
+        let spec = parse_spec(text)?;
         let (public, secrets) = redact(text)?;
         let mut latest = self.lock()?;
         let mut latest_secrets = self
             .latest_secrets
             .lock()
             .map_err(|_| ControlError::Remote("spec store lock poisoned".into()))?;
+        if !restart && let Some(l) = latest.as_ref() {
+            let old_text = format!("{}\n{}", l.text, latest_secrets.as_deref().unwrap_or(""));
+            if let Ok(old) = parse_spec(&old_text) {
+                let refused = crate::changes::refusals(&old, &spec);
+                if let Some(e) = crate::changes::refusal_error(text, &refused) {
+                    return Err(e.into());
+                }
+            }
+        }
         if if_changed
             && let Some(l) = latest.as_ref()
             && l.text == public
@@ -233,10 +248,10 @@ continent = "NA"
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SpecStore::open(dir.path()).expect("open");
         assert_eq!(store.latest().expect("latest"), None);
-        assert_eq!(store.put(SPEC, false).expect("put"), (1, true));
-        assert_eq!(store.put(SPEC, true).expect("put"), (1, false));
-        assert_eq!(store.put(SPEC, false).expect("put"), (2, true));
-        assert!(store.put("regions = 3", false).is_err());
+        assert_eq!(store.put(SPEC, false, true).expect("put"), (1, true));
+        assert_eq!(store.put(SPEC, true, true).expect("put"), (1, false));
+        assert_eq!(store.put(SPEC, false, true).expect("put"), (2, true));
+        assert!(store.put("regions = 3", false, true).is_err());
         drop(store);
         let store = SpecStore::open(dir.path()).expect("reopen");
         let latest = store.latest().expect("latest").expect("some");
@@ -254,7 +269,7 @@ continent = "NA"
         let store = SpecStore::open(dir.path()).expect("open");
         let with =
             format!("{SPEC}\n# the links' secret\n[secrets]\nreplication = \"very-secret-1\"\n");
-        assert_eq!(store.put(&with, true).expect("put"), (1, true));
+        assert_eq!(store.put(&with, true, true).expect("put"), (1, true));
         let served = store.latest().expect("latest").expect("some").text;
         assert!(
             !served.contains("very-secret") && !served.contains("[secrets]"),
@@ -271,12 +286,12 @@ continent = "NA"
         let mode = fs::metadata(&kept).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // unchanged, then only the secret changed: a new version
-        assert_eq!(store.put(&with, true).expect("put"), (1, false));
+        assert_eq!(store.put(&with, true, true).expect("put"), (1, false));
         let rotated = with.replace("very-secret-1", "very-secret-2");
-        assert_eq!(store.put(&rotated, true).expect("put"), (2, true));
+        assert_eq!(store.put(&rotated, true, true).expect("put"), (2, true));
         drop(store);
         let store = SpecStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.put(&rotated, true).expect("put"), (2, false));
+        assert_eq!(store.put(&rotated, true, true).expect("put"), (2, false));
         // dotted and inline forms are secrets too
         let dotted = format!("secrets.replication = \"very-secret-3\"\n{SPEC}");
         let (public, secrets) = redact(&dotted).expect("redact");

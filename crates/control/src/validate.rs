@@ -58,6 +58,76 @@ pub fn render_path(path: &[Seg]) -> String {
     out
 }
 
+/// A table's indexes: names valid and unique, keys named and typed consistently with the
+/// table's, `non_key_attributes` exactly with `INCLUDE`.
+fn validate_indexes(i: usize, t: &crate::spec::TableSpec) -> Result<(), Violation> {
+    use crate::spec::ProjectionSpec;
+    let mut names = BTreeSet::new();
+    let mut types: BTreeMap<&str, crate::spec::KeyAttrType> = BTreeMap::new();
+    types.insert(&t.partition_key.name, t.partition_key.ty);
+    if let Some(sk) = &t.sort_key {
+        types.insert(&sk.name, sk.ty);
+    }
+    for (j, g) in t.global_secondary_indexes.iter().enumerate() {
+        let at = |k: &str| {
+            vec![
+                key("tables"),
+                Seg::Index(i),
+                key("global_secondary_indexes"),
+                Seg::Index(j),
+                key(k),
+            ]
+        };
+        let fail = |path, message: String| Err(Violation { path, message });
+        if !is_table_name(&g.name) {
+            return fail(
+                at("name"),
+                format!(
+                    "index name {:?} must be 3-255 characters of [a-zA-Z0-9_.-]",
+                    g.name
+                ),
+            );
+        }
+        if !names.insert(g.name.as_str()) {
+            return fail(at("name"), format!("index {:?} is declared twice", g.name));
+        }
+        for (field, k) in [
+            ("partition_key", Some(&g.partition_key)),
+            ("sort_key", g.sort_key.as_ref()),
+        ] {
+            let Some(k) = k else { continue };
+            if k.name.is_empty() || k.name.len() > 255 {
+                return fail(at(field), "key attribute names are 1-255 bytes".into());
+            }
+            if let Some(ty) = types.insert(&k.name, k.ty)
+                && ty != k.ty
+            {
+                return fail(
+                    at(field),
+                    format!("attribute {:?} is declared with two types", k.name),
+                );
+            }
+        }
+        if g.sort_key
+            .as_ref()
+            .is_some_and(|s| s.name == g.partition_key.name)
+        {
+            return fail(
+                at("sort_key"),
+                "the sort key must differ from the partition key".into(),
+            );
+        }
+        let include = g.projection == ProjectionSpec::INCLUDE;
+        if include == g.non_key_attributes.is_empty() {
+            return fail(
+                at("non_key_attributes"),
+                "non_key_attributes go with projection = \"INCLUDE\", and only with it".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Parses and validates a spec: the only way a spec enters the system.
 pub fn parse_spec(text: &str) -> Result<ClusterSpec, SpecError> {
     let spec: ClusterSpec = toml::from_str(text)
@@ -327,6 +397,7 @@ pub fn validate(spec: &ClusterSpec) -> Result<(), Violation> {
             }
             _ => {}
         }
+        validate_indexes(i, t)?;
     }
 
     let c = &spec.control;

@@ -114,7 +114,10 @@ async fn every_route_but_health_needs_the_admin_token() {
     assert!(anonymous_client.latest(None).await.is_err());
     let client = ControlClient::new(&base, Duration::from_secs(2)).with_token(Some(&token));
     assert_eq!(
-        client.apply(&spec(50, "users"), false).await.expect("v1"),
+        client
+            .apply(&spec(50, "users"), false, true)
+            .await
+            .expect("v1"),
         (1, true)
     );
     assert_eq!(
@@ -136,18 +139,27 @@ async fn api_stores_versions_and_refuses_bad_specs_with_positions() {
     let client = ControlClient::new(&format!("http://{addr}"), Duration::from_secs(2));
     assert_eq!(client.latest(None).await.expect("latest"), None);
     assert_eq!(
-        client.apply(&spec(50, "users"), false).await.expect("v1"),
+        client
+            .apply(&spec(50, "users"), false, true)
+            .await
+            .expect("v1"),
         (1, true)
     );
     assert_eq!(
-        client.apply(&spec(50, "users"), true).await.expect("same"),
+        client
+            .apply(&spec(50, "users"), true, true)
+            .await
+            .expect("same"),
         (1, false)
     );
     assert_eq!(
-        client.apply(&spec(50, "orders"), true).await.expect("v2"),
+        client
+            .apply(&spec(50, "orders"), true, true)
+            .await
+            .expect("v2"),
         (2, true)
     );
-    match client.apply("[[regions]]\nname = 7\n", false).await {
+    match client.apply("[[regions]]\nname = 7\n", false, true).await {
         Err(ControlError::Spec(e)) => {
             assert_eq!((e.line, e.column), (Some(2), Some(8)), "{e}");
         }
@@ -181,7 +193,10 @@ async fn agent_survives_the_control_plane() {
         control_plane(cp_dir.path(), "127.0.0.1:0".parse().expect("addr")).await;
     let url = format!("http://{addr}");
     let client = ControlClient::new(&url, Duration::from_secs(2));
-    client.apply(&spec(50, "users"), false).await.expect("v1");
+    client
+        .apply(&spec(50, "users"), false, true)
+        .await
+        .expect("v1");
     let opts = AgentOptions {
         component: "region/us-east".into(),
         control_url: Some(url.clone()),
@@ -231,7 +246,10 @@ async fn agent_survives_the_control_plane() {
 
     // The control plane returns (same address) with a new version: the agent follows.
     let (_, stop, task) = control_plane(cp_dir.path(), addr).await;
-    client.apply(&spec(50, "orders"), false).await.expect("v2");
+    client
+        .apply(&spec(50, "orders"), false, true)
+        .await
+        .expect("v2");
     let (stop_agent, mut stop_rx) = watch::channel(false);
     let run = tokio::spawn({
         let applied = applied.clone();

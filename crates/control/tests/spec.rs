@@ -259,7 +259,7 @@ fn refused_specs_are_not_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SpecStore::open(dir.path()).expect("open");
     let bad = format!("{BASE}\n[topology]\nmode = \"star\"\n");
-    assert!(store.put(&bad, false).is_err());
+    assert!(store.put(&bad, false, true).is_err());
     assert_eq!(store.latest().expect("latest"), None);
     assert_eq!(
         std::fs::read_dir(dir.path().join("specs"))
@@ -267,7 +267,7 @@ fn refused_specs_are_not_stored() {
             .count(),
         0
     );
-    assert_eq!(store.put(BASE, false).expect("good").0, 1);
+    assert_eq!(store.put(BASE, false, true).expect("good").0, 1);
 }
 
 proptest::proptest! {
@@ -297,5 +297,77 @@ proptest::proptest! {
             let (public, _) = meridian_control::store::redact(&edited).expect("valid TOML");
             proptest::prop_assert!(meridian_control::parse_spec(&public).is_ok());
         }
+    }
+}
+
+#[test]
+fn a_running_cluster_refuses_what_it_cannot_apply_live_and_up_accepts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SpecStore::open(dir.path()).expect("open");
+    assert_eq!(store.put(BASE, false, false).expect("first").0, 1);
+    let moved = BASE.replacen(
+        "address = \"127.0.2.1\"\n",
+        "address = \"127.0.2.1\"\nport = 8001\n",
+        1,
+    );
+    assert_ne!(moved, BASE);
+    match store.put(&moved, false, false) {
+        Err(meridian_control::ControlError::Spec(e)) => {
+            assert!(e.path.ends_with(".port"), "{e}");
+            assert!(
+                e.line.is_some() && e.message.contains("meridian up --config"),
+                "{e}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(store.latest().expect("latest").map(|s| s.version), Some(1));
+    // `meridian up --config` starts every component from the version it applies
+    assert_eq!(store.put(&moved, false, true).expect("restart").0, 2);
+}
+
+#[test]
+fn declared_indexes_are_validated_and_derived() {
+    let table =
+        "\n[[tables]]\nname = \"orders\"\npartition_key = { name = \"pk\", type = \"S\" }\n";
+    let gsi = |body: &str| format!("{BASE}{table}[[tables.global_secondary_indexes]]\n{body}");
+    let good = gsi(
+        "name = \"by_owner\"\npartition_key = { name = \"owner\", type = \"S\" }\n\
+                    sort_key = { name = \"pk\", type = \"S\" }\nprojection = \"INCLUDE\"\n\
+                    non_key_attributes = [\"total\"]\n",
+    );
+    let spec = parse_spec(&good).unwrap_or_else(|e| panic!("{e}"));
+    let req = create_table_request(&spec.tables[0]);
+    assert_eq!(
+        req["AttributeDefinitions"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(req["GlobalSecondaryIndexes"][0]["IndexName"], "by_owner");
+    assert_eq!(
+        req["GlobalSecondaryIndexes"][0]["Projection"]["NonKeyAttributes"][0],
+        "total"
+    );
+    let bad: &[(&str, &str)] = &[
+        (
+            "name = \"x\"\npartition_key = { name = \"owner\", type = \"S\" }\n",
+            "index name",
+        ),
+        (
+            "name = \"by_pk\"\npartition_key = { name = \"pk\", type = \"N\" }\n",
+            "two types",
+        ),
+        (
+            "name = \"by_owner\"\npartition_key = { name = \"owner\", type = \"S\" }\n\
+             projection = \"INCLUDE\"\n",
+            "non_key_attributes",
+        ),
+    ];
+    for (body, want) in bad {
+        let e = parse_spec(&gsi(body)).expect_err(body);
+        assert!(e.to_string().contains(want), "{body}: {e}");
+        assert!(
+            e.path.starts_with("tables[0].global_secondary_indexes[0]"),
+            "{e}"
+        );
     }
 }

@@ -55,9 +55,35 @@ pub async fn run_with_admin(
     shutdown: impl std::future::Future<Output = ()>,
     role: RoleAdmin,
 ) -> anyhow::Result<()> {
+    let (_keep, updates) = tokio::sync::watch::channel(config.clone());
+    run_with_updates(config, updates, shutdown, role)
+        .await
+        .map(|_| ())
+}
+
+/// Why [`run_with_updates`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `shutdown` completed.
+    Stopped,
+    /// A new config changes what only a restart can (listeners, sockets, seed): the caller
+    /// starts the role again with it.
+    Restart,
+}
+
+/// [`run_with_admin`], applying every config sent on `updates` while running — zones, GeoIP
+/// data, latencies and health checks switch, and every region keeps its health state, drain,
+/// weight and counters — until `shutdown`, or until a config needs a restart.
+pub async fn run_with_updates(
+    config: DnsConfig,
+    mut updates: tokio::sync::watch::Receiver<DnsConfig>,
+    shutdown: impl std::future::Future<Output = ()>,
+    role: RoleAdmin,
+) -> anyhow::Result<Ended> {
     let monitor = HealthMonitor::new(config.health.clone())?;
     let admin_listen = config.admin_listen;
-    let server = DnsServer::bind(config, monitor.subscribe()).await?;
+    let server = DnsServer::bind(config.clone(), monitor.subscribe()).await?;
+    let reconfigurer = server.reconfigurer(&config);
     let mut registry = Registry::default();
     monitor.register_metrics(&mut registry);
     server.register_metrics(&mut registry);
@@ -88,15 +114,53 @@ pub async fn run_with_admin(
         }
         None => None,
     };
+    updates.borrow_and_update();
+    let (restart_tx, restart_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn({
+        let stopped = stopped();
+        async move {
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    () = &mut stopped => return,
+                    changed = updates.changed() => if changed.is_err() { return },
+                }
+                let next = updates.borrow_and_update().clone();
+                // The answers first, then the health plan: its new snapshot clears the UDP
+                // answer memos, so no answer computed before the switch is served after it.
+                if let Err(e) = reconfigurer.apply(&next) {
+                    tracing::info!(error = %e, "dns: the new config needs a restart");
+                    let _ = restart_tx.send(true);
+                    return;
+                }
+                match monitor.reconfigure(next.health.clone()) {
+                    Ok(()) => tracing::info!("dns: new config applied while serving"),
+                    Err(e) => tracing::error!(error = %e, "dns: new health checks refused"),
+                }
+            }
+        }
+    });
+    let mut restart_wait = restart_rx.clone();
     let result = server
         .run(async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                _ = restart_wait.wait_for(|r| *r) => {}
+            }
             let _ = stop_tx.send(true);
         })
         .await;
+    let restart = *restart_rx.borrow();
+    let _ = watcher.await;
     let _ = checks.await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }
-    result
+    result.map(|()| {
+        if restart {
+            Ended::Restart
+        } else {
+            Ended::Stopped
+        }
+    })
 }

@@ -25,15 +25,39 @@ use crate::config::DnsConfig;
 use crate::metrics::DnsMetrics;
 use crate::zone::{Answer, Zones};
 
+/// What the configuration says about answers: replaced whole by a config change while the
+/// server runs, each query reading the one in force.
+pub(crate) struct Answers {
+    zones: Zones,
+    locator: Locator,
+    latency: LatencyTable,
+    max_udp_payload: u16,
+}
+
+impl Answers {
+    fn new(config: &DnsConfig) -> anyhow::Result<Answers> {
+        match (&config.geo.geoip_v4_path, &config.geo.geoip_v6_path) {
+            (None, None) => tracing::info!(
+                source = meridian_routing::geoip::BUILTIN_SOURCE,
+                "locating clients with the built-in GeoIP table"
+            ),
+            (v4, v6) => tracing::info!(?v4, ?v6, "locating clients with GeoIP files"),
+        }
+        Ok(Answers {
+            zones: Zones::compile(config)?,
+            locator: Locator::from_config(&config.geo)?,
+            latency: config.latency.clone(),
+            max_udp_payload: config.max_udp_payload_bytes,
+        })
+    }
+}
+
 /// Everything needed to answer queries; shared by the UDP and TCP listeners.
 pub struct Handler {
-    pub(crate) zones: Zones,
-    pub(crate) locator: Locator,
-    pub(crate) latency: LatencyTable,
+    answers: std::sync::RwLock<Arc<Answers>>,
     pub(crate) health: watch::Receiver<Arc<HealthSnapshot>>,
     pub(crate) rng_seed: u64,
     pub(crate) rng_counter: AtomicU64,
-    pub(crate) max_udp_payload: u16,
     pub(crate) metrics: DnsMetrics,
 }
 
@@ -62,30 +86,38 @@ impl Handler {
         health: watch::Receiver<Arc<HealthSnapshot>>,
         rng_seed: u64,
     ) -> anyhow::Result<Handler> {
-        match (&config.geo.geoip_v4_path, &config.geo.geoip_v6_path) {
-            (None, None) => tracing::info!(
-                source = meridian_routing::geoip::BUILTIN_SOURCE,
-                "locating clients with the built-in GeoIP table"
-            ),
-            (v4, v6) => tracing::info!(?v4, ?v6, "locating clients with GeoIP files"),
-        }
         Ok(Handler {
-            zones: Zones::compile(config)?,
-            locator: Locator::from_config(&config.geo)?,
-            latency: config.latency.clone(),
+            answers: std::sync::RwLock::new(Arc::new(Answers::new(config)?)),
             health,
             rng_seed,
             rng_counter: AtomicU64::new(0),
-            max_udp_payload: config.max_udp_payload_bytes,
             metrics: DnsMetrics::default(),
         })
     }
 
-    fn client(&self, src: IpAddr, ecs: Option<&ClientSubnet>) -> Client {
+    /// Switches to `config`'s zones, GeoIP data and latency table; queries answered from then
+    /// on use them. (The caller makes the UDP answer memos start afresh.)
+    pub(crate) fn reconfigure(&self, config: &DnsConfig) -> anyhow::Result<()> {
+        let answers = Arc::new(Answers::new(config)?);
+        *self
+            .answers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = answers;
+        Ok(())
+    }
+
+    fn answers(&self) -> Arc<Answers> {
+        self.answers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn client(answers: &Answers, src: IpAddr, ecs: Option<&ClientSubnet>) -> Client {
         let ip = ecs.map_or(src, |s| s.addr());
         Client {
             ip: Some(ip),
-            location: self.locator.locate(ip),
+            location: answers.locator.locate(ip),
         }
     }
 
@@ -111,6 +143,7 @@ impl Handler {
         rng: &mut dyn Random,
     ) -> Response {
         let ecs = client_subnet(request.edns.as_ref());
+        let answers = self.answers();
         let answer = match request.queries.queries() {
             _ if request.metadata.op_code != OpCode::Query
                 || request.metadata.message_type != MessageType::Query =>
@@ -118,7 +151,7 @@ impl Handler {
                 Answer::error(ResponseCode::NotImp)
             }
             [query] => {
-                let client = self.client(src, ecs.as_ref());
+                let client = Self::client(&answers, src, ecs.as_ref());
                 let health = |name: &str| {
                     let (healthy, weight_pct) = health.availability(name);
                     Availability {
@@ -128,10 +161,10 @@ impl Handler {
                 };
                 let inputs = Inputs {
                     client: &client,
-                    latency: &self.latency,
+                    latency: &answers.latency,
                     health: &health,
                 };
-                self.zones.answer(query, &inputs, rng)
+                answers.zones.answer(query, &inputs, rng)
             }
             _ => Answer::error(ResponseCode::FormErr),
         };
@@ -146,7 +179,10 @@ impl Handler {
         // location, 0 when it does not, so resolvers cache exactly as widely as is correct.
         let edns = request.edns.as_ref().map(|req| {
             let mut edns = Edns::new();
-            edns.set_max_payload(req.max_payload().clamp(512, self.max_udp_payload.max(512)));
+            edns.set_max_payload(
+                req.max_payload()
+                    .clamp(512, answers.max_udp_payload.max(512)),
+            );
             edns.set_version(0);
             if let Some(s) = ecs {
                 let scope = if answer.location_dependent {

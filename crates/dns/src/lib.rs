@@ -20,7 +20,7 @@ pub mod metrics;
 pub mod server;
 mod udp;
 
-pub use args::{DnsArgs, run, run_with, run_with_admin};
+pub use args::{DnsArgs, Ended, run, run_with, run_with_admin, run_with_updates};
 pub use meridian_traffic::dns::{Answer, Zones};
 pub use meridian_traffic::dns::{DnsConfig, RecordKind, RecordSetConfig, SoaConfig, ZoneConfig};
 pub use meridian_traffic::dns::{config, zone};

@@ -19,6 +19,29 @@ use crate::config::DnsConfig;
 use crate::handler::{Handler, SharedHandler};
 use crate::metrics::DnsMetrics;
 
+/// Applies a new configuration to a running server: zones, GeoIP data and latencies switch
+/// for the next query; listeners, sockets and the seed are what it started with.
+#[derive(Clone)]
+pub struct Reconfigurer {
+    handler: Arc<Handler>,
+    started_with: DnsConfig,
+}
+
+impl Reconfigurer {
+    /// Switches to `config`, or refuses (changing nothing) when a field only a restart can
+    /// change differs.
+    pub fn apply(&self, config: &DnsConfig) -> anyhow::Result<()> {
+        let fields = self.started_with.restart_fields(config);
+        if !fields.is_empty() {
+            anyhow::bail!(
+                "{} cannot change while the DNS server runs",
+                fields.join(", ")
+            );
+        }
+        self.handler.reconfigure(config)
+    }
+}
+
 /// A bound, not yet running, DNS server.
 pub struct DnsServer {
     handler: Arc<Handler>,
@@ -83,6 +106,14 @@ impl DnsServer {
             tcp_addrs,
             metrics,
         })
+    }
+
+    /// A handle that switches the running server to a new configuration.
+    pub fn reconfigurer(&self, config: &DnsConfig) -> Reconfigurer {
+        Reconfigurer {
+            handler: self.handler.clone(),
+            started_with: config.clone(),
+        }
     }
 
     /// The bound UDP addresses (ports resolved).

@@ -46,6 +46,7 @@ pub struct RunningGateway {
     pub admin_addr: Option<SocketAddr>,
     /// The health monitor (tests and embedding code may override regions directly).
     pub monitor: HealthMonitor,
+    gateway: Arc<Gateway>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -98,12 +99,12 @@ impl RunningGateway {
             stopped(&stop_rx),
         )));
         if let Some(l) = admin_listener {
-            let nearest = gateway.router().nearest().to_vec();
+            let g = gateway.clone();
             let api = AdminApi {
                 monitor: monitor.clone(),
                 registry: Arc::new(registry),
                 status_hook: Some(Arc::new(
-                    move || serde_json::json!({ "regions_nearest_first": nearest }),
+                    move || serde_json::json!({ "regions_nearest_first": g.routing().router.nearest() }),
                 )),
                 role,
             };
@@ -114,9 +115,23 @@ impl RunningGateway {
             addr,
             admin_addr,
             monitor,
+            gateway,
             stop,
             tasks,
         })
+    }
+
+    /// Applies a new configuration without a restart: the proxy's routing and the health
+    /// checks switch, keeping every region's health state, drains, weights, counters and the
+    /// remembered session tokens, and no connection is dropped. Refused, changing nothing,
+    /// when a field only a restart can change differs (the caller then restarts the role).
+    pub fn reconfigure(&self, config: GatewayConfig) -> Result<(), crate::GatewayError> {
+        config.validate()?;
+        self.gateway.check_live(&config)?;
+        self.monitor
+            .reconfigure(config.health.clone())
+            .map_err(|e| crate::GatewayError::Config(e.to_string()))?;
+        self.gateway.reconfigure(config)
     }
 
     /// Stops every task and waits for them.

@@ -78,11 +78,52 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// What a config change replaces while the gateway runs: the config, the router and the
+/// regions' endpoints. A request works on the one in force when it arrived.
+pub struct Routing {
+    /// The configuration.
+    pub config: GatewayConfig,
+    /// The static routing data.
+    pub router: Router,
+    endpoints: Vec<(String, Uri)>,
+}
+
+impl Routing {
+    fn new(config: GatewayConfig) -> Result<Routing, GatewayError> {
+        config.validate()?;
+        let endpoints = config
+            .regions
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.name.clone(),
+                    r.endpoint
+                        .parse::<Uri>()
+                        .map_err(|e| GatewayError::Config(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, GatewayError>>()?;
+        Ok(Routing {
+            router: Router::new(&config),
+            config,
+            endpoints,
+        })
+    }
+
+    fn upstream_uri(&self, region: &str, path_and_query: Option<&str>) -> Option<Uri> {
+        let base = &self.endpoints.iter().find(|(n, _)| n == region)?.1;
+        let mut parts = base.clone().into_parts();
+        parts.path_and_query = Some(path_and_query.unwrap_or("/").parse().ok()?);
+        Uri::from_parts(parts).ok()
+    }
+}
+
 /// The proxy's shared state.
 pub struct Gateway {
-    config: GatewayConfig,
-    router: Router,
-    endpoints: Vec<(String, Uri)>,
+    routing: std::sync::RwLock<Arc<Routing>>,
+    /// Set at start (listeners, TLS, connection bounds, body budget): what a config change
+    /// cannot alter without a restart ([`GatewayConfig::restart_fields`]).
+    started_with: GatewayConfig,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     health: watch::Receiver<Arc<HealthSnapshot>>,
     rng_seed: u64,
@@ -110,19 +151,7 @@ impl Gateway {
         config: GatewayConfig,
         health: watch::Receiver<Arc<HealthSnapshot>>,
     ) -> Result<Self, GatewayError> {
-        config.validate()?;
-        let endpoints = config
-            .regions
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.name.clone(),
-                    r.endpoint
-                        .parse::<Uri>()
-                        .map_err(|e| GatewayError::Config(e.to_string()))?,
-                ))
-            })
-            .collect::<Result<Vec<_>, GatewayError>>()?;
+        let routing = Routing::new(config.clone())?;
         let connector = meridian_health::tls::connector(
             config.region_ca.as_deref(),
             Some(Duration::from_millis(config.connect_timeout_ms)),
@@ -146,9 +175,8 @@ impl Gateway {
                 config.max_session_users,
             )),
             started: std::time::Instant::now(),
-            router: Router::new(&config),
-            config,
-            endpoints,
+            routing: std::sync::RwLock::new(Arc::new(routing)),
+            started_with: config,
             client,
             health,
             rng_seed,
@@ -192,26 +220,56 @@ impl Gateway {
         }
     }
 
-    /// The router (static routing data).
-    pub fn router(&self) -> &Router {
-        &self.router
+    /// The routing in force (config, router, endpoints).
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    fn upstream_uri(&self, region: &str, path_and_query: Option<&str>) -> Option<Uri> {
-        let base = &self.endpoints.iter().find(|(n, _)| n == region)?.1;
-        let mut parts = base.clone().into_parts();
-        parts.path_and_query = Some(path_and_query.unwrap_or("/").parse().ok()?);
-        Uri::from_parts(parts).ok()
+    /// Whether `config` can be applied while running: refused when a field only a restart can
+    /// change differs from what the gateway started with.
+    pub fn check_live(&self, config: &GatewayConfig) -> Result<(), GatewayError> {
+        let fields = self.started_with.restart_fields(config);
+        if fields.is_empty() {
+            return Ok(());
+        }
+        Err(GatewayError::Config(format!(
+            "{} cannot change while the gateway runs",
+            fields.join(", ")
+        )))
+    }
+
+    /// Switches to a new configuration while serving: requests already routed finish on the
+    /// old one, the remembered session tokens are kept. Refused, changing nothing, when a
+    /// field only a restart can change differs (listeners, TLS, bounds).
+    pub fn reconfigure(&self, config: GatewayConfig) -> Result<(), GatewayError> {
+        self.check_live(&config)?;
+        let routing = Routing::new(config)?;
+        if let Ok(mut s) = self.sessions.lock() {
+            s.set_limits(
+                routing.config.session_ttl_ms,
+                routing.config.max_session_users,
+            );
+        }
+        *self
+            .routing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(routing);
+        Ok(())
     }
 
     async fn attempt(
         &self,
+        routing: &Routing,
         region: &str,
         parts: &hyper::http::request::Parts,
         body: &Bytes,
         remembered: Option<&HeaderValue>,
     ) -> Attempt {
-        let Some(uri) = self.upstream_uri(region, parts.uri.path_and_query().map(|p| p.as_str()))
+        let Some(uri) =
+            routing.upstream_uri(region, parts.uri.path_and_query().map(|p| p.as_str()))
         else {
             return Attempt::NotSent(format!("no endpoint for region {region}"));
         };
@@ -226,7 +284,7 @@ impl Gateway {
         if let Some(v) = remembered {
             req.headers_mut().insert(REMEMBERED_HEADER, v.clone());
         }
-        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let timeout = Duration::from_millis(routing.config.request_timeout_ms);
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => Attempt::Done(resp),
             Ok(Err(e)) if e.is_connect() => Attempt::NotSent(format!("{region}: connect: {e}")),
@@ -238,12 +296,17 @@ impl Gateway {
     /// Receives a request body: at most `max_body_bytes`, within `body_timeout_ms`, and only
     /// while the bodies being received at once fit the body budget — so neither huge nor slow
     /// bodies can take the memory every other client needs.
-    async fn read_body<B>(&self, headers: &HeaderMap, body: B) -> Result<Bytes, GatewayError>
+    async fn read_body<B>(
+        &self,
+        config: &GatewayConfig,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<Bytes, GatewayError>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let limit = self.config.max_body_bytes;
+        let limit = config.max_body_bytes;
         let too_large = || GatewayError::Body(format!("larger than {limit} bytes"));
         let declared = headers
             .get(hyper::header::CONTENT_LENGTH)
@@ -257,13 +320,13 @@ impl Gateway {
         let Ok(_claim) = self.body_budget.clone().try_acquire_many_owned(kib) else {
             return Err(GatewayError::Throttled);
         };
-        let timeout = Duration::from_millis(self.config.body_timeout_ms);
+        let timeout = Duration::from_millis(config.body_timeout_ms);
         match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
             Ok(Ok(b)) => Ok(b.to_bytes()),
             Ok(Err(e)) => Err(GatewayError::Body(e.to_string())),
             Err(_) => Err(GatewayError::Body(format!(
                 "not received within {} ms",
-                self.config.body_timeout_ms
+                config.body_timeout_ms
             ))),
         }
     }
@@ -281,7 +344,8 @@ impl Gateway {
         }
         // Buffered, not streamed: the partition key must be read before choosing a region, and
         // a read must be replayable on another region. DynamoDB bodies are bounded (16 MiB).
-        let body = match self.read_body(&parts.headers, body).await {
+        let routing = self.routing();
+        let body = match self.read_body(&routing.config, &parts.headers, body).await {
             Ok(b) => b,
             Err(e) => {
                 if matches!(e, GatewayError::Throttled) {
@@ -297,7 +361,7 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok()),
         );
         let read = is_idempotent_read(op);
-        let pinning = &self.config.pinning;
+        let pinning = &routing.config.pinning;
         let user = pinning
             .user_header
             .as_deref()
@@ -307,12 +371,12 @@ impl Gateway {
             .or_else(|| partition_user(op?, &body, pinning));
         let home = user
             .as_deref()
-            .and_then(|u| self.router.home_region(u))
+            .and_then(|u| routing.router.home_region(u))
             .map(str::to_string);
         let snapshot = self.health.borrow().clone();
         let n = self.rng_counter.fetch_add(1, Ordering::Relaxed);
         let mut rng = SplitMix64::new(self.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let plan = self.router.plan(home.as_deref(), &snapshot, &mut rng);
+        let plan = routing.router.plan(home.as_deref(), &snapshot, &mut rng);
 
         // The session: the client's token and the one remembered for a pinned user.
         let pinned_user = user.as_deref().filter(|_| home.is_some());
@@ -336,7 +400,7 @@ impl Gateway {
         };
         let remembered = remembered.and_then(|t| HeaderValue::from_str(&t.to_string()).ok());
 
-        let pinned_write = !read && self.config.write_failover == WriteFailover::Refuse;
+        let pinned_write = !read && routing.config.write_failover == WriteFailover::Refuse;
         let order: Vec<&String> = match (&home, pinned_write) {
             (Some(home), true) if !plan.home_available => {
                 self.metrics.refused_write();
@@ -358,7 +422,7 @@ impl Gateway {
             }
             let more = i + 1 < order.len();
             match self
-                .attempt(region, &parts, &body, remembered.as_ref())
+                .attempt(&routing, region, &parts, &body, remembered.as_ref())
                 .await
             {
                 // The region has not applied the session's writes yet and did nothing: the
@@ -481,8 +545,8 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let limits = meridian_serve::Limits {
-            max_connections: self.config.max_connections.max(1),
-            header_timeout: Duration::from_millis(self.config.header_timeout_ms.max(100)),
+            max_connections: self.started_with.max_connections.max(1),
+            header_timeout: Duration::from_millis(self.started_with.header_timeout_ms.max(100)),
             drain_timeout: Duration::from_secs(1),
         };
         let gw = self;

@@ -85,7 +85,12 @@ impl AdminApi {
         match (method, segments.as_slice()) {
             (&Method::GET, ["admin", "status"]) => {
                 let snapshot = self.monitor.snapshot();
-                let mut body = serde_json::json!({ "health": &*snapshot });
+                let c = self.monitor.config();
+                let mut body = serde_json::json!({
+                    "health": &*snapshot,
+                    "checks": {"interval_ms": c.interval_ms, "timeout_ms": c.timeout_ms,
+                               "fall": c.fall, "rise": c.rise},
+                });
                 if let Some(hook) = &self.status_hook {
                     body["extra"] = hook();
                 }

@@ -45,9 +45,16 @@ struct State {
     snapshot: HealthSnapshot,
 }
 
-struct Inner {
+/// The configuration in force and its checks; replaced whole by [`HealthMonitor::reconfigure`].
+struct Plan {
     config: HealthConfig,
     checks: Vec<(String, Check)>,
+}
+
+struct Inner {
+    plan: Mutex<Arc<Plan>>,
+    /// Bumped by every reconfiguration: the running checks restart on the new plan.
+    generation: watch::Sender<u64>,
     // A std Mutex is right here: it is held only to update a small map, never across `.await`.
     state: Mutex<State>,
     tx: watch::Sender<Arc<HealthSnapshot>>,
@@ -74,8 +81,8 @@ impl HealthMonitor {
         let (tx, _rx) = watch::channel(Arc::new(snapshot.clone()));
         let monitor = HealthMonitor {
             inner: Arc::new(Inner {
-                config,
-                checks,
+                plan: Mutex::new(Arc::new(Plan { config, checks })),
+                generation: watch::Sender::new(0),
                 state: Mutex::new(State {
                     hysteresis,
                     snapshot,
@@ -111,9 +118,55 @@ impl HealthMonitor {
         r.register("checks", "Health checks run, by result", m.checks.clone());
     }
 
+    fn plan(&self) -> Arc<Plan> {
+        self.inner
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The configuration in force.
-    pub fn config(&self) -> &HealthConfig {
-        &self.inner.config
+    pub fn config(&self) -> HealthConfig {
+        self.plan().config.clone()
+    }
+
+    /// Switches to a new configuration while running. An endpoint in both keeps its state —
+    /// verdict and streaks (under the new `fall`/`rise`), operator override, weight, counts —
+    /// so a config change neither drops drains nor sends traffic to a region known down; new
+    /// endpoints start unchecked, removed ones are dropped. The checks restart on the new
+    /// plan at once.
+    pub fn reconfigure(&self, config: HealthConfig) -> Result<(), HealthError> {
+        let checks = config.validate()?;
+        {
+            let mut state = self.inner.state.lock().map_err(|_| HealthError::Poisoned)?;
+            let fresh = HealthSnapshot::all_healthy(checks.iter().map(|(n, _)| n.as_str()));
+            let mut hysteresis = BTreeMap::new();
+            let mut endpoints = BTreeMap::new();
+            for (name, _) in &checks {
+                let h = match state.hysteresis.get(name) {
+                    Some(h) => h.with_thresholds(config.fall, config.rise),
+                    None => Hysteresis::new(config.fall, config.rise),
+                };
+                hysteresis.insert(name.clone(), h);
+                let status = state
+                    .snapshot
+                    .endpoints
+                    .remove(name)
+                    .or_else(|| fresh.endpoints.get(name).cloned())
+                    .unwrap_or_default();
+                endpoints.insert(name.clone(), status);
+            }
+            state.hysteresis = hysteresis;
+            state.snapshot.endpoints = endpoints;
+            state.snapshot.version += 1;
+            self.inner.tx.send_replace(Arc::new(state.snapshot.clone()));
+            *self.inner.plan.lock().map_err(|_| HealthError::Poisoned)? =
+                Arc::new(Plan { config, checks });
+        }
+        self.inner.generation.send_modify(|g| *g += 1);
+        self.publish_metrics();
+        Ok(())
     }
 
     /// The current snapshot.
@@ -229,19 +282,37 @@ impl HealthMonitor {
         }
     }
 
-    /// Runs every endpoint's checks until `shutdown` completes.
+    /// Runs every endpoint's checks until `shutdown` completes (on the plan in force: a
+    /// reconfiguration restarts them).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let mut generation = self.inner.generation.subscribe();
+        tokio::pin!(shutdown);
+        loop {
+            generation.borrow_and_update();
+            let mut tasks = self.spawn_checks();
+            tokio::select! {
+                () = &mut shutdown => {
+                    tasks.shutdown().await;
+                    return;
+                }
+                _ = generation.changed() => tasks.shutdown().await,
+            }
+        }
+    }
+
+    fn spawn_checks(&self) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
-        let prober = self.inner.prober.clone();
-        for (name, check) in self.inner.checks.clone() {
+        let plan = self.plan();
+        for (name, check) in plan.checks.clone() {
             let monitor = self.clone();
-            let prober = prober.clone();
+            let prober = self.inner.prober.clone();
+            let (interval, timeout) = (plan.config.interval(), plan.config.timeout());
             tasks.spawn(async move {
-                let mut tick = tokio::time::interval(monitor.inner.config.interval());
+                let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    let result = prober.probe(&check, monitor.inner.config.timeout()).await;
+                    let result = prober.probe(&check, timeout).await;
                     if let Err(e) = monitor.record(&name, result) {
                         tracing::error!(endpoint = %name, error = %e, "recording a health check failed");
                         return;
@@ -249,8 +320,7 @@ impl HealthMonitor {
                 }
             });
         }
-        shutdown.await;
-        tasks.shutdown().await;
+        tasks
     }
 }
 
@@ -294,6 +364,38 @@ mod tests {
         assert!(m.set_weight("r1", 101).is_err());
         assert!(m.set_admin("nope", AdminState::Down).is_err());
         assert_eq!(m.snapshot().endpoints["r1"].checks, 4);
+    }
+
+    #[test]
+    fn a_reconfiguration_keeps_what_is_known_of_each_endpoint() {
+        let m = monitor();
+        m.record("r1", Err("refused".into())).expect("record");
+        m.set_admin("r1", AdminState::Drain).expect("drain");
+        let mut cfg = m.config();
+        cfg.rise = 5;
+        cfg.endpoints.push(crate::config::EndpointConfig {
+            name: "r2".into(),
+            http_url: None,
+            expect_body: None,
+            tcp_addr: Some("127.0.0.1:2".into()),
+        });
+        m.reconfigure(cfg.clone()).expect("reconfigure");
+        let s = m.snapshot();
+        assert_eq!(s.endpoints["r1"].admin, AdminState::Drain);
+        assert_eq!(s.endpoints["r1"].checks_healthy, Some(false));
+        assert_eq!(s.endpoints["r1"].checks, 1);
+        assert_eq!(s.availability("r2"), (true, 100));
+        // the new rise applies to the kept endpoint
+        for _ in 0..4 {
+            m.record("r1", Ok(())).expect("record");
+        }
+        assert_eq!(m.snapshot().endpoints["r1"].checks_healthy, Some(false));
+        m.record("r1", Ok(())).expect("record");
+        assert_eq!(m.snapshot().endpoints["r1"].checks_healthy, Some(true));
+        cfg.endpoints.retain(|e| e.name == "r2");
+        m.reconfigure(cfg).expect("reconfigure");
+        assert!(!m.snapshot().endpoints.contains_key("r1"));
+        assert!(m.set_admin("r1", AdminState::Down).is_err());
     }
 
     #[test]

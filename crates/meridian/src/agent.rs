@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::Args;
 use meridian_api::AppState;
 use meridian_auth::AdminGuard;
-use meridian_control::derive::create_table_request;
+use meridian_control::derive::{create_index_request, create_table_request};
 use meridian_control::{AgentOptions, Applied, ConfigAgent, dns_config, gateway_config};
 use meridian_dns::DnsConfig;
 use meridian_gateway::GatewayConfig;
@@ -65,20 +65,39 @@ fn config_hook(agent: &Arc<ConfigAgent>) -> meridian_health::StatusHook {
     Arc::new(move || agent.status_json())
 }
 
-/// Creates every table of the spec that the region lacks.
+/// Creates every table of the spec that the region lacks, and every declared index a table
+/// here lacks.
 async fn create_missing_tables(state: &AppState, applied: &Applied) -> Result<(), String> {
     for t in &applied.spec.tables {
-        if state.store().table(&t.name).is_some() {
-            continue;
-        }
-        let body = create_table_request(t).to_string();
-        match meridian_api::dispatch::dispatch(state, "CreateTable", body.into_bytes().into()).await
-        {
-            Ok(_) => {
-                tracing::info!(table = %t.name, version = applied.version, "created table from the spec")
+        let Some(meta) = state.store().table(&t.name) else {
+            let body = create_table_request(t).to_string();
+            match meridian_api::dispatch::dispatch(state, "CreateTable", body.into_bytes().into())
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(table = %t.name, version = applied.version, "created table from the spec")
+                }
+                Err(e) if e.code() == "ResourceInUseException" => {}
+                Err(e) => return Err(format!("creating table {}: {e}", t.name)),
             }
-            Err(e) if e.code() == "ResourceInUseException" => {}
-            Err(e) => return Err(format!("creating table {}: {e}", t.name)),
+            continue;
+        };
+        for g in &t.global_secondary_indexes {
+            if meta.indexes.iter().any(|i| i.name == g.name) {
+                continue;
+            }
+            let body = create_index_request(t, g).to_string();
+            match meridian_api::dispatch::dispatch(state, "UpdateTable", body.into_bytes().into())
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    table = %t.name, index = %g.name, version = applied.version,
+                    "creating index from the spec"
+                ),
+                // Created meanwhile (replicated from another region).
+                Err(e) if e.message().is_some_and(|m| m.contains("already exists")) => {}
+                Err(e) => return Err(format!("creating index {} of {}: {e}", g.name, t.name)),
+            }
         }
     }
     Ok(())
@@ -192,7 +211,10 @@ pub async fn run_dns(args: DnsRoleArgs) -> anyhow::Result<()> {
         tx,
         rx,
         derive_dns,
-        |config, stop, role| async move { meridian_dns::run_with_admin(config, stop, role).await },
+        |config, updates, stop, role| async move {
+            let ended = meridian_dns::run_with_updates(config, updates, stop, role).await?;
+            Ok(ended == meridian_dns::Ended::Restart)
+        },
     )
     .await
 }
@@ -231,23 +253,38 @@ pub async fn run_gateway(args: GatewayRoleArgs) -> anyhow::Result<()> {
         tx,
         rx,
         derive_gateway,
-        |config, stop, role| async move {
+        |config, mut updates, stop, role| async move {
             let running = meridian_gateway::RunningGateway::start_with_admin(config, role).await?;
-            stop.await;
+            tokio::pin!(stop);
+            let restart = loop {
+                tokio::select! {
+                    () = &mut stop => break false,
+                    changed = updates.changed() => if changed.is_err() { break false },
+                }
+                let next = updates.borrow_and_update().clone();
+                match running.reconfigure(next) {
+                    Ok(()) => tracing::info!("gateway: new config applied while serving"),
+                    Err(e) => {
+                        tracing::info!(error = %e, "gateway: the new config needs a restart");
+                        break true;
+                    }
+                }
+            };
             running.stop().await;
-            Ok(())
+            Ok(restart)
         },
     )
     .await
 }
 
-/// Runs a role from the config in `rx`, restarting it whenever the agent publishes a different
-/// derived config, until SIGINT/SIGTERM.
+/// Runs a role from the config in `rx`: the role applies every newer derived config while it
+/// runs (keeping its health state, drains and counters) and returns `true` when one needs a
+/// restart (a listener changed), after which it starts again; until SIGINT/SIGTERM.
 async fn run_reloading<C, D, R, Fut>(
     agent: Arc<ConfigAgent>,
     guard: AdminGuard,
     tx: watch::Sender<C>,
-    mut rx: watch::Receiver<C>,
+    rx: watch::Receiver<C>,
     derive: D,
     role: R,
 ) -> anyhow::Result<()>
@@ -256,10 +293,11 @@ where
     D: Fn(&Applied) -> Result<C, String> + Send + Sync + 'static,
     R: Fn(
         C,
+        watch::Receiver<C>,
         std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
         meridian_health::RoleAdmin,
     ) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
 {
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = meridian_worker::Workers::new(meridian_core::SystemClock::new());
@@ -269,21 +307,12 @@ where
         stop_workers.stop();
         let _ = stop_tx.send(true);
     });
-    let stopped = {
-        let stop_rx = stop_rx.clone();
-        move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        }
-    };
     workers.spawn(
         "config-agent",
         agent.clone().worker(move |applied, first| {
             let result = derive(&applied).map(|config| {
                 if !first {
-                    // Restart the role only when its derived config changed.
+                    // Tell the role only when its derived config changed.
                     tx.send_if_modified(|c| {
                         let changed = *c != config;
                         *c = config;
@@ -299,19 +328,16 @@ where
         config_hook: Some(config_hook(&agent)),
     };
     loop {
-        let config = rx.borrow_and_update().clone();
-        let mut changes = rx.clone();
-        let stop = stopped();
-        let reload = Box::pin(async move {
-            tokio::select! {
-                () = stop => {}
-                _ = changes.changed() => {}
-            }
+        let mut updates = rx.clone();
+        let config = updates.borrow_and_update().clone();
+        let mut stop = stop_rx.clone();
+        let stop = Box::pin(async move {
+            let _ = stop.wait_for(|s| *s).await;
         });
-        role(config, reload, admin.clone()).await?;
-        if *stop_rx.borrow() {
+        let restart = role(config, updates, stop, admin.clone()).await?;
+        if *stop_rx.borrow() || !restart {
             return Ok(());
         }
-        tracing::info!("config changed: restarting with the new version");
+        tracing::info!("config changed a listener: restarting with the new version");
     }
 }

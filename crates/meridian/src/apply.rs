@@ -40,7 +40,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<()> {
     block_on(async move {
         let client = ControlClient::new(&url, Duration::from_secs(5)).with_token(token.as_ref());
         let (version, created) = client
-            .apply(&text, true)
+            .apply(&text, true, false)
             .await
             .with_context(|| format!("applying {} at {url}", args.file.display()))?;
         if created {

@@ -132,7 +132,7 @@ async fn choose_spec(
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let spec = parse_spec(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let (version, created) = client.apply(&text, true).await?;
+        let (version, created) = client.apply(&text, true, true).await?;
         if created {
             println!(
                 "meridian up: applied {} as spec version {version}",
@@ -149,7 +149,7 @@ async fn choose_spec(
         let spec = parse_spec(&text)?;
         return Ok((spec, latest.version));
     }
-    let (version, _) = client.apply(DEFAULT_SPEC, true).await?;
+    let (version, _) = client.apply(DEFAULT_SPEC, true, true).await?;
     Ok((parse_spec(DEFAULT_SPEC)?, version))
 }
 

@@ -154,6 +154,34 @@ fn default_policy() -> Policy {
 }
 
 impl DnsConfig {
+    /// The fields that differ in `other` and take effect only when the server starts: its
+    /// listeners, sockets and seed. Everything else a running server applies.
+    pub fn restart_fields(&self, other: &DnsConfig) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                out.push(name);
+            }
+        };
+        check("listen_udp", self.listen_udp != other.listen_udp);
+        check("listen_tcp", self.listen_tcp != other.listen_tcp);
+        check(
+            "udp_sockets_per_address",
+            self.udp_sockets_per_address != other.udp_sockets_per_address,
+        );
+        check(
+            "udp_recv_buffer_bytes",
+            self.udp_recv_buffer_bytes != other.udp_recv_buffer_bytes,
+        );
+        check(
+            "tcp_idle_timeout_ms",
+            self.tcp_idle_timeout_ms != other.tcp_idle_timeout_ms,
+        );
+        check("admin_listen", self.admin_listen != other.admin_listen);
+        check("rng_seed", self.rng_seed != other.rng_seed);
+        out
+    }
+
     /// Parses TOML and validates it (zones, names, values, policies, health-check names).
     pub fn from_toml(text: &str) -> Result<Self, crate::ConfigError> {
         let config: DnsConfig =

@@ -166,6 +166,40 @@ impl GatewayConfig {
         Ok(config)
     }
 
+    /// The fields that differ in `other` and take effect only when the gateway starts: its
+    /// listeners, TLS, connection and body bounds. Everything else a running gateway applies.
+    pub fn restart_fields(&self, other: &GatewayConfig) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                out.push(name);
+            }
+        };
+        check("listen", self.listen != other.listen);
+        check("admin_listen", self.admin_listen != other.admin_listen);
+        check("tls_cert", self.tls_cert != other.tls_cert);
+        check("tls_key", self.tls_key != other.tls_key);
+        check("region_ca", self.region_ca != other.region_ca);
+        check(
+            "connect_timeout_ms",
+            self.connect_timeout_ms != other.connect_timeout_ms,
+        );
+        check(
+            "max_connections",
+            self.max_connections != other.max_connections,
+        );
+        check(
+            "header_timeout_ms",
+            self.header_timeout_ms != other.header_timeout_ms,
+        );
+        check(
+            "body_budget_bytes",
+            self.body_budget_bytes != other.body_budget_bytes,
+        );
+        check("rng_seed", self.rng_seed != other.rng_seed);
+        out
+    }
+
     /// Checks cross-references: endpoints parse, regions are unique and have health endpoints,
     /// failover orders and pinning name known regions.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -34,6 +34,13 @@ impl Sessions {
         }
     }
 
+    /// New limits (a config change); what is remembered stays, bounded by them from the next
+    /// rotation on.
+    pub fn set_limits(&mut self, ttl_ms: u64, max_users: usize) {
+        self.ttl_ms = ttl_ms;
+        self.max_users = max_users;
+    }
+
     fn rotate(&mut self, now_ms: u64) {
         let age = now_ms.saturating_sub(self.started_ms);
         if age >= self.ttl_ms {

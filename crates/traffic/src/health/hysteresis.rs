@@ -23,6 +23,16 @@ impl Hysteresis {
         }
     }
 
+    /// The same endpoint under new thresholds: its verdict and streaks are kept, so a config
+    /// change neither forgets a down endpoint nor restarts one's rise.
+    pub fn with_thresholds(&self, fall: u32, rise: u32) -> Self {
+        Hysteresis {
+            fall: fall.max(1),
+            rise: rise.max(1),
+            ..self.clone()
+        }
+    }
+
     /// The verdict: `None` until the first check. Routing treats an unchecked endpoint as
     /// healthy so that a restarted DNS server or gateway answers at once.
     pub fn healthy(&self) -> Option<bool> {
