@@ -22,7 +22,8 @@ import pytest
 from meridian_testlib import BIN
 
 SCENARIOS = ["partition", "kill", "control-outage", "skew", "latency", "dup-reorder",
-             "conflicts", "counters", "drain", "byzantine", "failback", "heal"]
+             "conflicts", "counters", "drain", "byzantine", "failback", "heal",
+             "apply-during-outage"]
 BROKEN_BIN = Path(os.environ.get("MERIDIAN_BROKEN_BIN", BIN.parent / "meridian-broken"))
 
 

@@ -47,6 +47,17 @@ async fn call(conn: &mut Connection, op: &str, body: &Value) -> anyhow::Result<(
     Ok((resp.status, v))
 }
 
+/// Whether the region at `endpoint` has `table` `ACTIVE` (false when it cannot be asked).
+pub async fn has_table(endpoint: &str, table: &str) -> bool {
+    let Ok(mut conn) = connect(endpoint).await else {
+        return false;
+    };
+    matches!(
+        call(&mut conn, "DescribeTable", &json!({"TableName": table})).await,
+        Ok((200, v)) if v["Table"]["TableStatus"] == "ACTIVE"
+    )
+}
+
 /// Creates `table` (`pk` string key) in the first region and waits until every region has
 /// it `ACTIVE` (the DDL replicates).
 pub async fn create_table(

@@ -11,7 +11,7 @@ use meridian_drill::{Name, Options, Status};
 #[derive(Args, Debug)]
 pub struct DrillArgs {
     /// A scenario (partition, kill, control-outage, skew, latency, dup-reorder, conflicts,
-    /// counters, drain, byzantine, failback, heal) or `all`.
+    /// counters, drain, byzantine, failback, heal, apply-during-outage) or `all`.
     #[arg(default_value = "all")]
     scenario: String,
     /// Drill an existing cluster (its `cluster.json` from `meridian up`) instead of starting one.

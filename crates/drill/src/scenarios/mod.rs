@@ -3,6 +3,7 @@
 //! writers do while it is on ([`Mix`]), and three steps the runner calls: `inject`, `during`
 //! (half-way through the fault) and `heal`.
 
+mod apply_outage;
 mod byzantine;
 mod conflicts;
 mod control_outage;
@@ -56,11 +57,13 @@ pub enum Name {
     Failback,
     /// Isolate a region and heal it while its pinned users check they read their own writes.
     Heal,
+    /// A spec version applied while a region is down.
+    ApplyDuringOutage,
 }
 
 impl Name {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Name; 12] = [
+    pub const ALL: [Name; 13] = [
         Name::Partition,
         Name::Kill,
         Name::ControlOutage,
@@ -73,6 +76,7 @@ impl Name {
         Name::Byzantine,
         Name::Failback,
         Name::Heal,
+        Name::ApplyDuringOutage,
     ];
 
     /// The name on the command line and in reports.
@@ -90,6 +94,7 @@ impl Name {
             Name::Byzantine => "byzantine",
             Name::Failback => "failback",
             Name::Heal => "heal",
+            Name::ApplyDuringOutage => "apply-during-outage",
         }
     }
 
@@ -354,6 +359,7 @@ pub fn def(name: Name, roles: &Roles, params: &Params) -> Def {
         Name::Byzantine => byzantine::def(roles),
         Name::Failback => failback::def(roles),
         Name::Heal => heal::def(roles),
+        Name::ApplyDuringOutage => apply_outage::def(roles),
     }
 }
 
@@ -372,6 +378,7 @@ pub async fn inject(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Byzantine => byzantine::set(ctx, true).await,
         Name::Failback => failback::inject(ctx).await,
         Name::Heal => heal::inject(ctx).await,
+        Name::ApplyDuringOutage => apply_outage::inject(ctx).await,
     }
 }
 
@@ -382,6 +389,7 @@ pub async fn during(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Skew => skew::during(ctx).await,
         Name::Byzantine => byzantine::during(ctx).await,
         Name::Failback | Name::Heal => failback::second_writes(ctx).await,
+        Name::ApplyDuringOutage => apply_outage::during(ctx).await,
         _ => Ok(()),
     }
 }
@@ -401,6 +409,7 @@ pub async fn heal(name: Name, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         Name::Byzantine => byzantine::set(ctx, false).await,
         Name::Failback => failback::heal(ctx).await,
         Name::Heal => heal::heal(ctx).await,
+        Name::ApplyDuringOutage => apply_outage::heal(ctx).await,
     }
 }
 
